@@ -1,0 +1,45 @@
+# ganfit — set-up and everyday commands. Every target installs what it needs first.
+#   make fit        set up, then run the main job on the embedded default
+#   make test       set up, then run the default (fast) test suite — this is what CI runs
+#   make test-slow  the whole suite, slow tests included
+PYTHON ?= python3.11
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.ganfit-installed
+# numba compiles its kernels once per machine when it has a writable cache directory.
+export NUMBA_CACHE_DIR ?= $(HOME)/.cache/ganfit/numba
+PYTEST_ARGS ?=
+
+.PHONY: install fit test test-slow lint assets bench clean
+
+$(STAMP): pyproject.toml constraints.txt
+	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found (ganfit needs Python 3.11; set PYTHON=...)"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -c constraints.txt -e ".[dev]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+# Downloads the ICT FaceKit model from its upstream repository if GANFIT_ASSETS does not hold it yet
+# (the only step of ganfit that uses the network).
+assets: install
+	$(PY) -m ganfit.assets ensure
+
+fit: assets
+	$(PY) -m ganfit.face_model sample n=4 out=outputs/samples
+
+test: install
+	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
+
+test-slow: install
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: install
+	$(VENV)/bin/ruff check src tests benchmarks
+
+bench: install
+	@for b in benchmarks/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+
+clean:
+	rm -rf $(VENV) outputs multirun .pytest_cache
