@@ -86,8 +86,12 @@ def test_mirror_map_on_mean_face(model: FaceModel) -> None:
     flip = torch.tensor([-1.0, 1.0, 1.0], dtype=torch.float64)
     basis = model.id_basis.double()
     asymmetry = (basis[:, mirror] * flip - basis).norm(dim=-1).mean(dim=1) / basis.norm(dim=-1).mean(dim=1)
-    logger.info("identity-mode asymmetry: median %.3f, max %.3f", asymmetry.median(), asymmetry.max())
-    assert float(asymmetry.median()) < 2.0
+    antisymmetry = (basis[:, mirror] * flip + basis).norm(dim=-1).mean(dim=1) / basis.norm(dim=-1).mean(dim=1)
+    symmetric, antisymmetric = int((asymmetry < 0.05).sum()), int((antisymmetry < 0.05).sum())
+    logger.info("identity modes: %d symmetric, %d antisymmetric, %d mixed", symmetric, antisymmetric,
+                100 - symmetric - antisymmetric)
+    # PCA of (mostly) symmetric scans: each mode is either mirror-symmetric or mirror-antisymmetric.
+    assert symmetric + antisymmetric >= 90 and symmetric > antisymmetric
 
 
 def test_landmarks_are_anatomical(model: FaceModel) -> None:
