@@ -1,0 +1,235 @@
+"""Batched GANFIT fitting parameters: shape, expression, texture, camera and illumination.
+
+Frames and units (the project's conventions, see ``ganfit.face_model``):
+    * model space in mm; camera space ``X_c = R X + t`` with the camera at the origin looking down -Z, +Y up;
+    * the perspective camera has a focal length ``f`` in pixels and a principal point ``(cx, cy)`` in pixels of the
+      fitted image (origin top-left, x right, y down, pixel centres at +0.5), so a point projects to
+      ``x = cx + f X_c.x / (-X_c.z)``, ``y = cy - f X_c.y / (-X_c.z)``;
+    * clip space is nvdiffrast's (OpenGL): NDC x right, y up, rasteriser row 0 = NDC y = -1 = image bottom.
+
+Every parameter carries the batch dimension ``B`` (one row per photo); photos are fitted together as one batch.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+logger = logging.getLogger(__name__)
+
+LATENT_DIM = 512
+SH_COEFFS = 9
+
+
+def axis_angle_to_matrix(rotvec: torch.Tensor) -> torch.Tensor:
+    """Rodrigues' formula: axis-angle ``rotvec`` [B, 3] (radians) -> rotation matrices [B, 3, 3] (differentiable).
+
+    Stable at zero rotation (uses the Taylor expansion of sin(a)/a and (1 - cos a)/a^2).
+    """
+    angle2 = (rotvec * rotvec).sum(-1, keepdim=True)  # [B, 1]
+    angle = torch.sqrt(angle2 + 1e-12)
+    small = angle2 < 1e-8
+    sin_term = torch.where(small, 1.0 - angle2 / 6.0, torch.sin(angle) / angle)
+    cos_term = torch.where(small, 0.5 - angle2 / 24.0, (1.0 - torch.cos(angle)) / (angle2 + 1e-12))
+    x, y, z = rotvec.unbind(-1)
+    zero = torch.zeros_like(x)
+    skew = torch.stack([zero, -z, y, z, zero, -x, -y, x, zero], dim=-1).reshape(-1, 3, 3)
+    eye = torch.eye(3, dtype=rotvec.dtype, device=rotvec.device).expand_as(skew)
+    return eye + sin_term[..., None] * skew + cos_term[..., None] * (skew @ skew)
+
+
+def to_camera(vertices: torch.Tensor, rotation: torch.Tensor, translation: torch.Tensor) -> torch.Tensor:
+    """Model space [B, N, 3] mm -> camera space [B, N, 3] mm; axis-angle ``rotation`` [B, 3], ``translation`` [B, 3]."""
+    matrix = axis_angle_to_matrix(rotation)
+    return vertices @ matrix.transpose(1, 2) + translation[:, None, :]
+
+
+def project(points_cam: torch.Tensor, focal: torch.Tensor, principal: torch.Tensor) -> torch.Tensor:
+    """Camera-space points [B, N, 3] -> image pixels [B, N, 2] (x right, y down, origin top-left).
+
+    Args:
+        focal: [B] focal length in pixels.
+        principal: [B, 2] principal point (cx, cy) in pixels.
+    """
+    depth = (-points_cam[..., 2]).clamp_min(1e-3)  # distance in front of the camera, mm
+    x = principal[:, None, 0] + focal[:, None] * points_cam[..., 0] / depth
+    y = principal[:, None, 1] - focal[:, None] * points_cam[..., 1] / depth
+    return torch.stack([x, y], dim=-1)
+
+
+def to_clip(
+    points_cam: torch.Tensor,
+    focal: torch.Tensor,
+    principal: torch.Tensor,
+    image_size: tuple[int, int],
+    near: float = 10.0,
+    far: float = 10000.0,
+) -> torch.Tensor:
+    """Camera-space points [B, N, 3] mm -> homogeneous clip coordinates [B, N, 4] (nvdiffrast / OpenGL).
+
+    ``image_size`` is (H, W). NDC x = 2 x_pix / W - 1, NDC y = 1 - 2 y_pix / H (row 0 of the rasteriser output is
+    the image bottom); the depth range [near, far] mm maps to NDC z in [-1, 1].
+    """
+    height, width = image_size
+    w = -points_cam[..., 2]
+    x_clip = (2.0 * focal[:, None] / width) * points_cam[..., 0] + (2.0 * principal[:, None, 0] / width - 1.0) * w
+    y_clip = (2.0 * focal[:, None] / height) * points_cam[..., 1] + (1.0 - 2.0 * principal[:, None, 1] / height) * w
+    z_clip = -(far + near) / (far - near) * points_cam[..., 2] - 2.0 * far * near / (far - near)
+    return torch.stack([x_clip, y_clip, z_clip, w], dim=-1)
+
+
+@dataclass(frozen=True)
+class ParamsConfig:
+    """Sizes and options of :class:`FitParameters` (from the fitting config)."""
+
+    num_identity: int = 100  # shape coefficients, std units
+    num_expression: int = 53  # ARKit blendshape weights
+    texture: str = "free"  # "free" (per-texel UV map) or "gan" (generator latent)
+    texture_resolution: int = 256  # side of the free UV texture optimised (free mode)
+    latent_dim: int = LATENT_DIM  # GAN latent size (gan mode)
+    lighting: str = "phong"  # "phong" (ambient + one directional light, coloured) or "sh" (2nd-order SH, 9 x RGB)
+
+
+class FitParameters(nn.Module):
+    """All per-photo unknowns of GANFIT as ``nn.Parameter``s with a leading batch dimension ``B``.
+
+    Attributes:
+        ps           [B, 100] identity coefficients (std units)
+        pe           [B, 53]  expression weights (ARKit, nominally in [0, 1])
+        pt           [B, 512] GAN latent (``texture="gan"``) or None
+        uv_texture   [B, 3, R, R] free albedo UV map in [0, 1] (``texture="free"``; row 0 = v 0 = top) or None
+        rotation     [B, 3]   axis-angle, radians (model -> camera)
+        translation  [B, 3]   mm (model -> camera); a face in front of the camera has translation z < 0
+        log_focal    [B]      log of the focal length in pixels
+        principal    [B, 2]   principal point in pixels (a buffer: fixed at the image centre)
+        ambient      [B, 3]   ambient light colour (phong)
+        light_color  [B, 3]   directional light colour (phong)
+        light_dir    [B, 3]   direction towards the light in camera space (phong; normalised at use)
+        sh           [B, 9, 3] spherical-harmonics coefficients per colour (sh)
+    """
+
+    def __init__(self, batch: int, config: ParamsConfig, image_size: tuple[int, int]) -> None:
+        super().__init__()
+        self.config = config
+        self.image_size = image_size
+        height, width = image_size
+        self.ps = nn.Parameter(torch.zeros(batch, config.num_identity))
+        self.pe = nn.Parameter(torch.zeros(batch, config.num_expression))
+        if config.texture == "gan":
+            self.pt: nn.Parameter | None = nn.Parameter(torch.zeros(batch, config.latent_dim))
+            self.uv_texture: nn.Parameter | None = None
+        elif config.texture == "free":
+            self.pt = None
+            size = config.texture_resolution
+            self.uv_texture = nn.Parameter(torch.full((batch, 3, size, size), 0.5))
+        else:
+            raise ValueError(f"texture must be 'free' or 'gan', got {config.texture!r}")
+        self.rotation = nn.Parameter(torch.zeros(batch, 3))
+        self.translation = nn.Parameter(torch.tensor([0.0, 0.0, -1000.0]).repeat(batch, 1))
+        self.log_focal = nn.Parameter(torch.full((batch,), math.log(2.0 * max(height, width))))
+        self.register_buffer("principal", torch.tensor([width / 2.0, height / 2.0]).repeat(batch, 1))
+        if config.lighting == "phong":
+            self.ambient = nn.Parameter(torch.full((batch, 3), 0.6))
+            self.light_color = nn.Parameter(torch.full((batch, 3), 0.4))
+            self.light_dir = nn.Parameter(torch.tensor([0.0, 0.0, 1.0]).repeat(batch, 1))
+            self.sh = None
+        elif config.lighting == "sh":
+            sh = torch.zeros(batch, SH_COEFFS, 3)
+            sh[:, 0] = 0.8 / 0.886227  # constant band: irradiance ~0.8 for an albedo of 1 (Y00 * pi = 0.886227)
+            self.sh = nn.Parameter(sh)
+            self.ambient = self.light_color = self.light_dir = None
+        else:
+            raise ValueError(f"lighting must be 'phong' or 'sh', got {config.lighting!r}")
+
+    @property
+    def batch(self) -> int:
+        return int(self.ps.shape[0])
+
+    @property
+    def focal(self) -> torch.Tensor:
+        """Focal length [B] in pixels."""
+        return self.log_focal.exp()
+
+    def groups(self) -> dict[str, list[nn.Parameter]]:
+        """Parameter groups for per-group learning rates: camera, shape, expression, texture, light."""
+        light = [p for p in (self.ambient, self.light_color, self.light_dir, self.sh) if p is not None]
+        texture = [p for p in (self.pt, self.uv_texture) if p is not None]
+        return {
+            "rotation": [self.rotation],
+            "translation": [self.translation],
+            "focal": [self.log_focal],
+            "shape": [self.ps],
+            "expression": [self.pe],
+            "texture": texture,
+            "light": light,
+        }
+
+    def camera_points(self, vertices: torch.Tensor) -> torch.Tensor:
+        """Model-space vertices [B, N, 3] -> camera space [B, N, 3] (mm)."""
+        return to_camera(vertices, self.rotation, self.translation)
+
+    def project(self, vertices: torch.Tensor) -> torch.Tensor:
+        """Model-space points [B, N, 3] -> pixels [B, N, 2] of the fitted image."""
+        return project(self.camera_points(vertices), self.focal, self.principal)
+
+    def clip(self, vertices: torch.Tensor) -> torch.Tensor:
+        """Model-space vertices [B, N, 3] -> clip coordinates [B, N, 4] for the rasteriser."""
+        return to_clip(self.camera_points(vertices), self.focal, self.principal, self.image_size)
+
+    def state_numpy(self) -> dict[str, np.ndarray]:
+        """All parameters and buffers as float32 numpy arrays (detached, on CPU), keyed by name."""
+        out = {name: value.detach().cpu().numpy().astype(np.float32) for name, value in self.named_parameters()}
+        out["focal"] = self.focal.detach().cpu().numpy().astype(np.float32)
+        out["principal"] = self.principal.detach().cpu().numpy().astype(np.float32)
+        return out
+
+
+def solve_pnp(
+    object_points: np.ndarray,
+    image_points: np.ndarray,
+    focal: float,
+    principal: tuple[float, float],
+) -> tuple[np.ndarray, np.ndarray]:
+    """Camera pose from 2-D/3-D correspondences with OpenCV's iterative PnP, in the project's frames.
+
+    Args:
+        object_points: [N, 3] model-space points, mm.
+        image_points: [N, 2] pixels (top-left origin, y down).
+        focal: focal length, pixels.
+        principal: (cx, cy) pixels.
+    Returns:
+        ``(rotation [3] axis-angle, translation [3] mm)`` mapping model space to the project's camera space
+        (looking down -Z, +Y up). OpenCV's camera looks down +Z with +Y down; the two differ by diag(1, -1, -1).
+    """
+    import cv2
+
+    camera = np.array([[focal, 0.0, principal[0]], [0.0, focal, principal[1]], [0.0, 0.0, 1.0]])
+    # OpenCV's pixel centres are integers; ours are at +0.5.
+    points = np.ascontiguousarray(image_points, dtype=np.float64) - 0.5
+    objects = np.ascontiguousarray(object_points, dtype=np.float64)
+    camera[0, 2] -= 0.5
+    camera[1, 2] -= 0.5
+    # Start from a frontal face at 1 m so the iterative solver does not flip behind the camera.
+    rvec0 = np.array([[math.pi], [0.0], [0.0]])  # diag(1,-1,-1) = rotation by pi about x
+    centre = points.mean(0)
+    spread = np.linalg.norm(points - centre, axis=1).mean()
+    depth = focal * np.linalg.norm(objects - objects.mean(0), axis=1).mean() / max(spread, 1e-6)
+    tvec0 = np.array(
+        [[(centre[0] - camera[0, 2]) * depth / focal], [(centre[1] - camera[1, 2]) * depth / focal], [depth]]
+    )
+    ok, rvec, tvec = cv2.solvePnP(
+        objects, points, camera, None, rvec0, tvec0, useExtrinsicGuess=True, flags=cv2.SOLVEPNP_ITERATIVE
+    )
+    if not ok:
+        raise RuntimeError("cv2.solvePnP failed to estimate the camera pose")
+    rot_cv, _ = cv2.Rodrigues(rvec)
+    flip = np.diag([1.0, -1.0, -1.0])
+    rotation = flip @ rot_cv
+    translation = flip @ tvec.reshape(3)
+    rotvec, _ = cv2.Rodrigues(rotation)
+    return rotvec.reshape(3).astype(np.float32), translation.astype(np.float32)

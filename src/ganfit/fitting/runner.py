@@ -1,0 +1,363 @@
+"""The ``fit.py`` job: resolve photos, detect, batch, fit, export; skip what is done; report failures; shard photos
+over processes with Lightning Fabric.
+
+``image=`` accepts a photo file, a folder (searched recursively for photos), a glob pattern (``'dir/*.jpg'``), or a
+list file (``.txt``/``.lst``: one path per line, ``#`` comments; relative paths are relative to the list file) —
+the list file is the way to pass paths that contain commas or other characters awkward on a command line.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import logging
+import os
+import time
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ganfit.fitting.export import export_photo, is_done
+from ganfit.fitting.fitter import Fitter, FittingConfig, IdentityJudge
+from ganfit.fitting.photos import PreparedPhoto, prepare_photo
+
+logger = logging.getLogger(__name__)
+
+PHOTO_SUFFIXES = {".jpg", ".jpeg", ".jpe", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif", ".mpo"}
+LIST_SUFFIXES = {".txt", ".lst", ".list"}
+ASTRONAUT = "astronaut"
+
+
+class InputSpecError(ValueError):
+    """``image=`` names nothing usable (missing file/folder, empty glob or list)."""
+
+
+@dataclass
+class Outcome:
+    """What happened to one input photo."""
+
+    name: str
+    source: str
+    status: str  # "fitted" | "skipped" | "failed"
+    reason: str = ""
+    seconds: float = 0.0
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Summary:
+    """End-of-run summary over all photos (all processes)."""
+
+    out: str
+    outcomes: list[Outcome]
+
+    def count(self, status: str) -> int:
+        return sum(1 for o in self.outcomes if o.status == status)
+
+    def format(self) -> str:
+        lines = [
+            f"fitted {self.count('fitted')}, skipped {self.count('skipped')}, failed {self.count('failed')} "
+            f"(outputs in {self.out})"
+        ]
+        for outcome in self.outcomes:
+            if outcome.status != "fitted":
+                lines.append(f"  {outcome.status}: {outcome.source}: {outcome.reason}")
+        return "\n".join(lines)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "out": self.out,
+            "fitted": self.count("fitted"),
+            "skipped": self.count("skipped"),
+            "failed": self.count("failed"),
+            "photos": [asdict(o) for o in self.outcomes],
+        }
+
+
+# ---------------------------------------------------------------------------------------------------- inputs
+def collect_inputs(spec: str | os.PathLike[str] | None) -> list[str]:
+    """Photo paths named by ``spec`` (file, folder, glob, list file), sorted; ``None`` -> the embedded astronaut.
+
+    Files in a folder are filtered by suffix; a single file or list-file entry is taken as given (so a bad file is
+    reported by the reader, not silently dropped).
+    """
+    if spec is None or str(spec) in ("", ASTRONAUT):
+        return [ASTRONAUT]
+    path = Path(os.path.expanduser(str(spec)))
+    if path.is_dir():
+        found = sorted(str(p) for p in path.rglob("*") if p.is_file() and p.suffix.lower() in PHOTO_SUFFIXES)
+        if not found:
+            raise InputSpecError(f"image={spec}: the folder holds no photos ({', '.join(sorted(PHOTO_SUFFIXES))})")
+        return found
+    if path.is_file():
+        if path.suffix.lower() in LIST_SUFFIXES:
+            entries = []
+            for line in path.read_text().splitlines():
+                line = line.strip()
+                if line and not line.startswith("#"):
+                    entry = Path(os.path.expanduser(line))
+                    entries.append(str(entry if entry.is_absolute() else path.parent / entry))
+            if not entries:
+                raise InputSpecError(f"image={spec}: the list file names no photos")
+            return entries
+        return [str(path)]
+    if any(ch in str(spec) for ch in "*?["):
+        found = sorted(p for p in glob.glob(os.path.expanduser(str(spec)), recursive=True) if Path(p).is_file())
+        if not found:
+            raise InputSpecError(f"image={spec}: the glob pattern matches no files")
+        return found
+    raise InputSpecError(
+        f"image={spec}: no such file or folder (give a photo, a folder, a glob like 'dir/*.jpg' or a .txt list file)"
+    )
+
+
+def output_names(sources: list[str]) -> list[str]:
+    """One output folder name per source: the file stem, prefixed by parent folders where stems collide."""
+    stems = [Path(s).stem for s in sources]
+    names = []
+    for source, stem in zip(sources, stems, strict=True):
+        if stems.count(stem) > 1:
+            parent = Path(source).parent.name or "root"
+            stem = f"{parent}_{stem}"
+        names.append(stem)
+    seen: dict[str, int] = {}
+    unique = []
+    for name in names:  # still colliding (same parent names): number them
+        seen[name] = seen.get(name, 0) + 1
+        unique.append(name if seen[name] == 1 else f"{name}_{seen[name]}")
+    return unique
+
+
+def load_photo(source: str) -> np.ndarray:
+    """uint8 [H, W, 3] of a source (a path, or the embedded astronaut portrait)."""
+    if source == ASTRONAUT:
+        from skimage import data
+
+        return np.ascontiguousarray(data.astronaut()[..., :3])
+    from ganfit.image_io import read_image
+
+    return read_image(source)
+
+
+# ------------------------------------------------------------------------------------------------ components
+def make_raster_context(backend: str = "auto", device: str = "cpu"):
+    """A ``ganfit.render`` rasterizer context: ``cpu``, ``nvdiffrast`` (CUDA) or ``auto`` (CUDA when usable)."""
+    import ganfit.render as dr
+
+    if backend == "auto":
+        backend = "nvdiffrast" if (torch.cuda.is_available() and str(device).startswith("cuda")) else "cpu"
+    if backend == "cpu":
+        return dr.RasterizeCpuContext()
+    if backend in ("nvdiffrast", "cuda"):
+        return dr.RasterizeCudaContext()
+    raise ValueError(f"renderer.backend must be cpu, nvdiffrast or auto, got {backend!r}")
+
+
+def build_identity(name: str | None, **options: Any) -> IdentityJudge | None:
+    """The identity network and the alignment from ``ganfit.identity`` (``name=None`` -> no identity terms)."""
+    if not name:
+        return None
+    from ganfit.identity import load_identity_network
+    from ganfit.identity.align import estimate_alignment, warp_to_chip
+
+    network = load_identity_network(name, **{k: v for k, v in options.items() if v is not None})
+    template = getattr(network, "template", name)
+    return IdentityJudge(
+        network,
+        align=lambda landmarks, size: estimate_alignment(landmarks, size, template),
+        warp=warp_to_chip,
+    )
+
+
+def build_generator(path: str | None):
+    """The frozen texture generator from ``generator.pt`` (``ganfit.gan.load_generator``)."""
+    from ganfit.gan import load_generator
+
+    if not path:
+        raise ValueError("texture=gan needs a generator: set texture.generator=/path/to/generator.pt")
+    return load_generator(path)
+
+
+# ---------------------------------------------------------------------------------------------------- the job
+@dataclass
+class JobOptions:
+    """Plain, picklable options of a fit job (everything but the fitting preset).
+
+    ``face_model``, ``renderer`` and ``identity`` are Hydra node dicts with ``_target_`` (instantiated in
+    :func:`build_fitter`, in each worker process); ``identity`` may be None (no identity terms).
+    """
+
+    out: str = "outputs/fit"
+    overwrite: bool = False
+    landmarks_backend: str = "mediapipe"
+    face_index: int = 0
+    face_model: dict[str, Any] = field(default_factory=lambda: {"_target_": "ganfit.face_model.load_face_model"})
+    renderer: dict[str, Any] = field(
+        default_factory=lambda: {"_target_": "ganfit.fitting.runner.make_raster_context", "backend": "auto"}
+    )
+    identity: dict[str, Any] | None = field(
+        default_factory=lambda: {"_target_": "ganfit.fitting.runner.build_identity", "name": "dlib"}
+    )
+    texture_mode: str = "free"
+    generator: str | None = None
+    device: str = "cpu"
+    seed: int = 0
+    progress: bool = True
+
+
+def build_fitter(options: JobOptions, fitting: FittingConfig) -> Fitter:
+    """Instantiate the face model, rasterizer context, identity network and generator, and the fitter."""
+    from hydra.utils import instantiate
+
+    from ganfit.fitting.shading import FaceScene
+
+    face_model = instantiate(options.face_model).to(options.device)
+    context = instantiate(options.renderer, device=options.device)
+    scene = FaceScene(face_model, context)
+    identity = instantiate(options.identity) if options.identity else None
+    generator = build_generator(options.generator) if options.texture_mode == "gan" else None
+    if generator is not None:
+        generator = generator.to(options.device)
+    return Fitter(face_model, fitting, scene=scene, identity=identity, generator=generator, device=options.device)
+
+
+def run_shard(
+    sources: list[str],
+    names: list[str],
+    options: JobOptions,
+    fitting: FittingConfig,
+    fitter: Fitter | None = None,
+    position: int = 0,
+) -> list[Outcome]:
+    """Fit ``sources`` (already this process's shard) in batches; one bad photo never stops the rest."""
+    from tqdm import tqdm
+
+    from ganfit.image_io import ImageInputError
+    from ganfit.landmarks import NoFaceError, detect_face
+
+    out = Path(options.out)
+    outcomes: list[Outcome] = []
+    pending: list[tuple[str, str]] = []
+    for source, name in zip(sources, names, strict=True):
+        if not options.overwrite and is_done(out / name):
+            outcomes.append(Outcome(name, source, "skipped", "already fitted (overwrite=true to redo)"))
+        else:
+            pending.append((source, name))
+    if not pending:
+        return outcomes
+    if fitter is None:
+        torch.manual_seed(options.seed)
+        fitter = build_fitter(options, fitting)
+    bar = tqdm(total=len(pending), desc="fitting", unit="photo", disable=not options.progress, position=position)
+    batch: list[tuple[PreparedPhoto, str]] = []
+
+    def flush() -> None:
+        if not batch:
+            return
+        photos = [p for p, _ in batch]
+        started = time.perf_counter()
+        try:
+            result = fitter.fit(photos)
+        except Exception as error:  # a failed optimisation fails its batch's photos, not the run
+            logger.exception("fitting failed for %s", [p.name for p in photos])
+            for photo, source in batch:
+                outcomes.append(Outcome(photo.name, source, "failed", f"fit failed: {type(error).__name__}: {error}"))
+        else:
+            for index, (photo, source) in enumerate(batch):
+                try:
+                    if not np.isfinite(result.metrics[index]["landmark_error_iod"]):
+                        raise FloatingPointError("the fit diverged (non-finite parameters)")
+                    export_photo(fitter, photo, index, result, out)
+                    outcomes.append(
+                        Outcome(photo.name, source, "fitted", "", time.perf_counter() - started, result.metrics[index])
+                    )
+                except Exception as error:
+                    logger.exception("export failed for %s", photo.name)
+                    outcomes.append(Outcome(photo.name, source, "failed", f"{type(error).__name__}: {error}"))
+        bar.update(len(batch))
+        batch.clear()
+
+    for source, name in pending:
+        try:
+            image = load_photo(source)
+            detection = detect_face(
+                image, backend=options.landmarks_backend, face_index=options.face_index, name=source
+            )
+            photo = prepare_photo(
+                image,
+                detection.landmarks,
+                fitting.resolution,
+                fitting.crop_scale,
+                name=name,
+                path=None if source == ASTRONAUT else Path(source),
+            )
+        except (ImageInputError, NoFaceError) as error:
+            outcomes.append(Outcome(name, source, "failed", f"{type(error).__name__}: {error}"))
+            bar.update(1)
+            continue
+        except Exception as error:  # anything else about one photo: report and go on
+            logger.exception("could not prepare %s", source)
+            outcomes.append(Outcome(name, source, "failed", f"{type(error).__name__}: {error}"))
+            bar.update(1)
+            continue
+        batch.append((photo, source))
+        if len(batch) >= fitting.batch_size:
+            flush()
+    flush()
+    bar.close()
+    return outcomes
+
+
+def _shard_worker(fabric, sources: list[str], names: list[str], options: JobOptions, fitting: FittingConfig) -> None:
+    rank, world = fabric.global_rank, fabric.world_size
+    torch.set_num_threads(max(1, (os.cpu_count() or 1) // world))
+    shard = list(range(rank, len(sources), world))
+    outcomes = run_shard([sources[i] for i in shard], [names[i] for i in shard], options, fitting, position=rank)
+    path = Path(options.out) / f".summary-rank{rank}.json"
+    path.write_text(json.dumps([asdict(o) for o in outcomes]))
+    fabric.barrier()
+
+
+def run_job(spec: str | None, options: JobOptions, fitting: FittingConfig, processes: int = 1) -> Summary:
+    """Fit every photo named by ``spec`` into ``options.out``; ``processes > 1`` shards photos over CPU processes
+    with Lightning Fabric (DDP, gloo)."""
+    sources = collect_inputs(spec)
+    names = output_names(sources)
+    out = Path(options.out)
+    out.mkdir(parents=True, exist_ok=True)
+    if processes <= 1:
+        outcomes = run_shard(sources, names, options, fitting)
+    else:
+        from lightning_fabric import Fabric
+
+        for stale in out.glob(".summary-rank*.json"):
+            stale.unlink()
+        fabric = Fabric(accelerator="cpu", devices=processes, strategy="ddp_spawn")
+        fabric.launch(_shard_worker, sources, names, options, fitting)
+        outcomes = []
+        for rank in range(processes):
+            path = out / f".summary-rank{rank}.json"
+            if path.is_file():
+                outcomes.extend(Outcome(**o) for o in json.loads(path.read_text()))
+                path.unlink()
+            else:
+                outcomes.append(Outcome(f"rank{rank}", "-", "failed", f"process {rank} wrote no summary"))
+        order = {s: i for i, s in enumerate(sources)}
+        outcomes.sort(key=lambda o: order.get(o.source, len(order)))
+    summary = Summary(str(out), outcomes)
+    tmp = out / ".summary.json.tmp"
+    tmp.write_text(json.dumps(summary.to_json(), indent=2, default=_jsonable))
+    os.replace(tmp, out / "summary.json")
+    return summary
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, Iterable):
+        return list(value)
+    return str(value)

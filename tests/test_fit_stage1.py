@@ -1,0 +1,116 @@
+"""Fitting without the renderer: parameters, camera, landmark loss and stage 1 (alignment) on the real model."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from tests.fit_helpers import compose_fit
+
+from ganfit.fitting import losses
+from ganfit.fitting.fitter import Fitter, FittingConfig
+from ganfit.fitting.params import axis_angle_to_matrix, project, solve_pnp, to_camera, to_clip
+from ganfit.fitting.photos import PreparedPhoto, prepare_photo
+
+
+@pytest.fixture(scope="module")
+def face_model(assets_dir):
+    from ganfit.face_model import load_face_model
+
+    return load_face_model(assets_dir)
+
+
+def test_axis_angle_matches_cv2_rodrigues():
+    import cv2
+
+    rotvec = torch.tensor([[0.3, -0.2, 0.9], [0.0, 0.0, 0.0], [1e-5, 0.0, 0.0]], dtype=torch.float64)
+    for row, matrix in zip(rotvec, axis_angle_to_matrix(rotvec), strict=True):
+        expected, _ = cv2.Rodrigues(row.numpy())
+        np.testing.assert_allclose(matrix.numpy(), expected, atol=1e-9)
+
+
+def test_clip_space_agrees_with_pixel_projection():
+    points = torch.tensor([[[10.0, 20.0, -800.0], [-30.0, -5.0, -1200.0]]])
+    focal, principal = torch.tensor([600.0]), torch.tensor([[100.0, 90.0]])
+    pixels = project(points, focal, principal)
+    clip = to_clip(points, focal, principal, (180, 200))
+    ndc = clip[..., :2] / clip[..., 3:]
+    np.testing.assert_allclose(((ndc[..., 0] + 1) / 2 * 200).numpy(), pixels[..., 0].numpy(), rtol=1e-5)
+    np.testing.assert_allclose(((1 - ndc[..., 1]) / 2 * 180).numpy(), pixels[..., 1].numpy(), rtol=1e-5)
+    # +Y up in camera space is towards the top of the image (smaller pixel y)
+    assert pixels[0, 0, 1] < 90.0
+
+
+def test_pnp_recovers_pose(face_model):
+    landmarks = face_model.landmarks(face_model.mean[None])
+    rotation = torch.tensor([[0.1, 0.5, -0.05]])
+    translation = torch.tensor([[12.0, -4.0, -900.0]])
+    pixels = project(to_camera(landmarks, rotation, translation), torch.tensor([700.0]), torch.tensor([[256.0, 240.0]]))
+    rvec, tvec = solve_pnp(landmarks[0].numpy(), pixels[0].numpy(), 700.0, (256.0, 240.0))
+    np.testing.assert_allclose(rvec, rotation[0].numpy(), atol=1e-3)
+    np.testing.assert_allclose(tvec, translation[0].numpy(), atol=0.5)
+
+
+def test_jaw_contour_slides_to_the_silhouette():
+    """A detected jaw point lying on the projected contour chain costs nothing even between chain vertices."""
+    chain = torch.tensor([[[0.0, 0.0], [0.0, 10.0], [5.0, 20.0]]])
+    points = torch.tensor([[[0.0, 4.0], [2.5, 15.0], [3.0, 5.0]]])
+    distance = losses.point_to_polyline(points, chain)
+    np.testing.assert_allclose(distance.numpy(), [[0.0, 0.0, 3.0]], atol=1e-5)
+
+
+def test_losses_are_per_photo():
+    ps = torch.tensor([[1.0, 0.0], [0.0, 0.0]])
+    assert losses.shape_prior(ps).shape == (2,)
+    on_shell = torch.nn.functional.normalize(torch.randn(3, 512), dim=1) * math.sqrt(512)
+    assert losses.latent_prior(on_shell).max() < 1e-6
+    assert losses.latent_prior(torch.zeros(1, 512)).item() == pytest.approx(1.0)
+
+
+def test_stage1_recovers_synthetic_landmarks(face_model):
+    """Landmarks projected from known parameters (incl. 35 deg yaw) are re-fitted to < 3% of the eye distance."""
+    cfg = compose_fit()
+    fitting = FittingConfig.from_mapping(dict(cfg.fitting))
+    batch, size = 3, fitting.resolution
+    ps, pe = face_model.sample(batch, torch.Generator().manual_seed(3), expression_scale=0.4)
+    rotation = torch.tensor([[0.05, 0.6, 0.02], [0.0, 0.0, 0.0], [-0.1, -0.3, 0.05]])
+    translation = torch.tensor([[5.0, -3.0, -900.0]]).repeat(batch, 1)
+    focal = torch.full((batch,), fitting.focal_factor * size)
+    with torch.no_grad():
+        vertices = face_model(ps, pe)
+        points = project(
+            to_camera(face_model.landmarks(vertices), rotation, translation), focal, torch.full((batch, 2), size / 2)
+        )
+    blank = np.zeros((size, size, 3), np.uint8)
+    photos = [
+        PreparedPhoto(f"s{i}", None, blank, points[i].numpy(), blank, points[i].numpy(), 1.0, (0.0, 0.0))
+        for i in range(batch)
+    ]
+    result = Fitter(face_model, fitting).fit(photos)
+    errors = [m["landmark_error_iod"] for m in result.metrics]
+    assert max(errors) < 0.03, errors
+    first = result.history[0]["landmark"]
+    last = result.history[-1]["landmark"]
+    assert np.all(last < first)
+
+
+def test_stage1_on_real_photos(face_model, photos_root):
+    """Detected landmarks of real photos (one batch) are matched to < 5% of the eye distance by stage 1."""
+    from ganfit.image_io import read_image
+    from ganfit.landmarks import detect_face
+
+    cfg = compose_fit()
+    fitting = FittingConfig.from_mapping(dict(cfg.fitting))
+    files = sorted((photos_root / "deep3d-examples").glob("*.jpg"))[:3]
+    photos = []
+    for path in files:
+        image = read_image(path)
+        detection = detect_face(image)
+        photos.append(
+            prepare_photo(image, detection.landmarks, fitting.resolution, fitting.crop_scale, path.stem, path)
+        )
+    result = Fitter(face_model, fitting).fit(photos)
+    errors = [m["landmark_error_iod"] for m in result.metrics]
+    assert np.mean(errors) < 0.05, errors
