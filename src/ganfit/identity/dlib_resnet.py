@@ -164,6 +164,7 @@ class DlibResNet(nn.Module):
 
     chip_size: int = 150
     descriptor_dim: int = 128
+    template: str = "dlib"  # alignment template (ganfit.identity.align)
 
     def __init__(self) -> None:
         super().__init__()

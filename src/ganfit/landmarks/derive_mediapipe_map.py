@@ -8,7 +8,11 @@ Method (reproducible, no hand-picking):
    mediapipe's 478-point mesh. Photos where either backend does not find exactly one face are skipped.
 2. Put each photo in a common frame: subtract the mean of its dlib points and divide by its dlib inter-ocular distance
    (outer eye corners 36-45), so every photo weighs the same.
-3. For each iBUG point k, the candidates are the ``k`` mesh points with the smallest mean distance to it.
+3. For each iBUG point k, the candidates are the ``k`` mesh points with the smallest mean distance to it, with one
+   semantic constraint: points of the upper lip (iBUG 49-53, 61-63) may not use mesh points of the lower lip and vice
+   versa (55-59, 65-67). On neutral photos the mouth is closed, so the inner lips coincide and an unconstrained fit
+   would happily mix them -- and then break as soon as the mouth opens. Upper/lower lip mesh points are found from
+   mediapipe's own mesh topology (see ``lip_sides``), not picked by hand.
 4. Fit non-negative weights over the candidates that sum to one (a convex combination, so the mapped point stays
    inside the local mesh patch and the map is affine-equivariant) by non-negative least squares over all photos,
    with the sum-to-one constraint as a heavily weighted extra equation, then renormalised.
@@ -67,12 +71,97 @@ def normalise(dense: np.ndarray, ibug: np.ndarray) -> tuple[np.ndarray, np.ndarr
     return (dense - centre) / iod, (ibug - centre) / iod
 
 
+UPPER_LIP_IBUG = (49, 50, 51, 52, 53, 61, 62, 63)
+LOWER_LIP_IBUG = (55, 56, 57, 58, 59, 65, 66, 67)
+
+
+def _loop_halves(edges: set[tuple[int, int]], corner_a: int, corner_b: int) -> tuple[list[int], list[int]]:
+    """Split the closed contour through ``corner_a`` and ``corner_b`` into its two paths between them."""
+    neighbours: dict[int, list[int]] = {}
+    for a, b in edges:
+        neighbours.setdefault(a, []).append(b)
+        neighbours.setdefault(b, []).append(a)
+    halves = []
+    for start in neighbours[corner_a]:
+        path, previous, current = [], corner_a, start
+        while current != corner_b:
+            path.append(current)
+            previous, current = current, next(n for n in neighbours[current] if n != previous)
+        halves.append(path)
+    if len(halves) != 2:
+        raise RuntimeError(f"lip contour through {corner_a} and {corner_b} is not a simple loop")
+    return halves[0], halves[1]
+
+
+def lip_sides(dense: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Boolean masks ``[478]`` of upper-lip and lower-lip mesh points, from normalised meshes ``[N, 478, 2]``.
+
+    mediapipe's inner lip contour (``FACEMESH_LIPS``, corners 78/308) is a hole in the mesh, split by the corners
+    into an upper and a lower half (which is upper is decided by the mean y; image y grows downwards). A mesh point
+    within the mouth's width and near the mouth belongs to the upper (lower) lip when, along the mesh's triangle edges
+    (``FACEMESH_TESSELATION``), it is at least two edges closer to the upper (lower) half than to the other: points
+    of one lip reach the other lip only around a mouth corner.
+    """
+    from mediapipe.python.solutions.face_mesh_connections import FACEMESH_LIPS, FACEMESH_TESSELATION
+
+    mean = dense.mean(axis=0)  # [478, 2]
+    inner_edges = {e for e in FACEMESH_LIPS if _connected(e, 78, FACEMESH_LIPS)}
+    first, second = _loop_halves(inner_edges, 78, 308)
+    top, bottom = (first, second) if mean[first, 1].mean() < mean[second, 1].mean() else (second, first)
+    hops_top = _hops(FACEMESH_TESSELATION, top, len(mean))
+    hops_bottom = _hops(FACEMESH_TESSELATION, bottom, len(mean))
+    line = mean[[78, *top, 308]]
+    within = (mean[:, 0] > line[:, 0].min()) & (mean[:, 0] < line[:, 0].max())
+    near = np.abs(mean[:, 1] - line[:, 1].mean()) < 0.6  # inter-ocular units
+    upper = within & near & (hops_top + 2 <= hops_bottom)
+    lower = within & near & (hops_bottom + 2 <= hops_top)
+    return upper, lower
+
+
+def _hops(edges: frozenset[tuple[int, int]], sources: list[int], count: int) -> np.ndarray:
+    """Breadth-first number of mesh edges from the nearest of ``sources`` to every point ``[count]``."""
+    neighbours: list[list[int]] = [[] for _ in range(count)]
+    for a, b in edges:
+        neighbours[a].append(b)
+        neighbours[b].append(a)
+    hops = np.full(count, np.iinfo(np.int64).max // 2, np.int64)
+    frontier = list(sources)
+    hops[frontier] = 0
+    while frontier:
+        following = []
+        for node in frontier:
+            for other in neighbours[node]:
+                if hops[other] > hops[node] + 1:
+                    hops[other] = hops[node] + 1
+                    following.append(other)
+        frontier = following
+    return hops
+
+
+def _connected(edge: tuple[int, int], corner: int, edges: frozenset[tuple[int, int]]) -> bool:
+    """Whether ``edge`` belongs to the contour (connected component of ``edges``) containing ``corner``."""
+    component = {corner}
+    changed = True
+    while changed:
+        changed = False
+        for a, b in edges:
+            if (a in component) != (b in component):
+                component |= {a, b}
+                changed = True
+    return edge[0] in component
+
+
 def fit_map(dense: np.ndarray, ibug: np.ndarray, k: int, sum_weight: float = 100.0) -> tuple[np.ndarray, np.ndarray]:
     """Fit the convex-combination map on normalised points: returns indices int64 ``[68, k]``, weights ``[68, k]``."""
     indices = np.zeros((68, k), np.int64)
     weights = np.zeros((68, k), np.float64)
+    upper, lower = lip_sides(dense)
     for point in range(68):
         distance = np.linalg.norm(dense - ibug[:, point : point + 1], axis=2).mean(axis=0)  # [478]
+        if point in UPPER_LIP_IBUG:
+            distance[lower] = np.inf
+        elif point in LOWER_LIP_IBUG:
+            distance[upper] = np.inf
         candidates = np.argsort(distance)[:k]
         design = dense[:, candidates, :].transpose(0, 2, 1).reshape(-1, k)  # rows: (photo, coord)
         target = ibug[:, point, :].reshape(-1)
