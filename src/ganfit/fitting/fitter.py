@@ -22,7 +22,7 @@ from torch import nn
 
 from ganfit.face_model import FaceModel
 from ganfit.fitting import losses
-from ganfit.fitting.params import FitParameters, ParamsConfig, solve_pnp
+from ganfit.fitting.params import FitParameters, ParamsConfig, axis_angle_to_matrix, solve_pnp
 from ganfit.fitting.photos import PreparedPhoto, stack_crops
 from ganfit.fitting.shading import FaceScene, RenderOutput, uv_coverage_mask
 
@@ -73,6 +73,7 @@ class FittingConfig:
     texture_symmetry: float = 0.5
     latent_init: str = "search"
     latent_candidates: int = 8
+    feature_taps: tuple[str, ...] | None = None
     rigid: StageConfig = field(default_factory=StageConfig)
     align: StageConfig = field(default_factory=StageConfig)
     full: StageConfig = field(default_factory=StageConfig)
@@ -80,6 +81,8 @@ class FittingConfig:
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any]) -> FittingConfig:
         simple = {k: values[k] for k in cls.__dataclass_fields__ if k in values and k not in ("rigid", "align", "full")}
+        if simple.get("feature_taps") is not None:
+            simple["feature_taps"] = tuple(simple["feature_taps"])
         stages = {k: StageConfig.from_mapping(values[k]) for k in ("rigid", "align", "full") if k in values}
         return cls(**simple, **stages)
 
@@ -94,8 +97,11 @@ class IdentityJudge:
         warp: ``(images [B, 3, H, W], theta, chip_size) -> chips``.
     """
 
-    def __init__(self, network: nn.Module, align: Callable, warp: Callable) -> None:
+    def __init__(
+        self, network: nn.Module, align: Callable, warp: Callable, taps: tuple[str, ...] | None = None
+    ) -> None:
         self.network = network.eval()
+        self.taps = taps
         for parameter in self.network.parameters():
             parameter.requires_grad_(False)
         self.align = align
@@ -108,7 +114,16 @@ class IdentityJudge:
         """Descriptor [B, D] and named feature maps of aligned chips of ``images`` [B, 3, H, W]."""
         chips = self.chips(images, theta)
         features = self.network.features(chips)
-        descriptor = self.network(chips)
+        descriptor = features.get("descriptor")
+        if descriptor is None:
+            descriptor = self.network(chips)
+        if self.taps:
+            missing = [name for name in self.taps if name not in features]
+            if missing:
+                raise KeyError(f"identity network has no feature taps {missing}; it has {sorted(features)}")
+            features = {name: features[name] for name in self.taps}
+        else:  # all spatial feature maps
+            features = {name: value for name, value in features.items() if value.ndim == 4}
         return descriptor, features
 
 
@@ -232,8 +247,6 @@ class Fitter:
         """Render the batch at the fitting resolution over ``background`` [B, 3, S, S] (or black when None)."""
         assert self.scene is not None
         normals = self.face_model.vertex_normals(vertices)
-        from ganfit.fitting.params import axis_angle_to_matrix
-
         normals_cam = normals @ axis_angle_to_matrix(params.rotation).transpose(1, 2)
         size = (self.config.resolution, self.config.resolution)
         return self.scene.render(params.clip(vertices), normals_cam, texture, light_of(params), background, size)
@@ -264,6 +277,7 @@ class Fitter:
                 if progress is not None:
                     progress(stage_name, step, stage.steps)
 
+        stage1_seconds = time.perf_counter() - started
         identity_state = None
         if self.identity is not None:
             identity_state = self._identity_state(crops, target)
@@ -271,6 +285,7 @@ class Fitter:
             self._search_latent(params, crops, target, identity_state)
 
         before = self._evaluate(params, crops, target, identity_state)
+        stage2_started = time.perf_counter()
         stage = cfg.full
         optimizer = self._optimizer(params, stage) if self.scene is not None else None
         for step in range(stage.steps if optimizer is not None else 0):
@@ -283,6 +298,7 @@ class Fitter:
             if progress is not None:
                 progress("full", step, stage.steps)
 
+        stage2_seconds = time.perf_counter() - stage2_started
         after = self._evaluate(params, crops, target, identity_state)
         with torch.no_grad():
             vertices = self.face_model(params.ps, params.pe)
@@ -300,6 +316,9 @@ class Fitter:
                 "seconds": seconds / len(photos),
                 "batch_seconds": seconds,
                 "batch_size": len(photos),
+                "stage1_seconds": stage1_seconds,
+                "stage2_seconds": stage2_seconds,
+                "stage2_steps": cfg.full.steps,
                 "texture": self.texture_mode,
             }
             if "identity_cosine" in after:

@@ -157,19 +157,16 @@ def make_raster_context(backend: str = "auto", device: str = "cpu"):
     raise ValueError(f"renderer.backend must be cpu, nvdiffrast or auto, got {backend!r}")
 
 
-def build_identity(name: str | None, **options: Any) -> IdentityJudge | None:
-    """The identity network and the alignment from ``ganfit.identity`` (``name=None`` -> no identity terms)."""
-    if not name:
-        return None
-    from ganfit.identity import load_identity_network
+def identity_judge(network, taps: list[str] | tuple[str, ...] | None = None) -> IdentityJudge:
+    """Wrap an identity network of ``ganfit.identity`` with the project's differentiable alignment (its template)."""
     from ganfit.identity.align import estimate_alignment, warp_to_chip
 
-    network = load_identity_network(name, **{k: v for k, v in options.items() if v is not None})
-    template = getattr(network, "template", name)
+    template = getattr(network, "template", "dlib")
     return IdentityJudge(
         network,
         align=lambda landmarks, size: estimate_alignment(landmarks, size, template),
         warp=warp_to_chip,
+        taps=tuple(taps) if taps else None,
     )
 
 
@@ -200,7 +197,7 @@ class JobOptions:
         default_factory=lambda: {"_target_": "ganfit.fitting.runner.make_raster_context", "backend": "auto"}
     )
     identity: dict[str, Any] | None = field(
-        default_factory=lambda: {"_target_": "ganfit.fitting.runner.build_identity", "name": "dlib"}
+        default_factory=lambda: {"_target_": "ganfit.identity.load_identity_network", "name": "dlib"}
     )
     texture_mode: str = "free"
     generator: str | None = None
@@ -218,7 +215,9 @@ def build_fitter(options: JobOptions, fitting: FittingConfig) -> Fitter:
     face_model = instantiate(options.face_model).to(options.device)
     context = instantiate(options.renderer, device=options.device)
     scene = FaceScene(face_model, context)
-    identity = instantiate(options.identity) if options.identity else None
+    identity = None
+    if options.identity:
+        identity = identity_judge(instantiate(options.identity), fitting.feature_taps)
     generator = build_generator(options.generator) if options.texture_mode == "gan" else None
     if generator is not None:
         generator = generator.to(options.device)
