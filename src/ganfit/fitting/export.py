@@ -89,7 +89,7 @@ def render_full(
     shown = photo.image if k == 1.0 else np.asarray(Image.fromarray(photo.image).resize((w, h), Image.BILINEAR))
     params = result.params
     focal, principal = original_camera(
-        photo, float(params.focal[index]), params.principal[index].detach().cpu().numpy()
+        photo, float(params.focal[index].detach()), params.principal[index].detach().cpu().numpy()
     )
     device = params.ps.device
     focal_t = torch.tensor([focal * k], device=device)
@@ -112,7 +112,7 @@ def projected_landmarks(fitter, photo: PreparedPhoto, index: int, result) -> np.
     """The fitted model's 68 landmarks in original-photo pixels, float32 [68, 2]."""
     params = result.params
     focal, principal = original_camera(
-        photo, float(params.focal[index]), params.principal[index].detach().cpu().numpy()
+        photo, float(params.focal[index].detach()), params.principal[index].detach().cpu().numpy()
     )
     with torch.no_grad():
         points = fitter.face_model.landmarks(result.vertices[index : index + 1])
