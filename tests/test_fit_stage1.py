@@ -11,7 +11,7 @@ from tests.fit_helpers import compose_fit
 
 from ganfit.fitting import losses
 from ganfit.fitting.fitter import Fitter, FittingConfig
-from ganfit.fitting.params import axis_angle_to_matrix, project, solve_pnp, to_camera, to_clip
+from ganfit.fitting.params import axis_angle_to_matrix, project, solve_pnp, to_camera
 from ganfit.fitting.photos import PreparedPhoto, prepare_photo
 
 
@@ -31,16 +31,20 @@ def test_axis_angle_matches_cv2_rodrigues():
         np.testing.assert_allclose(matrix.numpy(), expected, atol=1e-9)
 
 
-def test_clip_space_agrees_with_pixel_projection():
-    points = torch.tensor([[[10.0, 20.0, -800.0], [-30.0, -5.0, -1200.0]]])
-    focal, principal = torch.tensor([600.0]), torch.tensor([[100.0, 90.0]])
-    pixels = project(points, focal, principal)
-    clip = to_clip(points, focal, principal, (180, 200))
-    ndc = clip[..., :2] / clip[..., 3:]
-    np.testing.assert_allclose(((ndc[..., 0] + 1) / 2 * 200).numpy(), pixels[..., 0].numpy(), rtol=1e-5)
-    np.testing.assert_allclose(((1 - ndc[..., 1]) / 2 * 180).numpy(), pixels[..., 1].numpy(), rtol=1e-5)
-    # +Y up in camera space is towards the top of the image (smaller pixel y)
-    assert pixels[0, 0, 1] < 90.0
+def test_projection_matches_the_renderer_camera():
+    """The general pinhole (used to map fits back to the photo) equals ganfit.render's camera at the centre."""
+    from ganfit.render.camera import Camera
+
+    points = torch.tensor([[[10.0, 20.0, 30.0], [-30.0, -5.0, 0.0]]])
+    rotation, translation, focal = (
+        torch.tensor([[0.1, 0.3, 0.0]]),
+        torch.tensor([[0.0, 5.0, -900.0]]),
+        torch.tensor([600.0]),
+    )
+    ours = project(to_camera(points, rotation, translation), focal, torch.tensor([[100.0, 90.0]]))
+    theirs = Camera(rotation=rotation, translation=translation, focal=focal).project(points, (180, 200))
+    np.testing.assert_allclose(ours.numpy(), theirs.numpy(), rtol=1e-6)
+    assert ours[0, 0, 1] < ours[0, 1, 1]  # +Y up in model space is towards the top of the image
 
 
 def test_pnp_recovers_pose(face_model):

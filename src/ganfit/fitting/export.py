@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import shutil
 import tempfile
@@ -28,8 +29,9 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ganfit.fitting.params import axis_angle_to_matrix, project, to_camera, to_clip
+from ganfit.fitting.params import axis_angle_to_matrix, project, to_camera
 from ganfit.fitting.photos import PreparedPhoto
+from ganfit.fitting.shading import RenderOutput, make_camera
 
 logger = logging.getLogger(__name__)
 
@@ -91,19 +93,28 @@ def render_full(
     focal, principal = original_camera(
         photo, float(params.focal[index].detach()), params.principal[index].detach().cpu().numpy()
     )
+    # ganfit.render's camera puts the principal point at the image centre: render a canvas centred on it and cut
+    # the photo's frame out of it (the cut is rounded to whole pixels: at most half a display pixel of shift).
+    px, py = float(principal[0] * k), float(principal[1] * k)
+    half_w, half_h = math.ceil(max(px, w - px)), math.ceil(max(py, h - py))
+    left, top = round(half_w - px), round(half_h - py)
     device = params.ps.device
-    focal_t = torch.tensor([focal * k], device=device)
-    principal_t = torch.tensor(principal * k, device=device)[None]
-    vertices = result.vertices[index : index + 1]
-    rotation = params.rotation[index : index + 1].detach()
-    translation = params.translation[index : index + 1].detach()
-    with torch.no_grad():
-        clip = to_clip(to_camera(vertices, rotation, translation), focal_t, principal_t, (h, w))
-        normals = fitter.face_model.vertex_normals(vertices) @ axis_angle_to_matrix(rotation).transpose(1, 2)
-        from ganfit.fitting.fitter import light_of
+    index_slice = slice(index, index + 1)
+    camera = make_camera(
+        params.rotation[index_slice].detach(),
+        params.translation[index_slice].detach(),
+        torch.tensor([focal * k], device=device),
+    )
+    from ganfit.fitting.fitter import light_of
 
-        light = {name: value[index : index + 1].detach() for name, value in light_of(params).items()}
-        out = fitter.scene.render(clip, normals, result.texture[index : index + 1], light, None, (h, w))
+    light = {name: value[index_slice].detach() for name, value in light_of(params).items()}
+    with torch.no_grad():
+        out = fitter.scene.render(
+            result.vertices[index_slice], camera, result.texture[index_slice], light, None, (2 * half_h, 2 * half_w)
+        )
+    out = RenderOutput(
+        image=out.image[..., top : top + h, left : left + w], mask=out.mask[..., top : top + h, left : left + w]
+    )
     rgba = torch.cat([out.image[0], out.mask[0]], dim=0)
     return _to_uint8(rgba), shown, k
 

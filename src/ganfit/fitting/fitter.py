@@ -22,7 +22,7 @@ from torch import nn
 
 from ganfit.face_model import FaceModel
 from ganfit.fitting import losses
-from ganfit.fitting.params import FitParameters, ParamsConfig, axis_angle_to_matrix, solve_pnp
+from ganfit.fitting.params import FitParameters, ParamsConfig, solve_pnp
 from ganfit.fitting.photos import PreparedPhoto, stack_crops
 from ganfit.fitting.shading import FaceScene, RenderOutput, uv_coverage_mask
 
@@ -246,10 +246,8 @@ class Fitter:
     def render(self, params: FitParameters, vertices: torch.Tensor, texture: torch.Tensor, background):
         """Render the batch at the fitting resolution over ``background`` [B, 3, S, S] (or black when None)."""
         assert self.scene is not None
-        normals = self.face_model.vertex_normals(vertices)
-        normals_cam = normals @ axis_angle_to_matrix(params.rotation).transpose(1, 2)
         size = (self.config.resolution, self.config.resolution)
-        return self.scene.render(params.clip(vertices), normals_cam, texture, light_of(params), background, size)
+        return self.scene.render(vertices, params.camera(), texture, light_of(params), background, size)
 
     # -------------------------------------------------------------------------------------------- the fit
     def fit(self, photos: list[PreparedPhoto], progress: Callable[[str, int, int], None] | None = None) -> FitResult:

@@ -5,7 +5,8 @@ Frames and units (the project's conventions, see ``ganfit.face_model``):
     * the perspective camera has a focal length ``f`` in pixels and a principal point ``(cx, cy)`` in pixels of the
       fitted image (origin top-left, x right, y down, pixel centres at +0.5), so a point projects to
       ``x = cx + f X_c.x / (-X_c.z)``, ``y = cy - f X_c.y / (-X_c.z)``;
-    * clip space is nvdiffrast's (OpenGL): NDC x right, y up, rasteriser row 0 = NDC y = -1 = image bottom.
+    * the fitted image is the square face crop, whose centre is the principal point (as ``ganfit.render.camera``);
+      :func:`project` takes any principal point, for mapping the fit back to the original photo.
 
 Every parameter carries the batch dimension ``B`` (one row per photo); photos are fitted together as one batch.
 """
@@ -24,6 +25,7 @@ logger = logging.getLogger(__name__)
 
 LATENT_DIM = 512
 SH_COEFFS = 9
+SH_Y00 = 0.5 / math.sqrt(math.pi)  # constant SH basis function
 
 
 def axis_angle_to_matrix(rotvec: torch.Tensor) -> torch.Tensor:
@@ -62,27 +64,6 @@ def project(points_cam: torch.Tensor, focal: torch.Tensor, principal: torch.Tens
     return torch.stack([x, y], dim=-1)
 
 
-def to_clip(
-    points_cam: torch.Tensor,
-    focal: torch.Tensor,
-    principal: torch.Tensor,
-    image_size: tuple[int, int],
-    near: float = 10.0,
-    far: float = 10000.0,
-) -> torch.Tensor:
-    """Camera-space points [B, N, 3] mm -> homogeneous clip coordinates [B, N, 4] (nvdiffrast / OpenGL).
-
-    ``image_size`` is (H, W). NDC x = 2 x_pix / W - 1, NDC y = 1 - 2 y_pix / H (row 0 of the rasteriser output is
-    the image bottom); the depth range [near, far] mm maps to NDC z in [-1, 1].
-    """
-    height, width = image_size
-    w = -points_cam[..., 2]
-    x_clip = (2.0 * focal[:, None] / width) * points_cam[..., 0] + (2.0 * principal[:, None, 0] / width - 1.0) * w
-    y_clip = (2.0 * focal[:, None] / height) * points_cam[..., 1] + (1.0 - 2.0 * principal[:, None, 1] / height) * w
-    z_clip = -(far + near) / (far - near) * points_cam[..., 2] - 2.0 * far * near / (far - near)
-    return torch.stack([x_clip, y_clip, z_clip, w], dim=-1)
-
-
 @dataclass(frozen=True)
 class ParamsConfig:
     """Sizes and options of :class:`FitParameters` (from the fitting config)."""
@@ -106,7 +87,7 @@ class FitParameters(nn.Module):
         rotation     [B, 3]   axis-angle, radians (model -> camera)
         translation  [B, 3]   mm (model -> camera); a face in front of the camera has translation z < 0
         log_focal    [B]      log of the focal length in pixels
-        principal    [B, 2]   principal point in pixels (a buffer: fixed at the image centre)
+        principal    [B, 2]   principal point in pixels (a buffer: the image centre, as ganfit.render.camera)
         ambient      [B, 3]   ambient light colour (phong)
         light_color  [B, 3]   directional light colour (phong)
         light_dir    [B, 3]   direction towards the light in camera space (phong; normalised at use)
@@ -140,7 +121,7 @@ class FitParameters(nn.Module):
             self.sh = None
         elif config.lighting == "sh":
             sh = torch.zeros(batch, SH_COEFFS, 3)
-            sh[:, 0] = 0.8 / 0.886227  # constant band: irradiance ~0.8 for an albedo of 1 (Y00 * pi = 0.886227)
+            sh[:, 0] = 0.8 / SH_Y00  # constant band: irradiance 0.8 (ganfit.render.lighting's basis)
             self.sh = nn.Parameter(sh)
             self.ambient = self.light_color = self.light_dir = None
         else:
@@ -173,13 +154,15 @@ class FitParameters(nn.Module):
         """Model-space vertices [B, N, 3] -> camera space [B, N, 3] (mm)."""
         return to_camera(vertices, self.rotation, self.translation)
 
-    def project(self, vertices: torch.Tensor) -> torch.Tensor:
-        """Model-space points [B, N, 3] -> pixels [B, N, 2] of the fitted image."""
-        return project(self.camera_points(vertices), self.focal, self.principal)
+    def camera(self):
+        """The renderer's ``ganfit.render.camera.Camera`` of these parameters (principal point = image centre)."""
+        from ganfit.render.camera import Camera
 
-    def clip(self, vertices: torch.Tensor) -> torch.Tensor:
-        """Model-space vertices [B, N, 3] -> clip coordinates [B, N, 4] for the rasteriser."""
-        return to_clip(self.camera_points(vertices), self.focal, self.principal, self.image_size)
+        return Camera(rotation=self.rotation, translation=self.translation, focal=self.focal)
+
+    def project(self, vertices: torch.Tensor) -> torch.Tensor:
+        """Model-space points [B, N, 3] -> pixels [B, N, 2] of the fitted image (the renderer's projection)."""
+        return self.camera().project(vertices, self.image_size)
 
     def state_numpy(self) -> dict[str, np.ndarray]:
         """All parameters and buffers as float32 numpy arrays (detached, on CPU), keyed by name."""

@@ -144,19 +144,6 @@ def load_photo(source: str) -> np.ndarray:
 
 
 # ------------------------------------------------------------------------------------------------ components
-def make_raster_context(backend: str = "auto", device: str = "cpu"):
-    """A ``ganfit.render`` rasterizer context: ``cpu``, ``nvdiffrast`` (CUDA) or ``auto`` (CUDA when usable)."""
-    import ganfit.render as dr
-
-    if backend == "auto":
-        backend = "nvdiffrast" if (torch.cuda.is_available() and str(device).startswith("cuda")) else "cpu"
-    if backend == "cpu":
-        return dr.RasterizeCpuContext()
-    if backend in ("nvdiffrast", "cuda"):
-        return dr.RasterizeCudaContext()
-    raise ValueError(f"renderer.backend must be cpu, nvdiffrast or auto, got {backend!r}")
-
-
 def identity_judge(network, taps: list[str] | tuple[str, ...] | None = None) -> IdentityJudge:
     """Wrap an identity network of ``ganfit.identity`` with the project's differentiable alignment (its template)."""
     from ganfit.identity.align import estimate_alignment, warp_to_chip
@@ -184,8 +171,9 @@ def build_generator(path: str | None):
 class JobOptions:
     """Plain, picklable options of a fit job (everything but the fitting preset).
 
-    ``face_model``, ``renderer`` and ``identity`` are Hydra node dicts with ``_target_`` (instantiated in
-    :func:`build_fitter`, in each worker process); ``identity`` may be None (no identity terms).
+    ``face_model`` and ``identity`` are Hydra node dicts with ``_target_`` (instantiated in :func:`build_fitter`,
+    in each worker process; ``identity`` may be None: no identity terms); ``renderer`` holds the options of
+    ``ganfit.render.pipeline.FaceRenderer.from_face_model`` (the resolution comes from the fitting preset).
     """
 
     out: str = "outputs/fit"
@@ -193,9 +181,7 @@ class JobOptions:
     landmarks_backend: str = "mediapipe"
     face_index: int = 0
     face_model: dict[str, Any] = field(default_factory=lambda: {"_target_": "ganfit.face_model.load_face_model"})
-    renderer: dict[str, Any] = field(
-        default_factory=lambda: {"_target_": "ganfit.fitting.runner.make_raster_context", "backend": "auto"}
-    )
+    renderer: dict[str, Any] = field(default_factory=lambda: {"backend": "auto"})
     identity: dict[str, Any] | None = field(
         default_factory=lambda: {"_target_": "ganfit.identity.load_identity_network", "name": "dlib"}
     )
@@ -213,8 +199,7 @@ def build_fitter(options: JobOptions, fitting: FittingConfig) -> Fitter:
     from ganfit.fitting.shading import FaceScene
 
     face_model = instantiate(options.face_model).to(options.device)
-    context = instantiate(options.renderer, device=options.device)
-    scene = FaceScene(face_model, context)
+    scene = FaceScene(face_model, **options.renderer)
     identity = None
     if options.identity:
         identity = identity_judge(instantiate(options.identity), fitting.feature_taps)
