@@ -5,7 +5,8 @@
 Reads ``$GANFIT_PHOTOS/frl-london/{neutral_front,smiling_front}/*.jpg`` with their WebMorph ``.tem`` landmarks
 (points 0 and 1 are the eye centres; photos without a ``.tem`` -- the smiling set -- get their eye centres from
 dlib's HOG detector and 68-point shape predictor, mean of each eye's six points), rotates each photo so the eyes
-are level, and crops a square of ``2.6 x`` the inter-ocular distance centred ``0.5 x`` that distance below the eye midpoint (forehead to chin).
+are level, and crops a square of ``2.6 x`` the inter-ocular distance centred ``0.5 x`` that distance below the
+eye midpoint (forehead to chin).
 Writes ``OUT/train/*.png`` and ``OUT/heldout/*.png``: the last ``--heldout`` people (both expressions) are held back
 for the SWD evaluation. Never writes inside the repository. Prints the counts.
 """

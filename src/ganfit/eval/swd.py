@@ -60,8 +60,9 @@ def _finalize(desc: np.ndarray) -> np.ndarray:
     return desc.reshape(desc.shape[0], -1)
 
 
-def sliced_wasserstein(a: np.ndarray, b: np.ndarray, dir_repeats: int, dirs_per_repeat: int,
-                       rng: np.random.Generator) -> float:
+def sliced_wasserstein(
+    a: np.ndarray, b: np.ndarray, dir_repeats: int, dirs_per_repeat: int, rng: np.random.Generator
+) -> float:
     """SWD between descriptor sets ``a``, ``b`` of equal shape ``[M, D]``."""
     assert a.ndim == 2 and a.shape == b.shape, (a.shape, b.shape)
     results = []

@@ -157,9 +157,7 @@ class TextureGAN(pl.LightningModule):
         z = torch.randn(batch_size, hp.latent_dim, device=self.device)
         with torch.no_grad():
             fake = self.G(z, level, alpha)
-        loss_d, stats = d_loss(
-            hp.loss, critic, real, fake, hp.gp_weight, hp.gp_target, hp.drift_weight, hp.r1_gamma
-        )
+        loss_d, stats = d_loss(hp.loss, critic, real, fake, hp.gp_weight, hp.gp_target, hp.drift_weight, hp.r1_gamma)
         opt_d.zero_grad(set_to_none=True)
         self.manual_backward(loss_d)
         opt_d.step()
