@@ -34,6 +34,7 @@ TINY = [
     "trainer.enable_model_summary=false",
     "trainer.log_every_n_steps=1",
     "checkpoint.every_n_train_steps=2",
+    "torch_threads=1",  # tiny ops on a shared machine: one thread avoids spin-waiting
 ]
 
 

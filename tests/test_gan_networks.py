@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 
 import pytest
 import torch
@@ -24,6 +25,14 @@ from ganfit.gan.schedule import GrowthSchedule
 
 RES = 32
 KW = {"fmap_base": 128, "fmap_max": 32}
+
+
+@pytest.fixture(autouse=True)
+def _one_thread() -> Iterator[None]:
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny ops on a shared machine: one thread avoids spin-waiting
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

@@ -96,3 +96,27 @@ def generator_from_checkpoint(ckpt_path: str | Path, ema: bool = True) -> tuple[
     if "level" in progress:
         generator.level = int(progress["level"])
     return generator.requires_grad_(False).eval(), progress
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m ganfit.gan.export CKPT OUT``: write ``generator.pt`` (EMA weights) from a Lightning checkpoint."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description="Export the EMA generator of a TextureGAN checkpoint.")
+    parser.add_argument("ckpt", type=Path, help="Lightning checkpoint (.ckpt) of ganfit.gan.module.TextureGAN")
+    parser.add_argument("out", type=Path, help="output generator.pt")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    generator, progress = generator_from_checkpoint(args.ckpt)
+    export_generator(
+        generator,
+        args.out,
+        level=int(progress.get("level", generator.level)),
+        alpha=float(progress.get("alpha", 1.0)),
+        images_seen=int(progress.get("images_seen", 0)),
+    )
+    print(args.out)
+
+
+if __name__ == "__main__":
+    main()
