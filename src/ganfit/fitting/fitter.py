@@ -199,6 +199,7 @@ class Fitter:
             ParamsConfig(
                 texture=self.texture_mode,
                 texture_resolution=cfg.texture_resolution,
+                latent_dim=int(getattr(self.generator, "latent_dim", 512)),
                 lighting=cfg.lighting,
             ),
             image_size=(cfg.resolution, cfg.resolution),
@@ -224,11 +225,15 @@ class Fitter:
         if params.uv_texture is not None:
             return params.uv_texture.clamp(0.0, 1.0)
         assert self.generator is not None and params.pt is not None
-        texture = (self.generator(params.pt) + 1.0) / 2.0
         size = self.config.texture_resolution
-        if not full and texture.shape[-1] > size:
-            texture = F.interpolate(texture, size=(size, size), mode="area")
-        return texture.clamp(0.0, 1.0)
+        full_size = int(getattr(self.generator, "resolution", size))
+        if not full and size < full_size and hasattr(self.generator, "synthesize"):
+            texture = self.generator.synthesize(params.pt, size)  # the generator's consistent cheap path
+        else:
+            texture = self.generator(params.pt)
+            if not full and texture.shape[-1] > size:
+                texture = F.interpolate(texture, size=(size, size), mode="area")
+        return ((texture + 1.0) / 2.0).clamp(0.0, 1.0)
 
     def geometry(self, params: FitParameters) -> tuple[torch.Tensor, torch.Tensor]:
         """Model-space vertices [B, V, 3] and projected landmarks [B, 68, 2] (crop pixels)."""
