@@ -148,3 +148,43 @@ def test_folder_run_with_bad_files_then_resume(tmp_path, photos_root, assets_dir
     assert first.count("fitted") == 3 and first.count("failed") == 2, first.format()
     second = run_from_config(cfg)
     assert second.count("skipped") == 3 and second.count("fitted") == 0 and second.count("failed") == 2
+
+
+@pytest.mark.slow
+def test_two_processes_shard_the_photos(tmp_path, photos_root, assets_dir):
+    """Lightning Fabric, 2 CPU processes (gloo): each fits a shard; the summary covers every photo."""
+    from ganfit.fitting.cli import run_from_config
+
+    folder = tmp_path / "in"
+    _bad_inputs(folder)
+    for path in _photos(photos_root, 2):
+        (folder / path.name).write_bytes(path.read_bytes())
+    cfg = compose_fit([f"image={folder}", f"out={tmp_path / 'out'}", "fitting=fast", "processes=2"])
+    OmegaConf.set_struct(cfg, False)
+    cfg.fitting.rigid.steps, cfg.fitting.align.steps, cfg.fitting.full.steps = 10, 20, 3
+    summary = run_from_config(cfg)
+    assert summary.count("fitted") == 2 and summary.count("failed") == 2, summary.format()
+    assert not list((tmp_path / "out").glob(".summary-rank*.json"))
+
+
+def test_inputs_glob_list_and_awkward_names(tmp_path):
+    """Folders, globs and list files resolve; names with spaces and commas survive (via a list file)."""
+    from ganfit.fitting.runner import InputSpecError, collect_inputs, output_names
+
+    folder = tmp_path / "my photos"
+    (folder / "a").mkdir(parents=True)
+    (folder / "b").mkdir()
+    for name in ("a/face 1, smiling.jpg", "b/face 1, smiling.jpg", "a/other.png", "a/notes.txt"):
+        (folder / name).write_bytes(b"x")
+    found = collect_inputs(folder)
+    assert len(found) == 3  # the .txt is not a photo
+    assert (
+        output_names(found) == ["a_face 1, smiling", "other", "b_face 1, smiling"] or len(set(output_names(found))) == 3
+    )
+    assert collect_inputs(str(folder / "a" / "*.png")) == [str(folder / "a" / "other.png")]
+    listing = tmp_path / "list.txt"
+    listing.write_text("# photos\nmy photos/a/face 1, smiling.jpg\n\n")
+    assert collect_inputs(listing) == [str(tmp_path / "my photos" / "a" / "face 1, smiling.jpg")]
+    with pytest.raises(InputSpecError, match="no such file"):
+        collect_inputs(tmp_path / "missing")
+    assert collect_inputs(None) == ["astronaut"]

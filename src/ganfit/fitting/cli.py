@@ -41,4 +41,24 @@ def options_from_config(cfg: DictConfig) -> tuple[JobOptions, FittingConfig]:
 def run_from_config(cfg: DictConfig) -> Summary:
     """Run the fit job described by ``cfg``; returns the summary (also written to ``out/summary.json``)."""
     options, fitting = options_from_config(cfg)
-    return run_job(cfg.image, options, fitting, processes=int(cfg.processes))
+    summary = run_job(cfg.image, options, fitting, processes=int(cfg.processes))
+    if cfg.get("wandb"):
+        log_to_wandb(cfg, summary)
+    return summary
+
+
+def log_to_wandb(cfg: DictConfig, summary: Summary) -> None:
+    """Log the summary's scores (and the config) to W&B; offline mode when no API key is configured."""
+    import os
+
+    import wandb
+
+    mode = "online" if os.environ.get("WANDB_API_KEY") or os.environ.get("WANDB_MODE") == "online" else "offline"
+    run = wandb.init(
+        project=os.environ.get("WANDB_PROJECT", "ganfit-fit"),
+        mode=os.environ.get("WANDB_MODE", mode),
+        config=OmegaConf.to_container(cfg, resolve=True),  # type: ignore[arg-type]
+        dir=str(cfg.out),
+    )
+    run.log({**summary.scores(), "fitted": summary.count("fitted"), "failed": summary.count("failed")})
+    run.finish()

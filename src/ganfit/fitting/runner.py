@@ -63,10 +63,35 @@ class Summary:
             f"fitted {self.count('fitted')}, skipped {self.count('skipped')}, failed {self.count('failed')} "
             f"(outputs in {self.out})"
         ]
+        fitted = [o for o in self.outcomes if o.status == "fitted"]
+        for outcome in fitted[:10]:
+            lines.append(f"  fitted: {outcome.source} -> {Path(self.out) / outcome.name}/ (compare.png, mesh.glb, ...)")
+        if len(fitted) > 10:
+            lines.append(f"  ... and {len(fitted) - 10} more fitted photos (see {Path(self.out) / 'summary.json'})")
         for outcome in self.outcomes:
             if outcome.status != "fitted":
                 lines.append(f"  {outcome.status}: {outcome.source}: {outcome.reason}")
         return "\n".join(lines)
+
+    def scores(self) -> dict[str, float]:
+        """Means over the photos fitted in this run: identity cosine (before/after stage 2), landmark error (IOD),
+        and ``score`` = identity cosine - 5 x landmark error (what sweeps maximise)."""
+        fitted = [o.metrics for o in self.outcomes if o.status == "fitted" and o.metrics]
+        if not fitted:
+            return {}
+
+        def mean(key: str) -> float:
+            values = [m[key] for m in fitted if key in m]
+            return float(np.mean(values)) if values else float("nan")
+
+        out = {
+            "landmark_error_iod": mean("landmark_error_iod"),
+            "identity_cosine": mean("identity_cosine"),
+            "identity_cosine_before_stage2": mean("identity_cosine_before_stage2"),
+            "seconds_per_photo": mean("seconds"),
+        }
+        out["score"] = out["identity_cosine"] - 5.0 * out["landmark_error_iod"]
+        return out
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -74,6 +99,7 @@ class Summary:
             "fitted": self.count("fitted"),
             "skipped": self.count("skipped"),
             "failed": self.count("failed"),
+            "scores": self.scores(),
             "photos": [asdict(o) for o in self.outcomes],
         }
 

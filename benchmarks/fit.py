@@ -1,0 +1,102 @@
+"""Seconds per photo of the GANFIT fit on CPU, per preset, single photo and batched. Prints a markdown table.
+
+    python benchmarks/fit.py [--presets fast default] [--batch 4] [--repeats 1] [--photos DIR]
+
+Uses the real config (conf/fit.yaml + conf/fitting/<preset>.yaml), real photos from GANFIT_PHOTOS (deep3d-examples),
+the dlib identity network and the CPU renderer; free texture. Timing covers the optimisation (stage 1 + stage 2),
+not model loading, detection or export. torch uses 2 threads. Report machine load with the numbers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--presets", nargs="+", default=["fast", "default"])
+    parser.add_argument("--batch", type=int, default=4, help="photos per optimisation in the batched run")
+    parser.add_argument("--repeats", type=int, default=1, help="runs per configuration (median reported)")
+    parser.add_argument("--photos", default=None, help="folder of photos (default GANFIT_PHOTOS/deep3d-examples)")
+    args = parser.parse_args()
+    torch.set_num_threads(2)
+
+    from hydra import compose, initialize_config_dir
+    from hydra.utils import instantiate
+    from omegaconf import OmegaConf
+
+    from ganfit.fitting.cli import options_from_config
+    from ganfit.fitting.fitter import Fitter
+    from ganfit.fitting.photos import prepare_photo
+    from ganfit.fitting.runner import identity_judge
+    from ganfit.fitting.shading import FaceScene
+    from ganfit.image_io import read_image
+    from ganfit.landmarks import detect_face
+
+    folder = Path(args.photos or Path(os.environ["GANFIT_PHOTOS"]) / "deep3d-examples")
+    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in {".jpg", ".png"})[: args.batch]
+    images = [read_image(f) for f in files]
+    marks = [detect_face(image).landmarks for image in images]
+    rows = []
+    for preset in args.presets:
+        with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+            cfg = compose(config_name="fit", overrides=[f"fitting={preset}"])
+        options, fitting = options_from_config(cfg)
+        face_model = instantiate(OmegaConf.create(options.face_model))
+        identity = identity_judge(instantiate(OmegaConf.create(options.identity)), fitting.feature_taps)
+        scene = FaceScene(face_model, **options.renderer)
+        fitter = Fitter(face_model, fitting, scene=scene, identity=identity)
+        photos = [
+            prepare_photo(image, mark, fitting.resolution, fitting.crop_scale, f.stem)
+            for image, mark, f in zip(images, marks, files, strict=True)
+        ]
+        fitter.fit(photos[:1])  # warm-up: numba kernels, allocator
+        for batch in (1, len(photos)):
+            seconds = []
+            for _ in range(args.repeats):
+                started = time.perf_counter()
+                result = fitter.fit(photos[:batch])
+                seconds.append((time.perf_counter() - started) / batch)
+            cos_before = statistics.mean(m["identity_cosine_before_stage2"] for m in result.metrics)
+            cos_after = statistics.mean(m["identity_cosine"] for m in result.metrics)
+            error = statistics.mean(m["landmark_error_iod"] for m in result.metrics)
+            rows.append(
+                (
+                    preset,
+                    batch,
+                    fitting.resolution,
+                    fitting.full.steps,
+                    statistics.median(seconds),
+                    cos_before,
+                    cos_after,
+                    error,
+                )
+            )
+    load = os.getloadavg()
+    print(
+        f"\nCPU threads: {torch.get_num_threads()}, load average at the end: "
+        f"{load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f}"
+    )
+    print(
+        "| preset | batch | resolution | stage-2 steps | s / photo (median) | identity cos before -> after stage 2 |"
+        " landmark error (IOD) |"
+    )
+    print("|---|---|---|---|---|---|---|")
+    for preset, batch, resolution, steps, sec, before, after, error in rows:
+        print(
+            f"| {preset} | {batch} | {resolution} | {steps} | {sec:.1f} | {before:.3f} -> {after:.3f} | {error:.3f} |"
+        )
+
+
+if __name__ == "__main__":
+    main()
