@@ -72,6 +72,7 @@ class FittingConfig:
     jaw_weight: float = 0.5
     texture_symmetry: float = 0.5
     latent_init: str = "search"
+    texture_init: str = "unwrap"
     latent_candidates: int = 8
     feature_taps: tuple[str, ...] | None = None
     rigid: StageConfig = field(default_factory=StageConfig)
@@ -178,6 +179,7 @@ class Fitter:
             for parameter in generator.parameters():
                 parameter.requires_grad_(False)
         self._uv_mask: torch.Tensor | None = None
+        self._unwrapper = None
 
     # ----------------------------------------------------------------------------------------------- set-up
     @property
@@ -286,6 +288,8 @@ class Fitter:
             identity_state = self._identity_state(crops, target)
         if self.scene is not None and params.pt is not None and cfg.latent_init == "search":
             self._search_latent(params, crops, target, identity_state)
+        if self.scene is not None and params.uv_texture is not None and cfg.texture_init == "unwrap":
+            self._unwrap_texture(params, crops)
 
         before = self._evaluate(params, crops, target, identity_state)
         stage2_started = time.perf_counter()
@@ -414,6 +418,22 @@ class Fitter:
                     cosine = F.cosine_similarity(descriptor, identity_state["descriptor"], dim=-1)
                     out["identity_cosine"] = cosine.cpu().numpy()
         return out
+
+    def _unwrap_texture(self, params: FitParameters, crops: torch.Tensor) -> None:
+        """Start the free texture from the photo projected into UV space with the stage-1 geometry."""
+        from ganfit.fitting.unwrap import UvUnwrapper, fill_texture
+
+        assert params.uv_texture is not None
+        resolution = params.uv_texture.shape[-1]
+        if self._unwrapper is None or self._unwrapper.resolution != resolution:
+            self._unwrapper = UvUnwrapper(self.face_model, resolution)
+        with torch.no_grad():
+            vertices = self.face_model(params.ps, params.pe)
+            pixels = params.project(vertices)
+            normals = self.face_model.vertex_normals(vertices) @ params.camera().rotation_matrix().transpose(1, 2)
+            colour, weight = self._unwrapper.unwrap(crops, pixels, normals[..., 2])
+            fallback = params.uv_texture[:, :, 0, 0].clone()  # the skin colour set by init_params
+            params.uv_texture.copy_(fill_texture(colour, weight, fallback))
 
     def _search_latent(self, params, crops, target, identity_state) -> None:
         """Pick, per photo, the best of ``latent_candidates`` random latents (pixel + identity loss at stage-1 pose)."""
