@@ -201,3 +201,17 @@ def test_mediapipe_map_keeps_lips_apart_when_the_mouth_opens(photos_root: Path) 
     # Mouth opening (inner upper lip 62 to inner lower lip 66) agrees with dlib's to 1.5% of the eye distance on
     # average (measured 0.007; an unconstrained fit that blends the two lips gave 0.030 on these photos).
     assert np.abs(openings_arr[:, 1] - openings_arr[:, 0]).mean() < 0.015, openings_arr
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_small_faces_in_a_large_group_picture(backend: str, london: list[Path]) -> None:
+    # Six 250 px faces on a 2400x1600 canvas (each ~1/10 of the width): mediapipe's face-mesh solution alone finds
+    # none of them (its internal detector is short-range); the tiled full-range detection + crop pass must.
+    canvas = Image.new("RGB", (2400, 1600), (100, 100, 100))
+    for i, path in enumerate(london[:6]):
+        canvas.paste(Image.fromarray(read_image(path)).resize((250, 250)), (50 + (i % 3) * 310, 50 + (i // 3) * 310))
+    faces = detect_faces(np.asarray(canvas), backend=backend)
+    assert len(faces) == 6
+    for face in faces:
+        spread = face.landmarks.max(axis=0) - face.landmarks.min(axis=0)
+        assert 60 < spread[0] < 250 and 60 < spread[1] < 250, spread  # a 250 px tile holds a ~80 px face
