@@ -114,7 +114,7 @@ def _face_crop(photos_root, side: int) -> tuple[np.ndarray, np.ndarray]:
     return crop, landmarks
 
 
-@pytest.mark.parametrize("side", [64, 360])  # upsampling into the chip / shrinking with the antialias pyramid step
+@pytest.mark.parametrize("side", [64, 560])  # upsampling into the chip / shrinking with the antialias pyramid step
 def test_identity_gradient_matches_finite_differences(dlib_net, photos_root, side: int) -> None:
     crop, landmarks = _face_crop(photos_root, side)
     net = dlib_net.double()
@@ -122,7 +122,7 @@ def test_identity_gradient_matches_finite_differences(dlib_net, photos_root, sid
         image = image_to_tensor(crop).double().requires_grad_(True)
         theta = estimate_alignment(torch.from_numpy(landmarks.astype(np.float64))[None], crop.shape[:2], "dlib")
         shrink = float(_pixels_per_chip_pixel(theta, crop.shape[:2], 150))
-        assert (shrink < 1.0) if side == 64 else (2.0 <= shrink < 4.0)  # 360 px: the antialiasing branch is used
+        assert (shrink < 1.0) if side == 64 else (2.0 <= shrink < 4.0), shrink  # 560 px: antialiasing branch
         with torch.no_grad():
             target = net(torch.rand(1, 3, 150, 150, dtype=torch.float64, generator=torch.Generator().manual_seed(1)))
 
