@@ -64,7 +64,8 @@ def timing(photos: Path, repeat: int, cnn: bool) -> None:
     ]
     if cnn:  # seconds per image on CPU: fewer photos, one run each, no 17-megapixel image
         configs.append(("dlib CNN (mmod)", "dlib", {"detector": "cnn"}, 3, 1, False))
-    print("\n### Detection time per image (median ms, detector built once)\n")
+    load = ", ".join(f"{v:.1f}" for v in os.getloadavg())
+    print(f"\n### Detection time per image (median ms, detector built once; {os.cpu_count()} cores, load {load})\n")
     print("| backend | " + " | ".join(sets) + " | 4200x4200 upscaled photo |")
     print("|---|" + "---|" * (len(sets) + 1))
     huge = np.asarray(Image.fromarray(read_image(sets["frl-london (1024x1024)"][0])).resize((4200, 4200)))

