@@ -51,9 +51,10 @@ def _random_iresnet(seed: int = 0) -> IResNet:
     return net
 
 
-def _export(net: IResNet, path: Path, folded: bool) -> Path:
+def _export(net: IResNet, path: Path, folded: bool, initializers_as_inputs: bool = False) -> Path:
     x = torch.rand(1, 3, net.chip_size, net.chip_size) * 2 - 1
-    options = {} if folded else {"training": torch.onnx.TrainingMode.PRESERVE, "do_constant_folding": False}
+    options: dict = {} if folded else {"training": torch.onnx.TrainingMode.PRESERVE, "do_constant_folding": False}
+    options["keep_initializers_as_inputs"] = initializers_as_inputs  # older insightface exports list them as inputs
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         torch.onnx.export(_Normalized(net).eval(), (x,), str(path), dynamo=False, opset_version=17,
@@ -81,10 +82,11 @@ def _rename_initializers(src: Path, dst: Path) -> Path:
     return dst
 
 
-@pytest.mark.parametrize("variant", ["plain", "folded", "folded_renamed"])
+@pytest.mark.parametrize("variant", ["plain", "folded", "folded_renamed", "folded_initializers_as_inputs"])
 def test_exported_iresnet_loads_back_exactly(tmp_path, variant: str) -> None:
     net = _random_iresnet()
-    path = _export(net, tmp_path / "model.onnx", folded=variant != "plain")
+    path = _export(net, tmp_path / "model.onnx", folded=variant != "plain",
+                   initializers_as_inputs=variant.endswith("as_inputs"))
     graph_ops = [n.op_type for n in onnx.load(str(path)).graph.node]
     n_bn = graph_ops.count("BatchNormalization")
     if variant == "plain":

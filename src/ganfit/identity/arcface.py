@@ -173,9 +173,12 @@ class _Graph:
         return value
 
     def dynamic_consumers(self, tensor: str) -> list:
-        """Nodes that consume ``tensor``, looking through pass-through ops (Identity, Dropout, Cast)."""
+        """Nodes that consume ``tensor``'s values, looking through pass-through ops (Identity, Dropout, Cast) and
+        ignoring ``Shape`` nodes."""
         out = []
         for node in self.consumers.get(tensor, []):
+            if node.op_type == "Shape":  # reads only the shape (e.g. for a Reshape's target): not a data consumer
+                continue
             if node.op_type in _PASS_THROUGH:
                 out += self.dynamic_consumers(node.output[0])
             else:
