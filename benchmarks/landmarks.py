@@ -1,6 +1,6 @@
 """Landmark benchmark: detection speed and accuracy of the mediapipe and dlib backends on the shared photos.
 
-    GANFIT_PHOTOS=../shared/photos python benchmarks/landmarks.py [--repeat 3] [--cnn] [--skip-mebeauty]
+    GANFIT_PHOTOS=../shared/photos python benchmarks/landmarks.py [--repeat 3] [--cnn] [--sections timing,rate]
 
 Prints markdown tables (medians / means over photos):
 1. detection time per image and backend (median ms; the detector is built once, warm-up excluded);
@@ -153,7 +153,9 @@ def london(photos: Path) -> None:
 
 def detection_rate(photos: Path) -> None:
     sets = {
-        "mebeauty (in the wild, 1 face each)": _images(photos / "mebeauty") if (photos / "mebeauty").is_dir() else [],
+        "mebeauty (in the wild, 1 face each)": (
+            _images(photos / "mebeauty" / "images") if (photos / "mebeauty" / "images").is_dir() else []
+        ),
         "face-recognition-examples test_images": _images(photos / "face-recognition-examples" / "test_images"),
     }
     print("\n### Detection rate (photos with >= 1 face found)\n")
@@ -179,12 +181,18 @@ def main() -> None:
     parser.add_argument("--photos", type=Path, default=Path(os.environ.get("GANFIT_PHOTOS", "../shared/photos")))
     parser.add_argument("--repeat", type=int, default=3, help="timed runs per image (median)")
     parser.add_argument("--cnn", action="store_true", help="also time dlib's CNN (MMOD) detector (slow on CPU)")
-    parser.add_argument("--skip-mebeauty", action="store_true", help="skip the 360-photo detection-rate table")
+    parser.add_argument(
+        "--sections", default="timing,deep3d,london,rate", help="comma-separated subset of timing,deep3d,london,rate"
+    )
     args = parser.parse_args()
-    timing(args.photos, args.repeat, args.cnn)
-    deep3d(args.photos)
-    london(args.photos)
-    if not args.skip_mebeauty:
+    sections = set(args.sections.split(","))
+    if "timing" in sections:
+        timing(args.photos, args.repeat, args.cnn)
+    if "deep3d" in sections:
+        deep3d(args.photos)
+    if "london" in sections:
+        london(args.photos)
+    if "rate" in sections:
         detection_rate(args.photos)
 
 
