@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -226,3 +227,30 @@ def test_dlib_cnn_detector_agrees_with_hog(deep3d: list[Path]) -> None:
         hog = detect_face(image, "dlib")
         assert cnn.score > 0
         assert nme(cnn.landmarks, hog.landmarks, hog.inter_ocular()) < 0.08
+
+
+def test_command_line(london: list[Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from ganfit.landmarks.__main__ import main
+
+    bad = tmp_path / "notes.jpg"
+    bad.write_text("not a photo")
+    status = main(
+        [
+            str(london[0]),
+            str(bad),
+            "--backend",
+            "dlib",
+            "--json",
+            str(tmp_path / "out.json"),
+            "--overlay",
+            str(tmp_path / "overlays"),
+        ]
+    )
+    captured = capsys.readouterr()
+    assert status == 1  # one photo failed, the other was still processed
+    assert f"{london[0]} face 0: box=(" in captured.out and "backend=dlib" in captured.out
+    assert "notes.jpg: not a valid image" in captured.err
+    saved = json.loads((tmp_path / "out.json").read_text())
+    expected = detect_face(read_image(london[0]), "dlib").landmarks
+    np.testing.assert_allclose(np.array(saved[str(london[0])][0]["landmarks"]), expected, atol=0.01)
+    assert (tmp_path / "overlays" / f"{london[0].stem}_landmarks.png").is_file()
