@@ -6,7 +6,8 @@ full-range face detector (``mp.solutions.face_detection``, ``model_selection=1``
 A mesh without a matching detection gets the bounds of its points as box and score 0.0. The face-mesh solution finds
 faces with mediapipe's short-range detector, which misses faces that are small in the frame; faces that only the
 full-range detector finds are meshed again on a full-resolution crop around them. The full-range detector also runs
-on four overlapping tiles of the image so that faces down to ~1/16 of the frame width are found.
+on four overlapping tiles of the image so that faces down to ~1/10 of the frame width are found (measured: six
+250 px faces on a 2400x1600 canvas are all found; 160 px faces are not).
 
 mediapipe reports coordinates normalised by the image width/height; ``x * W, y * H`` gives continuous pixel
 coordinates (origin at the image's top-left corner), independent of the size the graph ran at, so large images are
@@ -48,7 +49,7 @@ def _to_pixels(landmarks: object, left: float, top: float, width: float, height:
     return (normalised * np.array([width, height]) + np.array([left, top])).astype(np.float32)
 
 
-def _bounds(dense: np.ndarray) -> tuple[float, float, float, float]:
+def _bounds(dense: np.ndarray) -> Box:
     """Bounding box ``(x0, y0, x1, y1)`` of points ``[N, 2]``."""
     return (float(dense[:, 0].min()), float(dense[:, 1].min()), float(dense[:, 0].max()), float(dense[:, 1].max()))
 
@@ -57,7 +58,7 @@ def _contains(box: Box, point: tuple[float, float]) -> bool:
     return box[0] <= point[0] <= box[2] and box[1] <= point[1] <= box[3]
 
 
-def _iou(a: tuple[float, float, float, float], b: tuple[float, float, float, float]) -> float:
+def _iou(a: Box, b: Box) -> float:
     ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
     iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
     inter = ix * iy
@@ -167,7 +168,7 @@ class MediapipeDetector:
                 kept.append((box, score))
         return kept
 
-    def _mesh_in_crop(self, image: np.ndarray, box: tuple[float, float, float, float]) -> np.ndarray | None:
+    def _mesh_in_crop(self, image: np.ndarray, box: Box) -> np.ndarray | None:
         """The face mesh in a square crop (side = 2x the box's larger side) centred on ``box``, in image pixels."""
         height, width = image.shape[:2]
         side = max(32, int(round(2.0 * max(box[2] - box[0], box[3] - box[1]))))

@@ -61,7 +61,8 @@ class FaceDetection:
     """One detected face, in pixels of the image passed to the detector.
 
     Attributes:
-        box: ``(x0, y0, x1, y1)`` float pixels (continuous convention), the backend detector's face box.
+        box: ``(x0, y0, x1, y1)`` float pixels (continuous convention), the backend detector's face box; it may
+            extend beyond the image for a face cut by the border.
         score: detector confidence (backend-specific scale: mediapipe probability in [0, 1]; dlib HOG/CNN score,
             higher is more confident). ``0.0`` when the backend found the face without a scored detection.
         landmarks: float32 ``[68, 2]`` (x, y) pixels in iBUG-68 order.
