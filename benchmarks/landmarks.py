@@ -30,6 +30,14 @@ from ganfit.landmarks import detect_faces, get_detector
 from ganfit.landmarks.evaluation import nme, pupil_error, read_five_points, read_tem
 
 BACKENDS = ("mediapipe", "dlib")
+REGIONS = {
+    "jaw 0-16": slice(0, 17),
+    "brows 17-26": slice(17, 27),
+    "nose 27-35": slice(27, 36),
+    "eyes 36-47": slice(36, 48),
+    "outer lip 48-59": slice(48, 60),
+    "inner lip 60-67": slice(60, 68),
+}
 FIVE_NAMES = ("eye (img-left)", "eye (img-right)", "nose tip", "mouth (img-left)", "mouth (img-right)")
 
 
@@ -163,12 +171,14 @@ def detection_rate(photos: Path) -> None:
         "| set | photos | mediapipe >= 1 face | dlib >= 1 face | mediapipe > 1 | dlib > 1 "
         "| mutual NME of largest faces: mean / median / max |\n|---|---|---|---|---|---|---|"
     )
+    region_rows = []
     for label, paths in sets.items():
         if not paths:
             continue
         hits = dict.fromkeys(BACKENDS, 0)
         several = dict.fromkeys(BACKENDS, 0)
         mutual = []
+        regions: list[list[float]] = []
         readable = 0
         for path in paths:
             try:
@@ -183,10 +193,16 @@ def detection_rate(photos: Path) -> None:
             if all(found.values()):
                 a, b = found["mediapipe"][0], found["dlib"][0]
                 mutual.append(nme(a.landmarks, b.landmarks, b.inter_ocular()))
+                regions.append([nme(a.landmarks[r], b.landmarks[r], b.inter_ocular()) for r in REGIONS.values()])
         print(
             f"| {label} | {readable} | {hits['mediapipe']} | {hits['dlib']} | {several['mediapipe']} "
             f"| {several['dlib']} | {_stats(mutual).replace(' | ', ' / ')} |"
         )
+        region_rows.append((label, np.mean(regions, axis=0)))
+    print("\nMutual NME of the largest faces by region (mean, / dlib inter-ocular):\n")
+    print("| set | " + " | ".join(REGIONS) + " |\n|---|" + "---|" * len(REGIONS))
+    for label, values in region_rows:
+        print(f"| {label} | " + " | ".join(f"{v:.4f}" for v in values) + " |")
 
 
 def main() -> None:
