@@ -152,6 +152,17 @@ def test_sixteen_bit_colour_png_reduced_to_eight_bit(tmp_path: Path) -> None:
     assert (image[:, :45, 2] == 0).all() and (image[:, 45:, 2] == 17).all()
 
 
+def test_cmyk_jpeg_becomes_rgb(tmp_path: Path) -> None:
+    pixels = np.zeros((80, 100, 3), np.uint8)
+    pixels[...] = (200, 50, 20)
+    path = tmp_path / "print.jpg"
+    Image.fromarray(pixels).convert("CMYK").save(path, quality=95)
+    assert Image.open(path).mode == "CMYK"
+    image = read_image(path)
+    assert image.shape == (80, 100, 3)
+    assert np.abs(image.astype(int) - pixels).max() <= 3
+
+
 def test_webp_lossless_roundtrip(tmp_path: Path) -> None:
     pixels = _gradient(128, 96)
     path = tmp_path / "photo.webp"
@@ -219,6 +230,13 @@ def test_text_file_renamed_jpg(tmp_path: Path) -> None:
     path = tmp_path / "notes.jpg"
     path.write_text("these are my holiday notes, not a photo\n" * 20)
     with pytest.raises(UnreadableImageError, match=r"notes\.jpg: not a valid image: the name ends in '\.jpg'"):
+        read_image(path)
+
+
+def test_heic_gets_a_conversion_hint(tmp_path: Path) -> None:
+    path = tmp_path / "IMG_0001.HEIC"
+    path.write_bytes(b"\x00\x00\x00\x18ftypheic" + bytes(200))  # an ISO-BMFF HEIC header Pillow cannot decode
+    with pytest.raises(UnreadableImageError, match=r"IMG_0001\.HEIC: HEIC/HEIF photos are not supported.*JPEG"):
         read_image(path)
 
 
