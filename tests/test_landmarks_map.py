@@ -81,3 +81,14 @@ def test_table_rows_are_local(k: int, photos_root: Path) -> None:
     face = detect_face(photo, "mediapipe")
     used = face.dense[table.indices[k][table.weights[k] > 0]]
     assert np.linalg.norm(used - used.mean(axis=0), axis=1).max() < 0.15 * face.inter_ocular()
+
+
+@pytest.mark.slow
+def test_shipped_table_is_reproduced_by_the_derivation_script(photos_root: Path, tmp_path: Path) -> None:
+    from ganfit.landmarks.derive_mediapipe_map import main
+
+    out = tmp_path / "map.json"
+    main(["--photos", str(photos_root / "frl-canada"), "--out", str(out)])
+    derived, shipped = json.loads(out.read_text()), json.loads(default_map_path().read_text())
+    assert derived["indices"] == shipped["indices"]
+    np.testing.assert_allclose(derived["weights"], shipped["weights"], atol=2e-4)
