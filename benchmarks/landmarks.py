@@ -1,6 +1,6 @@
 """Landmark benchmark: detection speed and accuracy of the mediapipe and dlib backends on the shared photos.
 
-    GANFIT_PHOTOS=../shared/photos python benchmarks/landmarks.py [--repeat 3] [--cnn] [--skip-mebeauty]
+    GANFIT_PHOTOS=../shared/photos python benchmarks/landmarks.py [--repeat 3] [--cnn] [--sections timing,rate]
 
 Prints markdown tables (medians / means over photos):
 1. detection time per image and backend (median ms; the detector is built once, warm-up excluded);
@@ -30,6 +30,14 @@ from ganfit.landmarks import detect_faces, get_detector
 from ganfit.landmarks.evaluation import nme, pupil_error, read_five_points, read_tem
 
 BACKENDS = ("mediapipe", "dlib")
+REGIONS = {
+    "jaw 0-16": slice(0, 17),
+    "brows 17-26": slice(17, 27),
+    "nose 27-35": slice(27, 36),
+    "eyes 36-47": slice(36, 48),
+    "outer lip 48-59": slice(48, 60),
+    "inner lip 60-67": slice(60, 68),
+}
 FIVE_NAMES = ("eye (img-left)", "eye (img-right)", "nose tip", "mouth (img-left)", "mouth (img-right)")
 
 
@@ -57,21 +65,27 @@ def timing(photos: Path, repeat: int, cnn: bool) -> None:
         "deep3d-examples (250-1350 px)": _images(photos / "deep3d-examples")[:10],
         "frl-london (1024x1024)": _images(photos / "frl-london" / "neutral_front")[:10],
     }
-    configs: list[tuple[str, str, dict]] = [("mediapipe", "mediapipe", {}), ("dlib HOG", "dlib", {})]
-    if cnn:
-        configs.append(("dlib CNN (mmod)", "dlib", {"detector": "cnn"}))
-    print("\n### Detection time per image (median ms, detector built once)\n")
+    # (label, backend, options, photos per set, repeats, time the huge image)
+    configs: list[tuple[str, str, dict, int, int, bool]] = [
+        ("mediapipe", "mediapipe", {}, 10, repeat, True),
+        ("dlib HOG", "dlib", {}, 10, repeat, True),
+    ]
+    if cnn:  # seconds per image on CPU: fewer photos, one run each, no 17-megapixel image
+        configs.append(("dlib CNN (mmod)", "dlib", {"detector": "cnn"}, 3, 1, False))
+    load = ", ".join(f"{v:.1f}" for v in os.getloadavg())
+    print(f"\n### Detection time per image (median ms, detector built once; {os.cpu_count()} cores, load {load})\n")
     print("| backend | " + " | ".join(sets) + " | 4200x4200 upscaled photo |")
     print("|---|" + "---|" * (len(sets) + 1))
     huge = np.asarray(Image.fromarray(read_image(sets["frl-london (1024x1024)"][0])).resize((4200, 4200)))
-    for label, backend, options in configs:
+    for label, backend, options, count, runs, with_huge in configs:
         get_detector(backend, **options)  # build outside the timing
         cells = []
         for paths in sets.values():
-            images = [read_image(p) for p in paths]
-            per_image = [_median_ms(partial(detect_faces, im, backend, **options), repeat) for im in images]
+            images = [read_image(p) for p in paths[:count]]
+            per_image = [_median_ms(partial(detect_faces, im, backend, **options), runs) for im in images]
             cells.append(f"{statistics.median(per_image):.1f}")
-        cells.append(f"{_median_ms(partial(detect_faces, huge, backend, **options), max(1, repeat // 2)):.1f}")
+        huge_ms = _median_ms(partial(detect_faces, huge, backend, **options), max(1, runs // 2)) if with_huge else None
+        cells.append("-" if huge_ms is None else f"{huge_ms:.1f}")
         print(f"| {label} | " + " | ".join(cells) + " |")
 
 
@@ -147,15 +161,24 @@ def london(photos: Path) -> None:
 
 def detection_rate(photos: Path) -> None:
     sets = {
-        "mebeauty (in the wild, 1 face each)": _images(photos / "mebeauty") if (photos / "mebeauty").is_dir() else [],
+        "mebeauty (in the wild, 1 face each)": (
+            _images(photos / "mebeauty" / "images") if (photos / "mebeauty" / "images").is_dir() else []
+        ),
         "face-recognition-examples test_images": _images(photos / "face-recognition-examples" / "test_images"),
     }
-    print("\n### Detection rate (photos with >= 1 face found)\n")
-    print("| set | photos | mediapipe | dlib HOG |\n|---|---|---|---|")
+    print("\n### Detection on other photos (one face each, except where a backend sees more)\n")
+    print(
+        "| set | photos | mediapipe >= 1 face | dlib >= 1 face | mediapipe > 1 | dlib > 1 "
+        "| mutual NME of largest faces: mean / median / max |\n|---|---|---|---|---|---|---|"
+    )
+    region_rows = []
     for label, paths in sets.items():
         if not paths:
             continue
         hits = dict.fromkeys(BACKENDS, 0)
+        several = dict.fromkeys(BACKENDS, 0)
+        mutual = []
+        regions: list[list[float]] = []
         readable = 0
         for path in paths:
             try:
@@ -163,9 +186,23 @@ def detection_rate(photos: Path) -> None:
             except ImageInputError:
                 continue
             readable += 1
-            for backend in BACKENDS:
-                hits[backend] += bool(detect_faces(image, backend))
-        print(f"| {label} | {readable} | {hits['mediapipe']} | {hits['dlib']} |")
+            found = {backend: detect_faces(image, backend) for backend in BACKENDS}
+            for backend, faces in found.items():
+                hits[backend] += bool(faces)
+                several[backend] += len(faces) > 1
+            if all(found.values()):
+                a, b = found["mediapipe"][0], found["dlib"][0]
+                mutual.append(nme(a.landmarks, b.landmarks, b.inter_ocular()))
+                regions.append([nme(a.landmarks[r], b.landmarks[r], b.inter_ocular()) for r in REGIONS.values()])
+        print(
+            f"| {label} | {readable} | {hits['mediapipe']} | {hits['dlib']} | {several['mediapipe']} "
+            f"| {several['dlib']} | {_stats(mutual).replace(' | ', ' / ')} |"
+        )
+        region_rows.append((label, np.mean(regions, axis=0)))
+    print("\nMutual NME of the largest faces by region (mean, / dlib inter-ocular):\n")
+    print("| set | " + " | ".join(REGIONS) + " |\n|---|" + "---|" * len(REGIONS))
+    for label, values in region_rows:
+        print(f"| {label} | " + " | ".join(f"{v:.4f}" for v in values) + " |")
 
 
 def main() -> None:
@@ -173,12 +210,18 @@ def main() -> None:
     parser.add_argument("--photos", type=Path, default=Path(os.environ.get("GANFIT_PHOTOS", "../shared/photos")))
     parser.add_argument("--repeat", type=int, default=3, help="timed runs per image (median)")
     parser.add_argument("--cnn", action="store_true", help="also time dlib's CNN (MMOD) detector (slow on CPU)")
-    parser.add_argument("--skip-mebeauty", action="store_true", help="skip the 360-photo detection-rate table")
+    parser.add_argument(
+        "--sections", default="timing,deep3d,london,rate", help="comma-separated subset of timing,deep3d,london,rate"
+    )
     args = parser.parse_args()
-    timing(args.photos, args.repeat, args.cnn)
-    deep3d(args.photos)
-    london(args.photos)
-    if not args.skip_mebeauty:
+    sections = set(args.sections.split(","))
+    if "timing" in sections:
+        timing(args.photos, args.repeat, args.cnn)
+    if "deep3d" in sections:
+        deep3d(args.photos)
+    if "london" in sections:
+        london(args.photos)
+    if "rate" in sections:
         detection_rate(args.photos)
 
 

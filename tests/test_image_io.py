@@ -130,6 +130,39 @@ def test_sixteen_bit_png_reduced_to_eight_bit(tmp_path: Path) -> None:
     assert (image[:, 50:75] == 128).all() and (image[:, 75:] == 4).all()
 
 
+def test_sixteen_bit_colour_png_reduced_to_eight_bit(tmp_path: Path) -> None:
+    # 48-bit RGB PNG written by hand (Pillow cannot write one): colour type 2, bit depth 16.
+    height, width = 70, 90
+    rgb16 = np.zeros((height, width, 3), np.uint16)
+    rgb16[..., 0] = 200 * 257
+    rgb16[..., 1] = 65535
+    rgb16[:, 45:, 2] = 17 * 257
+    rows = b"".join(b"\x00" + rgb16[y].astype(">u2").tobytes() for y in range(height))
+    data = (
+        b"\x89PNG\r\n\x1a\n"
+        + _png_chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 16, 2, 0, 0, 0))
+        + _png_chunk(b"IDAT", zlib.compress(rows))
+        + _png_chunk(b"IEND", b"")
+    )
+    path = tmp_path / "deep_colour.png"
+    path.write_bytes(data)
+    image = read_image(path)
+    assert image.dtype == np.uint8 and image.shape == (height, width, 3)
+    assert (image[..., 0] == 200).all() and (image[..., 1] == 255).all()
+    assert (image[:, :45, 2] == 0).all() and (image[:, 45:, 2] == 17).all()
+
+
+def test_cmyk_jpeg_becomes_rgb(tmp_path: Path) -> None:
+    pixels = np.zeros((80, 100, 3), np.uint8)
+    pixels[...] = (200, 50, 20)
+    path = tmp_path / "print.jpg"
+    Image.fromarray(pixels).convert("CMYK").save(path, quality=95)
+    assert Image.open(path).mode == "CMYK"
+    image = read_image(path)
+    assert image.shape == (80, 100, 3)
+    assert np.abs(image.astype(int) - pixels).max() <= 3
+
+
 def test_webp_lossless_roundtrip(tmp_path: Path) -> None:
     pixels = _gradient(128, 96)
     path = tmp_path / "photo.webp"
@@ -197,6 +230,13 @@ def test_text_file_renamed_jpg(tmp_path: Path) -> None:
     path = tmp_path / "notes.jpg"
     path.write_text("these are my holiday notes, not a photo\n" * 20)
     with pytest.raises(UnreadableImageError, match=r"notes\.jpg: not a valid image: the name ends in '\.jpg'"):
+        read_image(path)
+
+
+def test_heic_gets_a_conversion_hint(tmp_path: Path) -> None:
+    path = tmp_path / "IMG_0001.HEIC"
+    path.write_bytes(b"\x00\x00\x00\x18ftypheic" + bytes(200))  # an ISO-BMFF HEIC header Pillow cannot decode
+    with pytest.raises(UnreadableImageError, match=r"IMG_0001\.HEIC: HEIC/HEIF photos are not supported.*JPEG"):
         read_image(path)
 
 

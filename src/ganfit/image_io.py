@@ -2,7 +2,8 @@
 
 Every image that enters ganfit goes through :func:`read_image`. It
 
-- reads JPEG, PNG and WebP (and whatever else Pillow decodes: BMP, TIFF, GIF, MPO phone photos, ...);
+- reads JPEG, PNG and WebP (and whatever else Pillow decodes: BMP, TIFF, GIF (first frame), MPO phone photos,
+  AVIF, ...); HEIC/HEIF is refused with a message saying to convert it;
 - honours the EXIF orientation tag (phone photos stored sideways come out upright);
 - converts grayscale (``L``, ``1``), palette (``P``), CMYK and YCbCr images to RGB;
 - composites images with an alpha channel (``RGBA``, ``LA``, ``PA``, palette with transparency) over a white
@@ -63,7 +64,7 @@ MAX_PIXELS = 120_000_000
 DETECTION_MAX_SIDE = 4096
 """Images whose long side exceeds this many pixels are detected on a downscaled copy (see downscale_for_detection)."""
 
-_IMAGE_SUFFIXES = {".jpg", ".jpeg", ".jpe", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif", ".mpo"}
+_IMAGE_SUFFIXES = {".jpg", ".jpeg", ".jpe", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif", ".mpo", ".avif"}
 
 
 class ImageInputError(Exception):
@@ -324,6 +325,11 @@ def _exif_upright(img: Image.Image, path: Path) -> Image.Image:
 
 def _not_an_image_message(path: Path) -> str:
     suffix = path.suffix.lower()
+    if suffix in {".heic", ".heif"}:
+        return (
+            f"{path}: HEIC/HEIF photos are not supported (Pillow cannot decode them without the pillow-heif plugin); "
+            "export or convert the photo to JPEG or PNG"
+        )
     if suffix in _IMAGE_SUFFIXES:
         return (
             f"{path}: not a valid image: the name ends in '{path.suffix}' but the content is not a recognised image "

@@ -14,10 +14,11 @@ weights) print one line to stderr and exit with status 2.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -43,6 +44,25 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+@contextlib.contextmanager
+def _native_stderr_silenced(enabled: bool) -> Iterator[None]:
+    """Send file descriptor 2 to /dev/null (mediapipe/TFLite log start-up chatter from C++, which Python's logging
+    cannot filter); our own messages are printed after it is restored. ``--verbose`` keeps everything."""
+    if not enabled:
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
 def _fail(message: str) -> int:
     print("error: " + " ".join(str(message).split()), file=sys.stderr)
     return 2
@@ -52,9 +72,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the process exit status."""
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(message)s")
-    if not args.verbose:  # keep mediapipe/TFLite's C++ start-up chatter off stderr (must precede their import)
-        os.environ.setdefault("GLOG_minloglevel", "2")
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
     from ganfit.identity import load_identity_network
     from ganfit.identity.api import compare_descriptors, embed_photo
@@ -67,12 +84,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         net = load_identity_network(args.identity, onnx_path=args.onnx_path)
         if args.command == "compare":
-            a = embed_photo(args.photo_a, net, backend=args.landmarks, face_index=args.face_index)
-            b = embed_photo(args.photo_b, net, backend=args.landmarks, face_index=args.face_index)
+            with _native_stderr_silenced(not args.verbose):
+                a = embed_photo(args.photo_a, net, backend=args.landmarks, face_index=args.face_index)
+                b = embed_photo(args.photo_b, net, backend=args.landmarks, face_index=args.face_index)
             distance, cosine = compare_descriptors(a.descriptor, b.descriptor)
             print(f"distance: {distance:.3f} cosine: {cosine:.3f}")
         else:
-            e = embed_photo(args.photo, net, backend=args.landmarks, face_index=args.face_index)
+            with _native_stderr_silenced(not args.verbose):
+                e = embed_photo(args.photo, net, backend=args.landmarks, face_index=args.face_index)
             if args.out is not None:
                 np.save(args.out, e.descriptor.astype(np.float32))
                 print(f"saved {e.descriptor.size}-d {args.identity} descriptor to {args.out}")

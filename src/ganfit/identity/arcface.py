@@ -173,9 +173,12 @@ class _Graph:
         return value
 
     def dynamic_consumers(self, tensor: str) -> list:
-        """Nodes that consume ``tensor``, looking through pass-through ops (Identity, Dropout, Cast)."""
+        """Nodes that consume ``tensor``'s values, looking through pass-through ops (Identity, Dropout, Cast) and
+        ignoring ``Shape`` nodes."""
         out = []
         for node in self.consumers.get(tensor, []):
+            if node.op_type == "Shape":  # reads only the shape (e.g. for a Reshape's target): not a data consumer
+                continue
             if node.op_type in _PASS_THROUGH:
                 out += self.dynamic_consumers(node.output[0])
             else:
@@ -366,14 +369,19 @@ def read_iresnet_onnx(path: str | Path) -> IResNetParams:
     return params
 
 
+def _tensor(array: np.ndarray) -> torch.Tensor:
+    """A float32 torch copy of a (possibly read-only) numpy array."""
+    return torch.tensor(np.asarray(array, np.float32))
+
+
 def _set_conv(conv: nn.Conv2d, p: ConvParams, where: str) -> None:
     if tuple(p.weight.shape) != tuple(conv.weight.shape):
         raise ArcFaceOnnxError(f"{where}: conv weight {p.weight.shape} does not fit {tuple(conv.weight.shape)}")
     if p.stride != conv.stride or p.padding != conv.padding:
         raise ArcFaceOnnxError(f"{where}: conv stride/padding {p.stride}/{p.padding} != {conv.stride}/{conv.padding}")
-    conv.weight.data.copy_(torch.from_numpy(p.weight))
+    conv.weight.data.copy_(_tensor(p.weight))
     if p.bias is not None:
-        conv.bias = nn.Parameter(torch.from_numpy(p.bias.copy()))
+        conv.bias = nn.Parameter(_tensor(p.bias))
 
 
 def _bn_module(p: BNParams | None, channels: int, where: str, one_d: bool = False) -> nn.Module:
@@ -382,16 +390,16 @@ def _bn_module(p: BNParams | None, channels: int, where: str, one_d: bool = Fals
     if p.scale.shape != (channels,):
         raise ArcFaceOnnxError(f"{where}: BatchNorm of size {p.scale.shape[0]} where {channels} channels are expected")
     bn: nn.BatchNorm1d | nn.BatchNorm2d = (nn.BatchNorm1d if one_d else nn.BatchNorm2d)(channels, eps=p.eps)
-    bn.weight.data.copy_(torch.from_numpy(p.scale))
-    bn.bias.data.copy_(torch.from_numpy(p.bias))
-    bn.running_mean.copy_(torch.from_numpy(p.mean))  # type: ignore[union-attr]
-    bn.running_var.copy_(torch.from_numpy(p.var))  # type: ignore[union-attr]
+    bn.weight.data.copy_(_tensor(p.scale))
+    bn.bias.data.copy_(_tensor(p.bias))
+    bn.running_mean.copy_(_tensor(p.mean))  # type: ignore[union-attr]
+    bn.running_var.copy_(_tensor(p.var))  # type: ignore[union-attr]
     return bn.eval()
 
 
 def _set_prelu(prelu: nn.PReLU, slope: np.ndarray, where: str) -> None:
     if slope.size == prelu.weight.numel():
-        prelu.weight.data.copy_(torch.from_numpy(slope))
+        prelu.weight.data.copy_(_tensor(slope))
     elif slope.size == 1:
         prelu.weight.data.fill_(float(slope[0]))
     else:
@@ -439,9 +447,9 @@ def build_iresnet(params: IResNetParams) -> IResNet:
             _set_conv(conv, p.down_conv, where + " shortcut conv")
             block.downsample[1] = _bn_module(p.down_bn, planes, where + " shortcut BN")
     net.bn2 = _bn_module(params.final_bn, widths[3], "final BN")
-    net.fc.weight.data.copy_(torch.from_numpy(params.fc_weight))
+    net.fc.weight.data.copy_(_tensor(params.fc_weight))
     if params.fc_bias is not None:
-        net.fc.bias.data.copy_(torch.from_numpy(params.fc_bias))
+        net.fc.bias.data.copy_(_tensor(params.fc_bias))
     else:
         net.fc.bias = None  # type: ignore[assignment]
     net.features_bn = _bn_module(params.features_bn, num_features, "features BN", one_d=True)

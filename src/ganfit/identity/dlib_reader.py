@@ -200,7 +200,7 @@ def _split_params(stream: DlibStream, params: np.ndarray, views: list[tuple[str,
 def _read_layer_details(s: DlibStream) -> DlibLayer:
     kind = s.read_str()
     layer = DlibLayer(kind)
-    if kind in ("con_4", "con_5"):
+    if kind in ("con_4", "con_5", "con_6"):
         params = s.read_tensor()
         cfg = layer.config
         cfg["num_filters"] = s.read_int()
@@ -215,8 +215,10 @@ def _read_layer_details(s: DlibStream) -> DlibLayer:
         for key in ("learning_rate_multiplier", "weight_decay_multiplier", "bias_lr_multiplier", "bias_wd_multiplier"):
             cfg[key] = s.read_float()
         use_bias = True
-        if kind == "con_5":
+        if kind in ("con_5", "con_6"):  # newer dlib: a bias switch, then (con_6) a fused-relu switch
             use_bias = s.read_bool()
+        cfg["use_bias"] = int(use_bias)
+        cfg["use_relu"] = int(s.read_bool()) if kind == "con_6" else 0
         views = [("filters", filters)]
         if use_bias:
             views.append(("biases", (biases[0] * biases[1] * biases[2] * biases[3],)))

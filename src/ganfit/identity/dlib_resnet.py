@@ -272,6 +272,8 @@ class DlibResNet(nn.Module):
     def _load_layer(i: int, module: nn.Module | None, layer: DlibLayer) -> None:
         cfg = layer.config
         if isinstance(module, DlibConv):
+            if not cfg.get("use_bias", 1) or cfg.get("use_relu", 0):
+                raise ValueError(f"layer {i}: convolution without bias or with a fused relu is not this network")
             filters = torch.from_numpy(layer.arrays["filters"])
             settings = (cfg["stride_y"], cfg["stride_x"], cfg["padding_y"], cfg["padding_x"])
             if filters.shape != module.weight.shape or settings != (*module.stride, *module.padding):  # type: ignore

@@ -151,11 +151,18 @@ def _connected(edge: tuple[int, int], corner: int, edges: frozenset[tuple[int, i
     return edge[0] in component
 
 
-def fit_map(dense: np.ndarray, ibug: np.ndarray, k: int, sum_weight: float = 100.0) -> tuple[np.ndarray, np.ndarray]:
+def fit_map(
+    dense: np.ndarray,  # normalised mesh points [N, 478, 2]
+    ibug: np.ndarray,  # normalised target points [N, 68, 2]
+    k: int,  # candidate mesh points per iBUG point
+    sum_weight: float = 100.0,  # weight of the sum-to-one equation in the least squares
+    constrain_lips: bool = True,  # keep upper-lip points off the lower lip and vice versa (see lip_sides)
+) -> tuple[np.ndarray, np.ndarray]:
     """Fit the convex-combination map on normalised points: returns indices int64 ``[68, k]``, weights ``[68, k]``."""
     indices = np.zeros((68, k), np.int64)
     weights = np.zeros((68, k), np.float64)
-    upper, lower = lip_sides(dense)
+    no_points = np.zeros(dense.shape[1], bool)
+    upper, lower = lip_sides(dense) if constrain_lips else (no_points, no_points)
     for point in range(68):
         distance = np.linalg.norm(dense - ibug[:, point : point + 1], axis=2).mean(axis=0)  # [478]
         if point in UPPER_LIP_IBUG:

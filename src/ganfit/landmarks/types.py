@@ -61,7 +61,8 @@ class FaceDetection:
     """One detected face, in pixels of the image passed to the detector.
 
     Attributes:
-        box: ``(x0, y0, x1, y1)`` float pixels (continuous convention), the backend detector's face box.
+        box: ``(x0, y0, x1, y1)`` float pixels (continuous convention), the backend detector's face box; it may
+            extend beyond the image for a face cut by the border.
         score: detector confidence (backend-specific scale: mediapipe probability in [0, 1]; dlib HOG/CNN score,
             higher is more confident). ``0.0`` when the backend found the face without a scored detection.
         landmarks: float32 ``[68, 2]`` (x, y) pixels in iBUG-68 order.
@@ -90,10 +91,21 @@ class FaceDetection:
         return max(0.0, x1 - x0) * max(0.0, y1 - y0)
 
     def eye_centres(self) -> np.ndarray:
-        """float32 ``[2, 2]``: mean of the six iBUG points of each eye, image-left eye (subject's right) first."""
+        """float32 ``[2, 2]``: mean of the six iBUG points of each eye, subject's right eye (image-left) first."""
         left = self.landmarks[list(IBUG_LEFT_IMAGE_EYE)].mean(axis=0)
         right = self.landmarks[list(IBUG_RIGHT_IMAGE_EYE)].mean(axis=0)
         return np.stack([left, right]).astype(np.float32)
+
+    def pupils(self) -> np.ndarray:
+        """float32 ``[2, 2]`` pupil estimates in the order of :meth:`eye_centres` (subject's right eye first).
+
+        mediapipe: the refined iris centres (mesh points 468 and 473), about twice as accurate for the pupil as
+        the eye-contour centroid (on frl-london: 1.9 % vs 3.6 % of the inter-pupil distance); other backends:
+        :meth:`eye_centres` (whose centroid sits ~3.5-4 % of the pupil distance below the pupil).
+        """
+        if self.dense is not None and self.dense.shape[0] >= 478:
+            return self.dense[[468, 473]].astype(np.float32)  # 468: subject's right iris, 473: left
+        return self.eye_centres()
 
     def inter_ocular(self) -> float:
         """Distance in pixels between the outer eye corners (iBUG 36 and 45), the 300-W normaliser."""
