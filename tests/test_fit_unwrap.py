@@ -34,3 +34,26 @@ def test_unwrap_recovers_rendered_texture(assets_dir):
     # the far side (subject's left, turned away) is less seen than the near side; filling completes the map
     filled = fill_texture(colour, weight, torch.tensor([[0.0, 0.0, 1.0]]))
     assert torch.isfinite(filled).all() and filled.shape == (1, 3, texels, texels)
+
+
+def test_sh_lighting_renders_and_gets_gradients(assets_dir):
+    """The spherical-harmonics light option goes through the renderer and receives gradients."""
+    from ganfit.face_model import load_face_model
+    from ganfit.fitting import losses
+    from ganfit.fitting.fitter import light_of
+    from ganfit.fitting.params import FitParameters, ParamsConfig
+    from ganfit.fitting.shading import FaceScene
+
+    face_model = load_face_model(assets_dir)
+    params = FitParameters(2, ParamsConfig(texture="free", texture_resolution=32, lighting="sh"), (96, 96))
+    with torch.no_grad():
+        params.translation[:, 2] = -1500.0
+    vertices = face_model(params.ps, params.pe)
+    out = FaceScene(face_model).render(vertices, params.camera(), params.uv_texture, light_of(params), None, (96, 96))
+    face = out.mask > 0.5
+    assert face.float().mean() > 0.05
+    # constant band 0.8 / Y00 with albedo 0.5 -> colour 0.4 where the face is covered
+    covered = face.expand(-1, 3, -1, -1)
+    assert float(out.image.detach()[covered].mean()) == pytest.approx(0.4, abs=0.02)
+    (out.image.mean() + losses.light_prior(light_of(params)).sum()).backward()
+    assert params.sh.grad is not None and params.sh.grad.abs().sum() > 0
