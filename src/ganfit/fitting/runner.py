@@ -74,9 +74,9 @@ class Summary:
         return "\n".join(lines)
 
     def scores(self) -> dict[str, float]:
-        """Means over the photos fitted in this run: identity cosine (before/after stage 2), landmark error (IOD),
-        and ``score`` = identity cosine - 5 x landmark error (what sweeps maximise)."""
-        fitted = [o.metrics for o in self.outcomes if o.status == "fitted" and o.metrics]
+        """Means over the fitted photos (this run's and earlier fits it skipped): identity cosine (before/after
+        stage 2), landmark error (IOD), and ``score`` = identity cosine - 5 x landmark error (what sweeps maximise)."""
+        fitted = [o.metrics for o in self.outcomes if o.status in ("fitted", "skipped") and o.metrics]
         if not fitted:
             return {}
 
@@ -254,7 +254,11 @@ def run_shard(
     pending: list[tuple[str, str]] = []
     for source, name in zip(sources, names, strict=True):
         if not options.overwrite and is_done(out / name):
-            outcomes.append(Outcome(name, source, "skipped", "already fitted (overwrite=true to redo)"))
+            try:
+                previous = json.loads((out / name / "metrics.json").read_text())
+            except (OSError, ValueError):
+                previous = {}
+            outcomes.append(Outcome(name, source, "skipped", "already fitted (overwrite=true to redo)", 0.0, previous))
         else:
             pending.append((source, name))
     if not pending:
