@@ -630,79 +630,93 @@ def texture_fwd(tex, uv, linear, boundary, out):
     n_batch, height, width = uv.shape[0], uv.shape[1], uv.shape[2]
     th, tw, n_chan = tex.shape[1], tex.shape[2], tex.shape[3]
     flat = tex.reshape(tex.shape[0], th * tw, n_chan)
+    uv2 = uv.reshape(n_batch * height * width, 2)
+    out2 = out.reshape(n_batch * height * width, n_chan)
     for r in prange(n_batch * height):
         b = r // height
-        y = r % height
         tb = b if tex.shape[0] > 1 else 0
-        for x in range(width):
-            u = np.float64(uv[b, y, x, 0])
-            v = np.float64(uv[b, y, x, 1])
+        for p in range(r * width, (r + 1) * width):
+            u = np.float64(uv2[p, 0])
+            v = np.float64(uv2[p, 1])
             if not (math.isfinite(u) and math.isfinite(v)):
                 for c in range(n_chan):
-                    out[b, y, x, c] = 0.0
+                    out2[p, c] = 0.0
                 continue
             if not linear:
                 ix, iy = _nearest_tap(u, v, tw, th, boundary)
                 for c in range(n_chan):
-                    out[b, y, x, c] = tex[tb, iy, ix, c] if ix >= 0 else 0.0
+                    out2[p, c] = flat[tb, iy * tw + ix, c] if ix >= 0 else 0.0
                 continue
             o00, o10, o01, o11, m00, m10, m01, m11, fu, fv = _bilinear_setup(u, v, tw, th, boundary)
             w00 = (1.0 - fu) * (1.0 - fv) * m00
             w10 = fu * (1.0 - fv) * m10
             w01 = (1.0 - fu) * fv * m01
             w11 = fu * fv * m11
+            t00 = flat[tb, o00]
+            t10 = flat[tb, o10]
+            t01 = flat[tb, o01]
+            t11 = flat[tb, o11]
             for c in range(n_chan):
-                out[b, y, x, c] = (
-                    w00 * flat[tb, o00, c] + w10 * flat[tb, o10, c] + w01 * flat[tb, o01, c] + w11 * flat[tb, o11, c]
-                )
+                out2[p, c] = w00 * t00[c] + w10 * t10[c] + w01 * t01[c] + w11 * t11[c]
 
 
 @njit(cache=True, parallel=True)
 def texture_bwd(tex, uv, dy, linear, boundary, chunks, gtex, guv):
     """Accumulate ``gtex[n_buf, Bt, Ht, Wt, C]``; write ``guv[B, H, W, 2]`` (linear mode; must be zeroed)."""
-    height, width = uv.shape[1], uv.shape[2]
+    n_batch, height, width = uv.shape[0], uv.shape[1], uv.shape[2]
     th, tw, n_chan = tex.shape[1], tex.shape[2], tex.shape[3]
+    n_pix = n_batch * height * width
     flat = tex.reshape(tex.shape[0], th * tw, n_chan)
     gflat = gtex.reshape(gtex.shape[0], gtex.shape[1], th * tw, n_chan)
+    uv2 = uv.reshape(n_pix, 2)
+    dy2 = dy.reshape(n_pix, n_chan)
+    guv2 = guv.reshape(n_pix, 2)
     for kk in prange(chunks.shape[0]):
         buf = chunks[kk, 2]
         for r in range(chunks[kk, 0], chunks[kk, 1]):
             b = r // height
-            y = r % height
             tb = b if tex.shape[0] > 1 else 0
             gb = b if gtex.shape[1] > 1 else 0
-            for x in range(width):
-                u = np.float64(uv[b, y, x, 0])
-                v = np.float64(uv[b, y, x, 1])
+            for p in range(r * width, (r + 1) * width):
+                u = np.float64(uv2[p, 0])
+                v = np.float64(uv2[p, 1])
                 if not (math.isfinite(u) and math.isfinite(v)):
                     continue
                 if not linear:
                     ix, iy = _nearest_tap(u, v, tw, th, boundary)
                     if ix >= 0:
                         for c in range(n_chan):
-                            gtex[buf, gb, iy, ix, c] += dy[b, y, x, c]
+                            gflat[buf, gb, iy * tw + ix, c] += dy2[p, c]
                     continue
                 o00, o10, o01, o11, m00, m10, m01, m11, fu, fv = _bilinear_setup(u, v, tw, th, boundary)
                 w00 = (1.0 - fu) * (1.0 - fv) * m00
                 w10 = fu * (1.0 - fv) * m10
                 w01 = (1.0 - fu) * fv * m01
                 w11 = fu * fv * m11
+                t00 = flat[tb, o00]
+                t10 = flat[tb, o10]
+                t01 = flat[tb, o01]
+                t11 = flat[tb, o11]
+                g00 = gflat[buf, gb, o00]
+                g10 = gflat[buf, gb, o10]
+                g01 = gflat[buf, gb, o01]
+                g11 = gflat[buf, gb, o11]
                 gu = 0.0
                 gv = 0.0
                 for c in range(n_chan):
-                    d = np.float64(dy[b, y, x, c])
-                    t00 = flat[tb, o00, c] * m00
-                    t10 = flat[tb, o10, c] * m10
-                    t01 = flat[tb, o01, c] * m01
-                    t11 = flat[tb, o11, c] * m11
-                    gu += d * ((1.0 - fv) * (t10 - t00) + fv * (t11 - t01))
-                    gv += d * ((1.0 - fu) * (t01 - t00) + fu * (t11 - t10))
-                    gflat[buf, gb, o00, c] += w00 * d
-                    gflat[buf, gb, o10, c] += w10 * d
-                    gflat[buf, gb, o01, c] += w01 * d
-                    gflat[buf, gb, o11, c] += w11 * d
-                guv[b, y, x, 0] = gu * tw
-                guv[b, y, x, 1] = gv * th
+                    d = np.float64(dy2[p, c])
+                    a00 = t00[c] * m00
+                    a10 = t10[c] * m10
+                    a01 = t01[c] * m01
+                    a11 = t11[c] * m11
+                    gu += d * ((1.0 - fv) * (a10 - a00) + fv * (a11 - a01))
+                    gv += d * ((1.0 - fu) * (a01 - a00) + fu * (a11 - a10))
+                    g00[c] += w00 * d
+                    g10[c] += w10 * d
+                    g01[c] += w01 * d
+                    g11[c] += w11 * d
+                guv2[p, 0] = gu * tw
+                guv2[p, 1] = gv * th
 
 
 # ----------------------------------------------------------------------------------------------------------------
