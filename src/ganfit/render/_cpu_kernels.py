@@ -521,6 +521,12 @@ def interpolate_bwd(attr, rast, tri, dy, chunks, gattr, grast):
                 tid = int(rast[b, y, x, 3]) - 1
                 if tid < 0:
                     continue
+                nonzero = False
+                for c in range(n_chan):
+                    if dy[b, y, x, c] != 0.0:
+                        nonzero = True
+                if not nonzero:
+                    continue
                 u = rast[b, y, x, 0]
                 v = rast[b, y, x, 1]
                 t = 1.0 - u - v
@@ -681,6 +687,12 @@ def texture_bwd(tex, uv, dy, linear, boundary, chunks, gtex, guv):
                 u = np.float64(uv2[p, 0])
                 v = np.float64(uv2[p, 1])
                 if not (math.isfinite(u) and math.isfinite(v)):
+                    continue
+                nonzero = False
+                for c in range(n_chan):
+                    if dy2[p, c] != 0.0:
+                        nonzero = True
+                if not nonzero:  # e.g. background pixels masked out downstream: nothing to scatter
                     continue
                 if not linear:
                     ix, iy = _nearest_tap(u, v, tw, th, boundary)
