@@ -110,10 +110,11 @@ def _bbox_to_pixels(xmin: float, xmax: float, ymin: float, ymax: float, width: i
     slack = 1e-4  # pixels; far above the rounding of the divisions, far below a pixel
     if not (xmin <= xmax and ymin <= ymax):  # NaN or empty
         return 0, -1, 0, -1
-    fx0 = math.ceil(max(xmin - 0.5 - slack, -1.0))
-    fx1 = math.floor(min(xmax - 0.5 + slack, width + 0.0))
-    fy0 = math.ceil(max(ymin - 0.5 - slack, -1.0))
-    fy1 = math.floor(min(ymax - 0.5 + slack, height + 0.0))
+    # Clamp before the int conversion so huge or infinite coordinates (w -> 0+) cannot overflow.
+    fx0 = math.ceil(min(max(xmin - 0.5 - slack, -1.0), width + 1.0))
+    fx1 = math.floor(max(min(xmax - 0.5 + slack, width + 0.0), -2.0))
+    fy0 = math.ceil(min(max(ymin - 0.5 - slack, -1.0), height + 1.0))
+    fy1 = math.floor(max(min(ymax - 0.5 + slack, height + 0.0), -2.0))
     x0 = max(int(fx0), 0)
     x1 = min(int(fx1), width - 1)
     y0 = max(int(fy0), 0)
