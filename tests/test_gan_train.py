@@ -39,6 +39,8 @@ def test_default_config_is_the_cpu_sized_wandb_setup(tmp_path: Path) -> None:
     assert cfg.logger._target_.endswith("WandbLogger")
     paper = compose_train(tmp_path, ["data.root=x", "experiment=paper"])
     assert paper.gan.resolution == 512 and paper.gan.fmap_base == 8192 and paper.data.resolution == 512
+    demo = compose_train(tmp_path, ["experiment=frl_crops"])  # presets override train.yaml's own keys too
+    assert demo.torch_threads == 1 and demo.checkpoint.every_n_train_steps == 200 and demo.data.resolution == 64
     os.environ.pop("WANDB_API_KEY", None)
     assert cfg.logger.offline is True  # no API key -> offline
 
