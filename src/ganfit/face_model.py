@@ -1,0 +1,465 @@
+"""The ICT FaceKit morphable model as a PyTorch module.
+
+Frames and units (used by the whole project):
+    * Model space is in **millimetres**, right-handed: +X to the subject's left (the viewer's right in a frontal
+      photo), +Y up, +Z out of the face towards a frontal camera. ICT's raw OBJs are in centimetres; the
+      converter multiplies by 10.
+    * UV coordinates are stored in **texture-image convention**: ``(u, v)`` with u to the right and v DOWN, so
+      ``(0, 0)`` is the top-left texel of a texture image stored top row first (a PNG, or row 0 of a
+      ``[H, W, C]`` tensor), which is what ``texture()`` of nvdiffrast / ``ganfit.render`` expects. OBJ files use v
+      up; :meth:`FaceModel.export` flips back.
+    * The model is ICT's *face area*: vertices 0..9408 and polygons 0..9229 (all quads, split into 18,460
+      triangles as (0, 1, 2), (0, 2, 3)); it lives in UV tile 0. It is open at the eyes and the mouth.
+
+Shape: ``vertices = mean + sum_k ps[k] * id_basis[k] + sum_j pe[j] * exp_basis[j]`` where ``ps`` are identity
+coefficients in standard-deviation units (each ICT ``identityNNN.obj`` is the neutral face plus one standard
+deviation of mode NNN, as ICT's own sampler draws weights from N(0, 1)) and ``pe`` are ARKit-style blendshape
+weights in [0, 1].
+
+Converting the 154 raw OBJs takes a few seconds; the result is cached as an ``.npz`` under
+``~/.cache/ganfit/face_model/`` keyed by a checksum of the inputs and the converter version.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import logging
+import os
+import sys
+import time
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from ganfit import assets
+
+logger = logging.getLogger(__name__)
+
+CONVERTER_VERSION = 1
+CM_TO_MM = 10.0
+NUM_IDENTITY = 100
+FACE_VERTEX_COUNT = 9409  # ICT "Full face area": vertices [0:9408]
+FACE_POLYGON_COUNT = 9230  # polygons [0:9229]
+
+# From ICT-FaceKit's README (0-indexed vertex ids). Candidates for the 68-point jaw contour under yaw: for a
+# face turned away, the visible jaw outline moves along these chains.
+RIGHT_JAWLINE_EXTENDED = (1280, 1278, 1275, 1272, 1248, 12, 820, 1834, 1902, 243, 844, 781, 1673, 2199, 801, 1447, 800)
+LEFT_JAWLINE_EXTENDED = (
+    3041,
+    3661,
+    3042,
+    4390,
+    3880,
+    3022,
+    3085,
+    2484,
+    4102,
+    4036,
+    3061,
+    2253,
+    3466,
+    3490,
+    3493,
+    3496,
+    3498,
+)
+
+
+@dataclass(frozen=True)
+class FaceModelData:
+    """Arrays of the converted model (numpy, float32 / int64). See :class:`FaceModel` for shapes."""
+
+    mean: np.ndarray
+    id_basis: np.ndarray
+    exp_basis: np.ndarray
+    triangles: np.ndarray
+    uvs: np.ndarray
+    uv_triangles: np.ndarray
+    landmark_ids: np.ndarray
+    mirror_ids: np.ndarray
+    fitting_vertex_ids: np.ndarray
+    rigid_vertex_ids: np.ndarray
+    jaw_contour_right: np.ndarray
+    jaw_contour_left: np.ndarray
+    expression_names: tuple[str, ...]
+
+    def save(self, path: Path) -> None:
+        arrays = {k: v for k, v in self.__dict__.items() if isinstance(v, np.ndarray)}
+        arrays["expression_names"] = np.array(self.expression_names)
+        tmp = path.with_suffix(".tmp.npz")
+        np.savez_compressed(tmp, **arrays)
+        os.replace(tmp, path)
+
+    @classmethod
+    def load(cls, path: Path) -> FaceModelData:
+        with np.load(path) as data:
+            fields = {k: data[k] for k in data.files}
+        fields["expression_names"] = tuple(str(n) for n in fields["expression_names"])
+        return cls(**fields)
+
+
+def _parse_vertices(text: str) -> np.ndarray:
+    """All ``v x y z`` lines of an OBJ as float64 [N, 3]."""
+    rows = [line[2:] for line in text.splitlines() if line.startswith("v ")]
+    return np.array(" ".join(rows).split(), dtype=np.float64).reshape(-1, 3)
+
+
+def _parse_topology(text: str) -> tuple[np.ndarray, list[list[int]], list[list[int]]]:
+    """UVs [T, 2] (OBJ convention) and per-polygon vertex / UV index lists (0-based) of an OBJ."""
+    lines = text.splitlines()
+    uv = np.array(" ".join(line[3:] for line in lines if line.startswith("vt ")).split(), dtype=np.float64)
+    vertex_ids: list[list[int]] = []
+    uv_ids: list[list[int]] = []
+    for line in lines:
+        if not line.startswith("f "):
+            continue
+        corners = [corner.split("/") for corner in line.split()[1:]]
+        vertex_ids.append([int(c[0]) - 1 for c in corners])
+        uv_ids.append([int(c[1]) - 1 for c in corners])
+    return uv.reshape(-1, 2), vertex_ids, uv_ids
+
+
+def _split_polygons(polygons: list[list[int]]) -> np.ndarray:
+    """Fan-split polygons into triangles: (0, 1, 2), (0, 2, 3), ... in order; int64 [F, 3]."""
+    triangles = [(p[0], p[i], p[i + 1]) for p in polygons for i in range(1, len(p) - 1)]
+    return np.asarray(triangles, dtype=np.int64)
+
+
+def _mirror_map(vertices: np.ndarray) -> tuple[np.ndarray, float]:
+    """For each vertex, the index of its mirror image across x = 0, and the largest mismatch (model units)."""
+    from scipy.spatial import cKDTree
+
+    mirrored = vertices * np.array([-1.0, 1.0, 1.0])
+    distance, index = cKDTree(vertices).query(mirrored)
+    return index.astype(np.int64), float(distance.max())
+
+
+def convert_ict(source: assets.IctSource, verify: bool = True) -> FaceModelData:
+    """Convert the raw ICT FaceKit OBJs into :class:`FaceModelData` (face area, millimetres).
+
+    Args:
+        source: where the ``FaceXModel`` files are (see :func:`ganfit.assets.locate_ict`).
+        verify: check every file against the pinned sha256 manifest.
+    """
+    started = time.perf_counter()
+    files = dict(iter_needed_files(source))
+    if "vertex_indices.json" not in files or "generic_neutral_mesh.obj" not in files:
+        raise assets.AssetIntegrityError(f"{source.describe()} lacks vertex_indices.json or generic_neutral_mesh.obj")
+    indices = json.loads(files["vertex_indices.json"])
+    expression_names = tuple(indices["expressions"])
+    needed = _needed_names(expression_names)
+    missing = sorted(needed - set(files))
+    if missing:
+        raise assets.AssetIntegrityError(f"{source.describe()} lacks {len(missing)} model files, e.g. {missing[:3]}")
+    if verify:
+        assets.verify_files(files)
+
+    neutral_text = files["generic_neutral_mesh.obj"].decode()
+    neutral_full = _parse_vertices(neutral_text)
+    neutral = neutral_full[:FACE_VERTEX_COUNT]
+    all_uvs, polygon_vertices, polygon_uvs = _parse_topology(neutral_text)
+    face_polygons = polygon_vertices[:FACE_POLYGON_COUNT]
+    face_polygon_uvs = polygon_uvs[:FACE_POLYGON_COUNT]
+    triangles = _split_polygons(face_polygons)
+    uv_triangles_full = _split_polygons(face_polygon_uvs)
+    if triangles.max() >= FACE_VERTEX_COUNT:
+        raise assets.AssetIntegrityError("face-area polygons reference vertices outside the face area")
+    used_uvs, uv_triangles = np.unique(uv_triangles_full, return_inverse=True)
+    uv_triangles = uv_triangles.reshape(-1, 3).astype(np.int64)
+    uvs = all_uvs[used_uvs].copy()
+    uvs[:, 1] = 1.0 - uvs[:, 1]  # OBJ v-up -> texture-image v-down
+
+    def shape_of(name: str) -> np.ndarray:
+        vertices = _parse_vertices(files[name].decode())
+        if vertices.shape[0] != neutral_full.shape[0]:
+            raise assets.AssetIntegrityError(f"{name} has {vertices.shape[0]} vertices; the neutral mesh differs")
+        return vertices[:FACE_VERTEX_COUNT]
+
+    id_basis = np.stack([shape_of(f"identity{k:03d}.obj") - neutral for k in range(NUM_IDENTITY)])
+    exp_basis = np.stack([shape_of(f"{name}.obj") - neutral for name in expression_names])
+    mean_mm = neutral * CM_TO_MM
+    mirror_ids, mirror_error = _mirror_map(mean_mm)
+
+    def face_ids(values: list[int]) -> np.ndarray:
+        array = np.asarray(values, dtype=np.int64)
+        return array[array < FACE_VERTEX_COUNT]
+
+    data = FaceModelData(
+        mean=mean_mm.astype(np.float32),
+        id_basis=(id_basis * CM_TO_MM).astype(np.float32),
+        exp_basis=(exp_basis * CM_TO_MM).astype(np.float32),
+        triangles=triangles,
+        uvs=uvs.astype(np.float32),
+        uv_triangles=uv_triangles,
+        landmark_ids=np.asarray(indices["idx_to_landmark_verts"], dtype=np.int64),
+        mirror_ids=mirror_ids,
+        fitting_vertex_ids=face_ids(indices["idx_to_fitting_verts"]),
+        rigid_vertex_ids=face_ids(indices["idx_to_rigid_verts"]),
+        jaw_contour_right=np.asarray(RIGHT_JAWLINE_EXTENDED, dtype=np.int64),
+        jaw_contour_left=np.asarray(LEFT_JAWLINE_EXTENDED, dtype=np.int64),
+        expression_names=expression_names,
+    )
+    logger.info(
+        "converted ICT FaceKit from %s in %.1f s (mirror map max mismatch %.2e mm)",
+        source.describe(),
+        time.perf_counter() - started,
+        mirror_error,
+    )
+    return data
+
+
+def _needed_names(expression_names: tuple[str, ...]) -> set[str]:
+    names = {"generic_neutral_mesh.obj", "vertex_indices.json"}
+    names |= {f"identity{k:03d}.obj" for k in range(NUM_IDENTITY)}
+    names |= {f"{name}.obj" for name in expression_names}
+    return names
+
+
+def iter_needed_files(source: assets.IctSource):
+    """The files the converter reads: neutral mesh, 100 identities, the expression OBJs, vertex_indices.json."""
+    wanted = {"generic_neutral_mesh.obj", "vertex_indices.json"} | {f"identity{k:03d}.obj" for k in range(NUM_IDENTITY)}
+    for name, payload in assets.iter_ict_files(source):
+        if name in wanted or (name.endswith(".obj") and not name.startswith("identity")):
+            yield name, payload
+
+
+def _source_checksum(source: assets.IctSource) -> str:
+    """sha256 of the inputs: the archive's bytes, or the folder's file names and contents."""
+    digest = hashlib.sha256(f"ganfit-face-model-v{CONVERTER_VERSION}".encode())
+    paths = [source.path] if source.is_archive else sorted(p for p in source.path.iterdir() if p.is_file())
+    for path in paths:
+        digest.update(path.name.encode())
+        with open(path, "rb") as handle:
+            for block in iter(lambda h=handle: h.read(1 << 22), b""):
+                digest.update(block)
+    return digest.hexdigest()
+
+
+def load_face_model_data(assets_dir: str | os.PathLike[str] | None = None, verify: bool = True) -> FaceModelData:
+    """Converted model arrays, from the cache when possible (converting and caching them otherwise)."""
+    source = assets.locate_ict(assets_dir)
+    cache_path = assets.cache_dir() / "face_model" / f"ict_face_{_source_checksum(source)[:16]}.npz"
+    if cache_path.is_file():
+        try:
+            return FaceModelData.load(cache_path)
+        except (OSError, ValueError, KeyError, TypeError) as error:
+            logger.warning("ignoring unreadable face-model cache %s (%s); converting again", cache_path, error)
+    data = convert_ict(source, verify=verify)
+    cache_path.parent.mkdir(parents=True, exist_ok=True)
+    data.save(cache_path)
+    logger.info("cached the converted face model at %s", cache_path)
+    return data
+
+
+class FaceModel(nn.Module):
+    """ICT FaceKit face-area morphable model (see the module docstring for frames and units).
+
+    Buffers (V = 9409 vertices, F = 18,460 triangles, T = 9547 UVs):
+        mean          float32 [V, 3]        neutral face, mm
+        id_basis      float32 [100, V, 3]   identity modes, mm per standard deviation
+        exp_basis     float32 [53, V, 3]    expression blendshapes (ARKit names in ``expression_names``), mm
+        triangles     int64 [F, 3]          vertex index per triangle corner, counter-clockwise seen from outside
+        uvs           float32 [T, 2]        texture coordinates, texture-image convention (v down)
+        uv_triangles  int64 [F, 3]          UV index per triangle corner (UV seams make T > V)
+        landmark_ids  int64 [68]            iBUG-68 landmark vertices
+        mirror_ids    int64 [V]             index of each vertex's mirror image across the x = 0 plane
+        jaw_contour_right / jaw_contour_left  int64 [17]  jaw outline candidates (ICT "extended jawline")
+        fitting_vertex_ids, rigid_vertex_ids  int64       ICT's vertex sets, restricted to the face area
+    """
+
+    mean: torch.Tensor
+    id_basis: torch.Tensor
+    exp_basis: torch.Tensor
+    triangles: torch.Tensor
+    uvs: torch.Tensor
+    uv_triangles: torch.Tensor
+    landmark_ids: torch.Tensor
+    mirror_ids: torch.Tensor
+
+    def __init__(self, data: FaceModelData) -> None:
+        super().__init__()
+        for name, value in data.__dict__.items():
+            if isinstance(value, np.ndarray):
+                self.register_buffer(name, torch.from_numpy(np.ascontiguousarray(value)), persistent=True)
+        self.expression_names: tuple[str, ...] = data.expression_names
+
+    @property
+    def num_identity(self) -> int:
+        return int(self.id_basis.shape[0])
+
+    @property
+    def num_expression(self) -> int:
+        return int(self.exp_basis.shape[0])
+
+    @property
+    def num_vertices(self) -> int:
+        return int(self.mean.shape[0])
+
+    def forward(self, ps: torch.Tensor, pe: torch.Tensor) -> torch.Tensor:
+        """Vertices of faces with identity ``ps`` [B, 100] (std units) and expression ``pe`` [B, 53] -> [B, V, 3] mm."""
+        if ps.ndim != 2 or ps.shape[1] != self.num_identity:
+            raise ValueError(f"ps must be [B, {self.num_identity}], got {tuple(ps.shape)}")
+        if pe.ndim != 2 or pe.shape[1] != self.num_expression or pe.shape[0] != ps.shape[0]:
+            raise ValueError(f"pe must be [{ps.shape[0]}, {self.num_expression}], got {tuple(pe.shape)}")
+        dtype = self.mean.dtype
+        offsets = torch.einsum("bk,kvc->bvc", ps.to(dtype), self.id_basis)
+        offsets = offsets + torch.einsum("bj,jvc->bvc", pe.to(dtype), self.exp_basis)
+        return self.mean.unsqueeze(0) + offsets
+
+    def zeros(self, batch: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
+        """Neutral parameters ``(ps [B, 100], pe [B, 53])`` on the model's device."""
+        device = self.mean.device
+        return (
+            torch.zeros(batch, self.num_identity, device=device),
+            torch.zeros(batch, self.num_expression, device=device),
+        )
+
+    def sample(
+        self,
+        batch: int,
+        generator: torch.Generator | None = None,
+        identity_scale: float = 1.0,
+        expression_scale: float = 0.0,
+        expression_fraction: float = 0.1,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Random parameters from the prior.
+
+        ``ps ~ N(0, identity_scale^2)``; each blendshape is active with probability ``expression_fraction`` and
+        then has a weight ~ U(0, expression_scale). Returns ``(ps [B, 100], pe [B, 53])`` on the model's device.
+        """
+        ps = torch.randn(batch, self.num_identity, generator=generator) * identity_scale
+        active = torch.rand(batch, self.num_expression, generator=generator) < expression_fraction
+        pe = torch.rand(batch, self.num_expression, generator=generator) * expression_scale * active
+        return ps.to(self.mean.device), pe.to(self.mean.device)
+
+    def vertex_normals(self, vertices: torch.Tensor) -> torch.Tensor:
+        """Area-weighted unit vertex normals of ``vertices`` [B, V, 3] -> [B, V, 3] (differentiable)."""
+        corners = vertices[:, self.triangles]  # [B, F, 3, 3]
+        face_normals = torch.cross(corners[:, :, 1] - corners[:, :, 0], corners[:, :, 2] - corners[:, :, 0], dim=-1)
+        normals = torch.zeros_like(vertices)
+        for corner in range(3):
+            normals = normals.index_add(1, self.triangles[:, corner], face_normals)
+        return torch.nn.functional.normalize(normals, dim=-1, eps=1e-12)
+
+    def landmarks(self, vertices: torch.Tensor) -> torch.Tensor:
+        """The 68 iBUG landmark positions of ``vertices`` [B, V, 3] -> [B, 68, 3]."""
+        return vertices[:, self.landmark_ids]
+
+    def export(self, path: str | os.PathLike[str], vertices: torch.Tensor, texture: np.ndarray | None = None) -> Path:
+        """Write one face as a mesh with UVs (format from the suffix: ``.obj`` (+ ``.mtl``/``.png``), ``.glb``, ...).
+
+        Args:
+            path: output file.
+            vertices: [V, 3] mm (a single face, no batch dimension).
+            texture: optional uint8 [H, W, 3] UV texture image (top row first) stored with the mesh.
+        """
+        from PIL import Image
+
+        mesh = self.to_trimesh(vertices, None if texture is None else Image.fromarray(texture))
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if path.suffix.lower() == ".obj":
+            mesh.export(path, file_type="obj", mtl_name=f"{path.stem}.mtl", include_normals=False)
+        else:
+            mesh.export(path)
+        return path
+
+    def to_trimesh(self, vertices: torch.Tensor, texture_image=None):
+        """A ``trimesh.Trimesh`` of one face [V, 3] mm with per-corner UVs (vertices split at UV seams)."""
+        import trimesh
+
+        if vertices.ndim != 2 or vertices.shape != self.mean.shape:
+            raise ValueError(f"vertices must be [{self.num_vertices}, 3], got {tuple(vertices.shape)}")
+        vertex_ids = self.triangles.cpu().numpy().reshape(-1)
+        uv_ids = self.uv_triangles.cpu().numpy().reshape(-1)
+        pairs, inverse = np.unique(np.stack([vertex_ids, uv_ids], axis=1), axis=0, return_inverse=True)
+        positions = vertices.detach().cpu().numpy()[pairs[:, 0]]
+        uv = self.uvs.cpu().numpy()[pairs[:, 1]].copy()
+        uv[:, 1] = 1.0 - uv[:, 1]  # back to OBJ/glTF-loader convention (v up) that trimesh expects
+        if texture_image is not None:
+            material = trimesh.visual.material.SimpleMaterial(image=texture_image)
+        else:
+            material = trimesh.visual.material.SimpleMaterial()
+        visual = trimesh.visual.TextureVisuals(uv=uv, material=material)
+        return trimesh.Trimesh(positions, inverse.reshape(-1, 3), visual=visual, process=False)
+
+
+@lru_cache(maxsize=4)
+def _cached_data(assets_dir: str | None) -> FaceModelData:
+    return load_face_model_data(assets_dir)
+
+
+def load_face_model(
+    assets_dir: str | os.PathLike[str] | None = None,
+    device: torch.device | str | None = None,
+) -> FaceModel:
+    """The ICT face model, converted once and cached (see :func:`ganfit.assets.locate_ict` for ``assets_dir``)."""
+    data = _cached_data(str(assets_dir) if assets_dir else None)
+    model = FaceModel(data)
+    return model.to(device) if device is not None else model
+
+
+def _parse_overrides(argv: list[str]) -> dict[str, str]:
+    overrides = {}
+    for item in argv:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise SystemExit(f"error: expected key=value, got {item!r}")
+        overrides[key] = value
+    return overrides
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m ganfit.face_model sample n=4 out=DIR [seed=0] [expression=0.5] [assets=DIR]``."""
+    parser = argparse.ArgumentParser(
+        prog="python -m ganfit.face_model",
+        description="Write random faces from the ICT FaceKit prior as OBJ meshes with UVs.",
+    )
+    parser.add_argument("command", choices=["sample", "info"])
+    parser.add_argument(
+        "overrides",
+        nargs="*",
+        help="key=value: n (4), out (outputs/samples), seed (0), "
+        "identity (1.0, std scale), expression (0.5, max blendshape weight), assets (GANFIT_ASSETS)",
+    )
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    options = _parse_overrides(args.overrides)
+    try:
+        model = load_face_model(options.get("assets"))
+    except (assets.AssetNotFoundError, assets.AssetIntegrityError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    if args.command == "info":
+        print(
+            f"vertices {model.num_vertices}, triangles {model.triangles.shape[0]}, uvs {model.uvs.shape[0]}, "
+            f"identity modes {model.num_identity}, expressions {model.num_expression}"
+        )
+        return 0
+    count = int(options.get("n", 4))
+    out = Path(options.get("out", "outputs/samples"))
+    generator = torch.Generator().manual_seed(int(options.get("seed", 0)))
+    ps, pe = model.sample(
+        count,
+        generator,
+        identity_scale=float(options.get("identity", 1.0)),
+        expression_scale=float(options.get("expression", 0.5)),
+    )
+    with torch.no_grad():
+        vertices = model(ps, pe)
+    out.mkdir(parents=True, exist_ok=True)
+    for index in range(count):
+        path = model.export(out / f"face_{index:03d}.obj", vertices[index])
+        np.savez(out / f"face_{index:03d}_params.npz", ps=ps[index].numpy(), pe=pe[index].numpy())
+        print(path)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,67 @@
+"""Pretrained face-recognition (identity) networks in PyTorch, and the differentiable alignment that feeds them.
+
+- ``load_identity_network("dlib")``: dlib's face-recognition ResNet (128-d, 150x150 chips), weights read from the
+  ``.dat`` file of the PyPI package ``face-recognition-models`` by our own reader of dlib's format (CC0 weights).
+- ``load_identity_network("arcface", onnx_path=...)``: an insightface IResNet-50/100 (512-d, 112x112 chips) loaded from
+  an insightface ONNX export (e.g. ``w600k_r50.onnx``) that the user supplies; nothing is downloaded.
+- :mod:`ganfit.identity.align`: similarity transform from 68 landmarks to each network's template, applied with
+  ``affine_grid``/``grid_sample`` so gradients reach the image pixels.
+
+Every network is an ``nn.Module`` with ``net(chips [B,3,S,S] float RGB in [0,1]) -> [B, D]`` (not normalised),
+``net.features(chips) -> dict[str, Tensor]``, ``net.chip_size`` and ``net.template`` (the alignment template name).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from torch import nn
+
+from ganfit.identity.dlib_resnet import DlibResNet, IdentityWeightsNotFoundError, default_dlib_model_path
+
+__all__ = [
+    "DlibResNet",
+    "IdentityWeightsNotFoundError",
+    "default_dlib_model_path",
+    "load_identity_network",
+]
+
+
+def load_identity_network(
+    name: Literal["dlib", "arcface"] = "dlib",
+    *,
+    onnx_path: str | Path | None = None,
+    dat_path: str | Path | None = None,
+    requires_grad: bool = False,
+) -> nn.Module:
+    """A pretrained identity network in eval mode, float32 on CPU.
+
+    Args:
+        name: ``"dlib"`` (default; weights from ``face-recognition-models``) or ``"arcface"`` (needs ``onnx_path``).
+        onnx_path: insightface ArcFace ONNX file (``arcface`` only).
+        dat_path: dlib ``.dat`` file (``dlib`` only); default: the installed package's file.
+        requires_grad: leave the parameters trainable (default: frozen, gradients still flow to the input).
+
+    Raises:
+        IdentityWeightsNotFoundError: the weight file is missing (the message says where to get it).
+        ValueError: unknown ``name``.
+    """
+    net: nn.Module
+    if name == "dlib":
+        net = DlibResNet.from_dat(dat_path)
+    elif name == "arcface":
+        from ganfit.identity.arcface import load_arcface_onnx
+
+        if onnx_path is None:
+            raise IdentityWeightsNotFoundError(
+                "identity=arcface needs the path of an insightface ArcFace ONNX file (e.g. w600k_r50.onnx from "
+                "insightface's buffalo_l model pack): set identity.onnx_path=/path/to/file.onnx. ganfit does not "
+                "download it and cannot ship it."
+            )
+        net = load_arcface_onnx(onnx_path)
+    else:
+        raise ValueError(f"unknown identity network {name!r}: use 'dlib' or 'arcface'")
+    net.eval()
+    net.requires_grad_(requires_grad)
+    return net

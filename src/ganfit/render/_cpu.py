@@ -1,0 +1,310 @@
+"""CPU backend of the four primitives: autograd functions around the numba kernels in ``_cpu_kernels``.
+
+Private module; use :mod:`ganfit.render.ops`. Tensors must be on the CPU; float32 (production) and float64
+(gradient checks) are supported. Inputs are never modified in place.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numba
+import numpy as np
+import torch
+
+from ganfit.render import _cpu_kernels as k
+
+_BAND_HEIGHT = 8  # rows per rasterization work item
+
+
+def _np(t: torch.Tensor) -> np.ndarray:
+    """Contiguous numpy view (no copy when already contiguous) of a CPU tensor, detached."""
+    return t.detach().contiguous().numpy()
+
+
+def _threads() -> int:
+    return max(1, numba.get_num_threads())
+
+
+def _chunks(n_batch: int, height: int, width: int, target_shape: tuple[int, ...]) -> tuple[np.ndarray, int]:
+    """Work split for scatter kernels: ``(chunks[K, 3] = (row_start, row_end, buffer), n_buffers)``.
+
+    ``target_shape`` is the gradient target's shape (batch first). When it has one slice per image and there are at
+    least as many images as threads, each image is one chunk writing into its own slice (no extra buffers).
+    Otherwise each thread gets a block of rows and a private buffer summed afterwards, unless zeroing and summing
+    those buffers would cost more than the parallelism saves (a big texture for a small image): then one chunk.
+    """
+    n_threads = _threads()
+    rows = n_batch * height
+    target_batch = target_shape[0]
+    if target_batch == n_batch and n_batch >= n_threads:
+        starts = np.arange(n_batch, dtype=np.int64) * height
+        return np.stack([starts, starts + height, np.zeros(n_batch, np.int64)], axis=1), 1
+    target_numel = int(np.prod(target_shape))
+    n = min(n_threads, rows)
+    if n_threads * target_numel > 3 * rows * width:
+        n = 1
+    edges = np.linspace(0, rows, n + 1).round().astype(np.int64)
+    return np.stack([edges[:-1], edges[1:], np.arange(n, dtype=np.int64)], axis=1), n
+
+
+def _band_order(n_items: int) -> np.ndarray:
+    """Interleave work items so each thread's static block of the parallel loop spans the whole image."""
+    n_threads = _threads()
+    return np.concatenate([np.arange(t, n_items, n_threads) for t in range(n_threads)]).astype(np.int64)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Rasterize.
+
+
+def rasterize_forward(
+    pos: np.ndarray, tri: np.ndarray, tri_lo: np.ndarray, tri_hi: np.ndarray, height: int, width: int
+) -> np.ndarray:
+    """Run coverage + depth test; returns ``rast[B, H, W, 4]`` in the dtype of ``pos``."""
+    n_batch = tri_lo.shape[0]
+    bbox = np.empty((n_batch, tri.shape[0], 4), np.int32)
+    k.triangle_bboxes(pos, tri, tri_lo, tri_hi, height, width, bbox)
+    n_bands = (height + _BAND_HEIGHT - 1) // _BAND_HEIGHT
+    counts = np.zeros(n_batch * n_bands, np.int64)
+    offsets = np.zeros(n_batch * n_bands + 1, np.int64)
+    items = np.empty(int(tri.shape[0] * n_batch * 1.25) + 16, np.int32)
+    total = k.bin_triangles(bbox, _BAND_HEIGHT, n_bands, counts, offsets, items)
+    if total > items.shape[0]:
+        items = np.empty(total, np.int32)
+        k.bin_triangles(bbox, _BAND_HEIGHT, n_bands, counts, offsets, items)
+    rast = np.zeros((n_batch, height, width, 4), pos.dtype)
+    k.rasterize_fwd(pos, tri, bbox, _BAND_HEIGHT, n_bands, offsets, items, _band_order(n_batch * n_bands), rast)
+    return rast
+
+
+class RasterizeFunction(torch.autograd.Function):
+    """Autograd wrapper: gradients reach ``pos`` through (u, v) and, with ``grad_db``, through ``rast_db``."""
+
+    @staticmethod
+    def forward(ctx, pos, tri, tri_lo, tri_hi, resolution, output_db, grad_db):  # type: ignore[override]
+        pos_np = _np(pos)
+        tri_np = _np(tri)
+        height, width = resolution
+        rast = rasterize_forward(pos_np, tri_np, tri_lo, tri_hi, height, width)
+        if output_db:
+            rast_db = np.empty_like(rast)
+            k.rasterize_db(pos_np, tri_np, rast, rast_db)
+        else:
+            rast_db = np.zeros((*rast.shape[:3], 0), rast.dtype)
+        rast_t = torch.from_numpy(rast)
+        ctx.save_for_backward(pos, tri, rast_t)
+        ctx.grad_db = bool(grad_db and output_db)
+        return rast_t, torch.from_numpy(rast_db)
+
+    @staticmethod
+    def backward(ctx, dy, ddb):  # type: ignore[override]
+        pos, tri, rast = ctx.saved_tensors
+        if not ctx.needs_input_grad[0]:
+            return None, None, None, None, None, None, None
+        chunks, n_buf = _chunks(rast.shape[0], rast.shape[1], rast.shape[2], tuple(pos.shape))
+        pos_np = _np(pos)
+        gbuf = np.zeros((n_buf, *pos.shape), pos_np.dtype)
+        k.rasterize_bwd(pos_np, _np(tri), _np(rast), _np(dy.to(pos.dtype)), chunks, gbuf)
+        g_pos = torch.from_numpy(gbuf.sum(axis=0) if n_buf > 1 else gbuf[0])
+        if ctx.grad_db and ddb is not None and ddb.numel() > 0 and bool(np.any(_np(ddb))):
+            with torch.enable_grad():
+                pos_r = pos.detach().requires_grad_(True)
+                db = barycentric_derivatives_torch(pos_r, tri, rast)
+                (g_db,) = torch.autograd.grad(db, pos_r, ddb)
+            g_pos = g_pos + g_db
+        return g_pos, None, None, None, None, None, None
+
+
+def barycentric_derivatives_torch(pos: torch.Tensor, tri: torch.Tensor, rast: torch.Tensor) -> torch.Tensor:
+    """``(du/dX, du/dY, dv/dX, dv/dY)`` per pixel as differentiable torch ops of ``pos`` (used for ``grad_db``).
+
+    Args:
+        pos: clip positions ``[Bp, V, 4]``.
+        tri: ``[F, 3]`` int.
+        rast: ``[B, H, W, 4]`` from the rasterizer (only its triangle ids are used).
+    Returns:
+        ``[B, H, W, 4]``, zero on empty pixels.
+    """
+    n_batch, height, width = rast.shape[:3]
+    tid = rast[..., 3].long() - 1
+    covered = tid >= 0
+    b_idx, y_idx, x_idx = torch.nonzero(covered, as_tuple=True)
+    t = tid[covered]
+    pb = b_idx if pos.shape[0] > 1 else torch.zeros_like(b_idx)
+    v = pos[pb[:, None], tri.long()[t]]  # [N, 3, 4]
+    w = v[..., 3]
+    hx = (v[..., 0] + w) * (0.5 * width)
+    hy = (v[..., 1] + w) * (0.5 * height)
+    hv = torch.stack([hx, hy, w], dim=-1)  # [N, 3, 3]
+    rows = torch.stack(
+        [
+            torch.cross(hv[:, 1], hv[:, 2], dim=-1),
+            torch.cross(hv[:, 2], hv[:, 0], dim=-1),
+            torch.cross(hv[:, 0], hv[:, 1], dim=-1),
+        ],
+        dim=1,
+    )  # [N, 3 (edge), 3 (a, b, c)]
+    sample = torch.stack([x_idx + 0.5, y_idx + 0.5, torch.ones_like(x_idx, dtype=pos.dtype)], dim=-1).to(pos.dtype)
+    e = (rows * sample[:, None, :]).sum(-1)  # [N, 3]
+    es = e.sum(-1)
+    asum = rows[..., 0].sum(-1)
+    bsum = rows[..., 1].sum(-1)
+    u = e[:, 0] / es
+    vv = e[:, 1] / es
+    db = torch.stack(
+        [
+            (rows[:, 0, 0] - u * asum) / es,
+            (rows[:, 0, 1] - u * bsum) / es,
+            (rows[:, 1, 0] - vv * asum) / es,
+            (rows[:, 1, 1] - vv * bsum) / es,
+        ],
+        dim=-1,
+    )
+    out = torch.zeros(n_batch, height, width, 4, dtype=pos.dtype)
+    return out.index_put((b_idx, y_idx, x_idx), db)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Interpolate.
+
+
+class InterpolateFunction(torch.autograd.Function):
+    """Barycentric interpolation of ``attr[Ba, V, C]``; gradients to ``attr`` and to rast's (u, v)."""
+
+    @staticmethod
+    def forward(ctx, attr, rast, tri):  # type: ignore[override]
+        attr_np = _np(attr)
+        rast_np = _np(rast)
+        out = np.empty((*rast.shape[:3], attr.shape[2]), attr_np.dtype)
+        k.interpolate_fwd(attr_np, rast_np, _np(tri), out)
+        ctx.save_for_backward(attr, rast, tri)
+        return torch.from_numpy(out)
+
+    @staticmethod
+    def backward(ctx, dy):  # type: ignore[override]
+        attr, rast, tri = ctx.saved_tensors
+        attr_np = _np(attr)
+        rast_np = _np(rast)
+        chunks, n_buf = _chunks(rast.shape[0], rast.shape[1], rast.shape[2], tuple(attr.shape))
+        gattr = np.zeros((n_buf, *attr.shape), attr_np.dtype)
+        grast = np.zeros(rast.shape, rast_np.dtype)
+        k.interpolate_bwd(attr_np, rast_np, _np(tri), _np(dy.to(attr.dtype)), chunks, gattr, grast)
+        g_attr = torch.from_numpy(gattr.sum(axis=0) if n_buf > 1 else gattr[0])
+        return g_attr, torch.from_numpy(grast), None
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Texture.
+
+BOUNDARY_CODES = {"wrap": 0, "clamp": 1, "zero": 2}
+
+
+class TextureFunction(torch.autograd.Function):
+    """Nearest / bilinear texture lookup; gradients to the texture and (bilinear only) the texture coordinates."""
+
+    @staticmethod
+    def forward(ctx, tex, uv, linear, boundary):  # type: ignore[override]
+        tex_np = _np(tex)
+        out = np.empty((*uv.shape[:3], tex.shape[3]), tex_np.dtype)
+        k.texture_fwd(tex_np, _np(uv), linear, boundary, out)
+        ctx.save_for_backward(tex, uv)
+        ctx.linear = linear
+        ctx.boundary = boundary
+        return torch.from_numpy(out)
+
+    @staticmethod
+    def backward(ctx, dy):  # type: ignore[override]
+        tex, uv = ctx.saved_tensors
+        tex_np = _np(tex)
+        uv_np = _np(uv)
+        chunks, n_buf = _chunks(uv.shape[0], uv.shape[1], uv.shape[2], tuple(tex.shape))
+        gtex = np.zeros((n_buf, *tex.shape), tex_np.dtype)
+        guv = np.zeros(uv.shape, uv_np.dtype)
+        k.texture_bwd(tex_np, uv_np, _np(dy.to(tex.dtype)), ctx.linear, ctx.boundary, chunks, gtex, guv)
+        g_tex = torch.from_numpy(gtex.sum(axis=0) if n_buf > 1 else gtex[0])
+        g_uv = torch.from_numpy(guv) if ctx.linear else None
+        return g_tex, g_uv, None, None
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Antialias.
+
+
+@dataclass(frozen=True)
+class TopologyHash:
+    """Edge adjacency of a triangle list, built once per topology (nvdiffrast's ``TopologyHashWrapper``).
+
+    Attributes:
+        tri: the triangles it was built from, ``[F, 3]`` int32 (numpy).
+        opposite: ``[F, 3]`` int32: for edge ``i`` of triangle ``f`` (the edge opposite its vertex ``i``), the
+            vertex of the other triangle across that edge that is not on the edge; -1 when the edge is on the mesh
+            boundary (or is a third+ triangle of a non-manifold edge). Such edges are always silhouette candidates.
+    """
+
+    tri: np.ndarray
+    opposite: np.ndarray
+
+    @classmethod
+    def build(cls, tri: np.ndarray) -> TopologyHash:
+        tri = np.ascontiguousarray(tri, dtype=np.int32)
+        n_tri = tri.shape[0]
+        va = tri[:, [1, 2, 0]].reshape(-1).astype(np.int64)  # edge i of triangle f = (v[i+1], v[i+2])
+        vb = tri[:, [2, 0, 1]].reshape(-1).astype(np.int64)
+        apex = tri.reshape(-1)
+        n_vert = int(tri.max()) + 1 if tri.size else 1
+        key = np.minimum(va, vb) * n_vert + np.maximum(va, vb)
+        degenerate = (tri[:, [1, 2, 0]] == tri[:, [2, 0, 1]]).reshape(-1) | np.repeat(
+            (tri[:, 0] == tri[:, 1]) | (tri[:, 1] == tri[:, 2]) | (tri[:, 2] == tri[:, 0]), 3
+        )
+        key = np.where(degenerate, -1 - np.arange(key.size), key)
+        order = np.argsort(key, kind="stable")
+        sk = key[order]
+        opposite = np.full(3 * n_tri, -1, np.int32)
+        if sk.size > 1:
+            first = np.ones(sk.size, bool)
+            first[1:] = sk[1:] != sk[:-1]
+            pair = first[:-1] & (sk[1:] == sk[:-1])  # first and second entry of a group
+            i0 = order[:-1][pair]
+            i1 = order[1:][pair]
+            opposite[i0] = apex[i1]
+            opposite[i1] = apex[i0]
+        return cls(tri=tri, opposite=opposite.reshape(n_tri, 3))
+
+
+class AntialiasFunction(torch.autograd.Function):
+    """Analytic silhouette antialiasing; gradients to ``color`` and to ``pos`` (silhouette edge motion)."""
+
+    @staticmethod
+    def forward(ctx, color, rast, pos, tri, topology, pos_gradient_boost):  # type: ignore[override]
+        color_np = _np(color)
+        rast_np = _np(rast)
+        pos_np = _np(pos)
+        alpha = np.empty((*rast.shape[:3], 2), np.float64)
+        code = np.empty((*rast.shape[:3], 2), np.int32)
+        proj = np.empty((*pos.shape[:2], 2), np.float64)
+        sil = np.empty((pos.shape[0], topology.tri.shape[0]), np.int8)
+        k.antialias_prepare(pos_np, topology.tri, topology.opposite, rast.shape[1], rast.shape[2], proj, sil)
+        k.antialias_analyse(topology.tri, proj, sil, rast_np, alpha, code)
+        out = np.empty_like(color_np)
+        k.antialias_fwd(color_np, alpha, out)
+        ctx.save_for_backward(color, rast, pos)
+        ctx.saved_misc = (topology, alpha, code, pos_gradient_boost)
+        return torch.from_numpy(out)
+
+    @staticmethod
+    def backward(ctx, dy):  # type: ignore[override]
+        color, rast, pos = ctx.saved_tensors
+        topology, alpha, code, boost = ctx.saved_misc
+        color_np = _np(color)
+        pos_np = _np(pos)
+        chunks, n_buf = _chunks(rast.shape[0], rast.shape[1], rast.shape[2], tuple(pos.shape))
+        gcolor = np.empty_like(color_np)
+        gpos = np.zeros((n_buf, *pos.shape), pos_np.dtype)
+        k.antialias_bwd(
+            color_np, _np(rast), pos_np, topology.tri, alpha, code, _np(dy.to(color.dtype)), chunks, gcolor, gpos
+        )
+        g_pos = torch.from_numpy(gpos.sum(axis=0) if n_buf > 1 else gpos[0])
+        if boost != 1.0:
+            g_pos = g_pos * boost
+        return torch.from_numpy(gcolor), None, g_pos, None, None, None

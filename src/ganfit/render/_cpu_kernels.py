@@ -1,0 +1,1017 @@
+"""Compiled (numba) CPU kernels behind :mod:`ganfit.render.ops`.
+
+Private module: the public, documented entry points are in ``ops.py``. Every kernel works on numpy views of
+contiguous torch tensors, is compiled once per dtype (float32 for production, float64 for gradient checks) and
+cached on disk (``cache=True``; set ``NUMBA_CACHE_DIR`` to a writable folder). Parallel loops run over image rows or
+over (image, row band) work items, so a batch of 8 is as parallel as a single large image.
+
+Conventions (identical to nvdiffrast):
+    * ``pos`` is clip space ``[Bp, V, 4]`` (x, y, z, w); NDC = xyz / w; pixel ``(x, y)`` of the raster (row ``y``,
+      column ``x``) has its centre at NDC ``(2 (x + 0.5) / W - 1, 2 (y + 0.5) / H - 1)``, so row 0 is NDC y = -1.
+    * ``rast[b, y, x] = (u, v, z/w, triangle_id + 1)`` with perspective-correct barycentrics: an attribute is
+      ``u a0 + v a1 + (1 - u - v) a2``; ``0`` in the last channel marks an empty pixel.
+
+Scatter-type backward kernels (gradients to vertices / texels) take ``chunks[K, 3] = (row_start, row_end,
+buffer)`` over the flattened ``B * H`` rows and a gradient buffer ``[n_buffers, B_target, ...]``; see
+``ops._chunks``: either one chunk per image writing into its own target image (no races), or one chunk per thread
+writing into a private buffer that the caller sums.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+
+import numba
+import numpy as np
+from numba import njit, prange
+
+# numba's OpenMP layer and PyTorch's OpenMP runtime both spin-wait for work; on a shared 2-core machine the two pools
+# slow each other down by ~10x. The work-queue layer does not spin. Respect an explicit user choice.
+if "NUMBA_THREADING_LAYER" not in os.environ:
+    numba.config.THREADING_LAYER = "workqueue"
+
+_BIG = 1e30
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Rasterization.
+
+
+@njit(cache=True, inline="always")
+def _edge_ok(e: float, a: float, b: float) -> bool:
+    """Coverage test of one normalised edge function with a tie-break for samples exactly on the edge.
+
+    ``e = a * x + b * y + c`` is >= 0 inside. A sample with ``e == 0`` belongs to the triangle whose inward edge
+    normal ``(a, b)`` points to +x (or exactly +y): of two triangles sharing an edge with the same orientation,
+    whose normalised edge functions are exact negatives of each other, exactly one takes the sample.
+    """
+    if e > 0.0:
+        return True
+    if e < 0.0:
+        return False
+    return a > 0.0 or (a == 0.0 and b > 0.0)
+
+
+@njit(cache=True)
+def _clip_bbox(v, width: int, height: int):
+    """Pixel bounding box of the visible part of one triangle (clip-space vertices ``v[3, 4]``, float64).
+
+    Clips against the near (z >= -w) and far (z <= w) planes (Sutherland-Hodgman) and projects what remains.
+    Returns inclusive pixel index bounds ``(x0, x1, y0, y1)``; ``x1 < x0`` means nothing to draw.
+    """
+    poly = np.empty((6, 4))
+    npoly = 3
+    for i in range(3):
+        for c in range(4):
+            poly[i, c] = v[i, c]
+    tmp = np.empty((6, 4))
+    for plane in range(2):
+        sign = 1.0 if plane == 0 else -1.0  # distance = w + sign * z
+        nout = 0
+        for i in range(npoly):
+            j = (i + 1) % npoly
+            di = poly[i, 3] + sign * poly[i, 2]
+            dj = poly[j, 3] + sign * poly[j, 2]
+            if di >= 0.0:
+                for c in range(4):
+                    tmp[nout, c] = poly[i, c]
+                nout += 1
+            if (di >= 0.0) != (dj >= 0.0):
+                t = di / (di - dj)
+                for c in range(4):
+                    tmp[nout, c] = poly[i, c] + t * (poly[j, c] - poly[i, c])
+                nout += 1
+        npoly = nout
+        for i in range(npoly):
+            for c in range(4):
+                poly[i, c] = tmp[i, c]
+        if npoly == 0:
+            return 0, -1, 0, -1
+    xmin = _BIG
+    xmax = -_BIG
+    ymin = _BIG
+    ymax = -_BIG
+    for i in range(npoly):
+        w = poly[i, 3]
+        if not w > 1e-30:  # touches the eye point: be conservative
+            return 0, width - 1, 0, height - 1
+        px = (poly[i, 0] / w + 1.0) * (0.5 * width)
+        py = (poly[i, 1] / w + 1.0) * (0.5 * height)
+        xmin = min(xmin, px)
+        xmax = max(xmax, px)
+        ymin = min(ymin, py)
+        ymax = max(ymax, py)
+    return _bbox_to_pixels(xmin, xmax, ymin, ymax, width, height)
+
+
+@njit(cache=True, inline="always")
+def _bbox_to_pixels(xmin: float, xmax: float, ymin: float, ymax: float, width: int, height: int):
+    slack = 1e-4  # pixels; far above the rounding of the divisions, far below a pixel
+    if not (xmin <= xmax and ymin <= ymax):  # NaN or empty
+        return 0, -1, 0, -1
+    # Clamp before the int conversion so huge or infinite coordinates (w -> 0+) cannot overflow.
+    fx0 = math.ceil(min(max(xmin - 0.5 - slack, -1.0), width + 1.0))
+    fx1 = math.floor(max(min(xmax - 0.5 + slack, width + 0.0), -2.0))
+    fy0 = math.ceil(min(max(ymin - 0.5 - slack, -1.0), height + 1.0))
+    fy1 = math.floor(max(min(ymax - 0.5 + slack, height + 0.0), -2.0))
+    x0 = max(int(fx0), 0)
+    x1 = min(int(fx1), width - 1)
+    y0 = max(int(fy0), 0)
+    y1 = min(int(fy1), height - 1)
+    if x1 < x0 or y1 < y0:
+        return 0, -1, 0, -1
+    return x0, x1, y0, y1
+
+
+@njit(cache=True, parallel=True)
+def triangle_bboxes(pos, tri, tri_lo, tri_hi, height, width, bbox):
+    """Fill ``bbox[B, F, 4] = (x0, x1, y0, y1)`` (inclusive pixel indices, ``x1 < x0`` = culled)."""
+    n_batch = bbox.shape[0]
+    n_tri = tri.shape[0]
+    n_vert = pos.shape[1]
+    for item in prange(n_batch * n_tri):
+        b = item // n_tri
+        f = item % n_tri
+        bbox[b, f, 0] = 0
+        bbox[b, f, 1] = -1
+        bbox[b, f, 2] = 0
+        bbox[b, f, 3] = -1
+        if f < tri_lo[b] or f >= tri_hi[b]:
+            continue
+        pb = b if pos.shape[0] > 1 else 0
+        i0 = tri[f, 0]
+        i1 = tri[f, 1]
+        i2 = tri[f, 2]
+        if i0 < 0 or i1 < 0 or i2 < 0 or i0 >= n_vert or i1 >= n_vert or i2 >= n_vert:
+            continue
+        # Trivial rejection against each frustum plane.
+        out_all = False
+        for plane in range(6):
+            axis = plane // 2
+            sgn = 1.0 if plane % 2 == 0 else -1.0
+            if (
+                sgn * pos[pb, i0, axis] > pos[pb, i0, 3]
+                and sgn * pos[pb, i1, axis] > pos[pb, i1, 3]
+                and sgn * pos[pb, i2, axis] > pos[pb, i2, 3]
+            ):
+                out_all = True
+        if out_all:
+            continue
+        inside = True
+        for i in (i0, i1, i2):
+            z = pos[pb, i, 2]
+            w = pos[pb, i, 3]
+            if not (w > 0.0 and -w <= z <= w):
+                inside = False
+        if inside:
+            xmin = _BIG
+            xmax = -_BIG
+            ymin = _BIG
+            ymax = -_BIG
+            for i in (i0, i1, i2):
+                w = np.float64(pos[pb, i, 3])
+                px = (pos[pb, i, 0] / w + 1.0) * (0.5 * width)
+                py = (pos[pb, i, 1] / w + 1.0) * (0.5 * height)
+                xmin = min(xmin, px)
+                xmax = max(xmax, px)
+                ymin = min(ymin, py)
+                ymax = max(ymax, py)
+            x0, x1, y0, y1 = _bbox_to_pixels(xmin, xmax, ymin, ymax, width, height)
+        else:
+            v = np.empty((3, 4))
+            for c in range(4):
+                v[0, c] = pos[pb, i0, c]
+                v[1, c] = pos[pb, i1, c]
+                v[2, c] = pos[pb, i2, c]
+            x0, x1, y0, y1 = _clip_bbox(v, width, height)
+        bbox[b, f, 0] = x0
+        bbox[b, f, 1] = x1
+        bbox[b, f, 2] = y0
+        bbox[b, f, 3] = y1
+
+
+@njit(cache=True, parallel=True)
+def bin_triangles(bbox, band_height, n_bands, counts, offsets, items):
+    """Bucket triangles by the row bands their boxes touch.
+
+    ``counts[B * n_bands]`` (zeroed), ``offsets[B * n_bands + 1]``; ``items`` must be large enough: call with
+    ``items`` of size 0 to only count (returns the total needed), then again with the real array.
+    """
+    n_batch = bbox.shape[0]
+    n_tri = bbox.shape[1]
+    for b in prange(n_batch):
+        for k in range(n_bands):
+            counts[b * n_bands + k] = 0
+        for f in range(n_tri):
+            if bbox[b, f, 1] < bbox[b, f, 0]:
+                continue
+            k0 = bbox[b, f, 2] // band_height
+            k1 = bbox[b, f, 3] // band_height
+            for k in range(k0, k1 + 1):
+                counts[b * n_bands + k] += 1
+    offsets[0] = 0
+    for i in range(n_batch * n_bands):
+        offsets[i + 1] = offsets[i] + counts[i]
+    total = offsets[n_batch * n_bands]
+    if items.shape[0] < total:
+        return total
+    for b in prange(n_batch):
+        for k in range(n_bands):
+            counts[b * n_bands + k] = 0
+        for f in range(n_tri):
+            if bbox[b, f, 1] < bbox[b, f, 0]:
+                continue
+            k0 = bbox[b, f, 2] // band_height
+            k1 = bbox[b, f, 3] // band_height
+            for k in range(k0, k1 + 1):
+                slot = b * n_bands + k
+                items[offsets[slot] + counts[slot]] = f
+                counts[slot] += 1
+    return total
+
+
+@njit(cache=True, inline="always")
+def _setup(pos, pb, i0, i1, i2, xh, yh):
+    """Normalised edge functions and depth coefficients of one triangle (see :func:`rasterize_fwd`).
+
+    Returns ``(ok, a0, b0, c0, a1, b1, c1, a2, b2, c2, z0, z1, z2)``: edge ``i`` (opposite vertex ``i``) is
+    ``e_i = a_i sx + b_i sy + c_i``, all >= 0 inside; ``z/w = sum(e_i z_i)``. ``ok`` is False for degenerate ones.
+    """
+    w0 = np.float64(pos[pb, i0, 3])
+    w1 = np.float64(pos[pb, i1, 3])
+    w2 = np.float64(pos[pb, i2, 3])
+    hx0 = (pos[pb, i0, 0] + w0) * xh
+    hx1 = (pos[pb, i1, 0] + w1) * xh
+    hx2 = (pos[pb, i2, 0] + w2) * xh
+    hy0 = (pos[pb, i0, 1] + w0) * yh
+    hy1 = (pos[pb, i1, 1] + w1) * yh
+    hy2 = (pos[pb, i2, 1] + w2) * yh
+    # Rows of the adjugate: edge i is opposite vertex i, built from vertices (i+1, i+2) in cyclic order, so a
+    # shared edge gets exactly negated coefficients in its two triangles (the products commute, the differences
+    # swap order), which the tie-break in _edge_ok relies on.
+    a0 = hy1 * w2 - w1 * hy2
+    b0 = w1 * hx2 - hx1 * w2
+    c0 = hx1 * hy2 - hy1 * hx2
+    a1 = hy2 * w0 - w2 * hy0
+    b1 = w2 * hx0 - hx2 * w0
+    c1 = hx2 * hy0 - hy2 * hx0
+    a2 = hy0 * w1 - w0 * hy1
+    b2 = w0 * hx1 - hx0 * w1
+    c2 = hx0 * hy1 - hy0 * hx1
+    det = hx0 * a0 + hy0 * b0 + w0 * c0
+    if not (det > 0.0 or det < 0.0):
+        return False, a0, b0, c0, a1, b1, c1, a2, b2, c2, 0.0, 0.0, 0.0
+    if det < 0.0:
+        a0, b0, c0, a1, b1, c1, a2, b2, c2 = -a0, -b0, -c0, -a1, -b1, -c1, -a2, -b2, -c2
+    inv_det = 1.0 / abs(det)
+    z0 = pos[pb, i0, 2] * inv_det
+    z1 = pos[pb, i1, 2] * inv_det
+    z2 = pos[pb, i2, 2] * inv_det
+    return True, a0, b0, c0, a1, b1, c1, a2, b2, c2, z0, z1, z2
+
+
+@njit(cache=True)
+def coverage_count(pos, tri, height, width, counts):
+    """Test helper: ``counts[B, H, W]`` += number of triangles covering each pixel centre (no depth test).
+
+    Uses exactly the coverage test of :func:`rasterize_fwd`; on a closed mesh every pixel is covered an even
+    number of times, on a tessellated plane exactly once.
+    """
+    xh = 0.5 * width
+    yh = 0.5 * height
+    for b in range(counts.shape[0]):
+        pb = b if pos.shape[0] > 1 else 0
+        for f in range(tri.shape[0]):
+            ok, a0, b0, c0, a1, b1, c1, a2, b2, c2, _, _, _ = _setup(pos, pb, tri[f, 0], tri[f, 1], tri[f, 2], xh, yh)
+            if not ok:
+                continue
+            for y in range(height):
+                sy = y + 0.5
+                for x in range(width):
+                    sx = x + 0.5
+                    e0 = a0 * sx + (b0 * sy + c0)  # same association as rasterize_fwd
+                    e1 = a1 * sx + (b1 * sy + c1)
+                    e2 = a2 * sx + (b2 * sy + c2)
+                    if _edge_ok(e0, a0, b0) and _edge_ok(e1, a1, b1) and _edge_ok(e2, a2, b2) and e0 + e1 + e2 > 0.0:
+                        counts[b, y, x] += 1
+
+
+@njit(cache=True, parallel=True)
+def rasterize_fwd(pos, tri, bbox, band_height, n_bands, offsets, items, order, rast):
+    """Depth-tested, watertight coverage: fill ``rast[B, H, W, 4]`` (must be zeroed).
+
+    Homogeneous 2D rasterization (no division by w before the coverage test): for a sample ``s = (sx, sy, 1)`` in
+    pixel units the edge functions are ``e_i = (V_j x V_k) . s`` with ``V = ((x + w) W/2, (y + w) H/2, w)``; the
+    sample is covered when all ``e_i`` have the sign of ``det[V0 V1 V2]`` (which also means it lies in front of the
+    eye, w > 0), perspective-correct barycentrics are ``e_i / sum(e)`` and ``z/w = sum(e_i z_i) / |det|``. Samples
+    outside ``-1 <= z/w <= 1`` are clipped (near/far planes); smaller z/w wins, ties go to the lower triangle id.
+    """
+    height = rast.shape[1]
+    width = rast.shape[2]
+    n_vert = pos.shape[1]
+    xh = 0.5 * width
+    yh = 0.5 * height
+    for oi in prange(order.shape[0]):
+        slot = order[oi]
+        b = slot // n_bands
+        k = slot % n_bands
+        pb = b if pos.shape[0] > 1 else 0
+        r0 = k * band_height
+        r1 = min(r0 + band_height, height)
+        zbuf = np.full((r1 - r0, width), np.inf)
+        for j in range(offsets[slot], offsets[slot + 1]):
+            f = items[j]
+            x0 = bbox[b, f, 0]
+            x1 = bbox[b, f, 1]
+            y0 = max(bbox[b, f, 2], r0)
+            y1 = min(bbox[b, f, 3], r1 - 1)
+            i0 = tri[f, 0]
+            i1 = tri[f, 1]
+            i2 = tri[f, 2]
+            if i0 >= n_vert or i1 >= n_vert or i2 >= n_vert:
+                continue
+            ok, a0, b0, c0, a1, b1, c1, a2, b2, c2, z0, z1, z2 = _setup(pos, pb, i0, i1, i2, xh, yh)
+            if not ok:
+                continue
+            for y in range(y0, y1 + 1):
+                sy = y + 0.5
+                ey0 = b0 * sy + c0
+                ey1 = b1 * sy + c1
+                ey2 = b2 * sy + c2
+                zrow = y - r0
+                for x in range(x0, x1 + 1):
+                    sx = x + 0.5
+                    e0 = a0 * sx + ey0
+                    e1 = a1 * sx + ey1
+                    e2 = a2 * sx + ey2
+                    if not (_edge_ok(e0, a0, b0) and _edge_ok(e1, a1, b1) and _edge_ok(e2, a2, b2)):
+                        continue
+                    esum = e0 + e1 + e2
+                    if not esum > 0.0:
+                        continue
+                    zw = e0 * z0 + e1 * z1 + e2 * z2
+                    if zw < -1.0 or zw > 1.0 or not zw < zbuf[zrow, x]:
+                        continue
+                    zbuf[zrow, x] = zw
+                    inv = 1.0 / esum
+                    rast[b, y, x, 0] = e0 * inv
+                    rast[b, y, x, 1] = e1 * inv
+                    rast[b, y, x, 2] = zw
+                    rast[b, y, x, 3] = f + 1
+
+
+@njit(cache=True, parallel=True)
+def rasterize_db(pos, tri, rast, rast_db):
+    """Fill ``rast_db[B, H, W, 4] = (du/dX, du/dY, dv/dX, dv/dY)`` (per pixel, X right, Y = raster row)."""
+    n_batch, height, width = rast.shape[0], rast.shape[1], rast.shape[2]
+    xh = 0.5 * width
+    yh = 0.5 * height
+    for r in prange(n_batch * height):
+        b = r // height
+        y = r % height
+        pb = b if pos.shape[0] > 1 else 0
+        sy = y + 0.5
+        for x in range(width):
+            tid = int(rast[b, y, x, 3]) - 1
+            if tid < 0:
+                for c in range(4):
+                    rast_db[b, y, x, c] = 0.0
+                continue
+            i0 = tri[tid, 0]
+            i1 = tri[tid, 1]
+            i2 = tri[tid, 2]
+            w0 = np.float64(pos[pb, i0, 3])
+            w1 = np.float64(pos[pb, i1, 3])
+            w2 = np.float64(pos[pb, i2, 3])
+            hx0 = (pos[pb, i0, 0] + w0) * xh
+            hx1 = (pos[pb, i1, 0] + w1) * xh
+            hx2 = (pos[pb, i2, 0] + w2) * xh
+            hy0 = (pos[pb, i0, 1] + w0) * yh
+            hy1 = (pos[pb, i1, 1] + w1) * yh
+            hy2 = (pos[pb, i2, 1] + w2) * yh
+            a0 = hy1 * w2 - w1 * hy2
+            b0 = w1 * hx2 - hx1 * w2
+            c0 = hx1 * hy2 - hy1 * hx2
+            a1 = hy2 * w0 - w2 * hy0
+            b1 = w2 * hx0 - hx2 * w0
+            c1 = hx2 * hy0 - hy2 * hx0
+            a2 = hy0 * w1 - w0 * hy1
+            b2 = w0 * hx1 - hx0 * w1
+            c2 = hx0 * hy1 - hy0 * hx1
+            sx = x + 0.5
+            e0 = a0 * sx + b0 * sy + c0
+            e1 = a1 * sx + b1 * sy + c1
+            e2 = a2 * sx + b2 * sy + c2
+            es = e0 + e1 + e2
+            asum = a0 + a1 + a2
+            bsum = b0 + b1 + b2
+            inv = 1.0 / es
+            u = e0 * inv
+            v = e1 * inv
+            rast_db[b, y, x, 0] = (a0 - u * asum) * inv
+            rast_db[b, y, x, 1] = (b0 - u * bsum) * inv
+            rast_db[b, y, x, 2] = (a1 - v * asum) * inv
+            rast_db[b, y, x, 3] = (b1 - v * bsum) * inv
+
+
+@njit(cache=True, parallel=True)
+def rasterize_bwd(pos, tri, rast, dy, chunks, gpos):
+    """Gradient of the (u, v) channels w.r.t. clip-space x, y, w: accumulate into ``gpos[n_buf, Bp, V, 4]``."""
+    height, width = rast.shape[1], rast.shape[2]
+    for kk in prange(chunks.shape[0]):
+        r_start = chunks[kk, 0]
+        r_end = chunks[kk, 1]
+        buf = chunks[kk, 2]
+        for r in range(r_start, r_end):
+            b = r // height
+            y = r % height
+            pb = b if pos.shape[0] > 1 else 0
+            gb = b if gpos.shape[1] > 1 else 0
+            fy = 2.0 * (y + 0.5) / height - 1.0
+            for x in range(width):
+                tid = int(rast[b, y, x, 3]) - 1
+                if tid < 0:
+                    continue
+                gu = np.float64(dy[b, y, x, 0])
+                gv = np.float64(dy[b, y, x, 1])
+                if gu == 0.0 and gv == 0.0:
+                    continue
+                fx = 2.0 * (x + 0.5) / width - 1.0
+                i0 = tri[tid, 0]
+                i1 = tri[tid, 1]
+                i2 = tri[tid, 2]
+                p0x = pos[pb, i0, 0] - fx * pos[pb, i0, 3]
+                p0y = pos[pb, i0, 1] - fy * pos[pb, i0, 3]
+                p1x = pos[pb, i1, 0] - fx * pos[pb, i1, 3]
+                p1y = pos[pb, i1, 1] - fy * pos[pb, i1, 3]
+                p2x = pos[pb, i2, 0] - fx * pos[pb, i2, 3]
+                p2y = pos[pb, i2, 1] - fy * pos[pb, i2, 3]
+                q0 = p1x * p2y - p1y * p2x
+                q1 = p2x * p0y - p2y * p0x
+                q2 = p0x * p1y - p0y * p1x
+                qt = q0 + q1 + q2
+                if qt == 0.0:
+                    continue
+                iq = 1.0 / qt
+                u = q0 * iq
+                v = q1 * iq
+                gbb = gu * u + gv * v
+                g0 = (gu - gbb) * iq
+                g1 = (gv - gbb) * iq
+                g2 = -gbb * iq
+                gp0x = -g1 * p2y + g2 * p1y
+                gp0y = g1 * p2x - g2 * p1x
+                gp1x = g0 * p2y - g2 * p0y
+                gp1y = -g0 * p2x + g2 * p0x
+                gp2x = -g0 * p1y + g1 * p0y
+                gp2y = g0 * p1x - g1 * p0x
+                gpos[buf, gb, i0, 0] += gp0x
+                gpos[buf, gb, i0, 1] += gp0y
+                gpos[buf, gb, i0, 3] += -fx * gp0x - fy * gp0y
+                gpos[buf, gb, i1, 0] += gp1x
+                gpos[buf, gb, i1, 1] += gp1y
+                gpos[buf, gb, i1, 3] += -fx * gp1x - fy * gp1y
+                gpos[buf, gb, i2, 0] += gp2x
+                gpos[buf, gb, i2, 1] += gp2y
+                gpos[buf, gb, i2, 3] += -fx * gp2x - fy * gp2y
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Interpolation.
+
+
+@njit(cache=True, parallel=True)
+def interpolate_fwd(attr, rast, tri, out):
+    """``out[B, H, W, C] = u a0 + v a1 + (1 - u - v) a2`` on covered pixels, 0 elsewhere."""
+    n_batch, height, width = rast.shape[0], rast.shape[1], rast.shape[2]
+    n_chan = attr.shape[2]
+    for r in prange(n_batch * height):
+        b = r // height
+        y = r % height
+        ab = b if attr.shape[0] > 1 else 0
+        for x in range(width):
+            tid = int(rast[b, y, x, 3]) - 1
+            if tid < 0:
+                for c in range(n_chan):
+                    out[b, y, x, c] = 0.0
+                continue
+            u = rast[b, y, x, 0]
+            v = rast[b, y, x, 1]
+            t = 1.0 - u - v
+            i0 = tri[tid, 0]
+            i1 = tri[tid, 1]
+            i2 = tri[tid, 2]
+            for c in range(n_chan):
+                out[b, y, x, c] = u * attr[ab, i0, c] + v * attr[ab, i1, c] + t * attr[ab, i2, c]
+
+
+@njit(cache=True, parallel=True)
+def interpolate_bwd(attr, rast, tri, dy, chunks, gattr, grast):
+    """Accumulate ``gattr[n_buf, Ba, V, C]`` and write ``grast[B, H, W, 4]`` (u, v channels; must be zeroed)."""
+    height, width = rast.shape[1], rast.shape[2]
+    n_chan = attr.shape[2]
+    for kk in prange(chunks.shape[0]):
+        buf = chunks[kk, 2]
+        for r in range(chunks[kk, 0], chunks[kk, 1]):
+            b = r // height
+            y = r % height
+            ab = b if attr.shape[0] > 1 else 0
+            gb = b if gattr.shape[1] > 1 else 0
+            for x in range(width):
+                tid = int(rast[b, y, x, 3]) - 1
+                if tid < 0:
+                    continue
+                nonzero = False
+                for c in range(n_chan):
+                    if dy[b, y, x, c] != 0.0:
+                        nonzero = True
+                if not nonzero:
+                    continue
+                u = rast[b, y, x, 0]
+                v = rast[b, y, x, 1]
+                t = 1.0 - u - v
+                i0 = tri[tid, 0]
+                i1 = tri[tid, 1]
+                i2 = tri[tid, 2]
+                gu = 0.0
+                gv = 0.0
+                for c in range(n_chan):
+                    d = dy[b, y, x, c]
+                    a2 = attr[ab, i2, c]
+                    gu += d * (attr[ab, i0, c] - a2)
+                    gv += d * (attr[ab, i1, c] - a2)
+                    gattr[buf, gb, i0, c] += u * d
+                    gattr[buf, gb, i1, c] += v * d
+                    gattr[buf, gb, i2, c] += t * d
+                grast[b, y, x, 0] = gu
+                grast[b, y, x, 1] = gv
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Texture sampling. boundary: 0 = wrap, 1 = clamp, 2 = zero.
+
+
+@njit(cache=True, inline="always")
+def _linear_taps(u, v, tw: int, th: int, boundary: int):
+    """Texel indices ``(ix0, ix1, iy0, iy1)`` (-1 = zero texel) and fractions ``(fu, fv)`` for bilinear lookup."""
+    if boundary == 0:
+        u = u - math.floor(u)
+        v = v - math.floor(v)
+    x = u * tw - 0.5
+    y = v * th - 0.5
+    clamp_u = False
+    clamp_v = False
+    if boundary == 1:
+        x = min(max(x, 0.0), tw - 1.0)
+        y = min(max(y, 0.0), th - 1.0)
+        clamp_u = x == 0.0 or x == tw - 1.0
+        clamp_v = y == 0.0 or y == th - 1.0
+    fx = math.floor(x)
+    fy = math.floor(y)
+    ix0 = int(fx)
+    iy0 = int(fy)
+    ix1 = ix0 if clamp_u else ix0 + 1
+    iy1 = iy0 if clamp_v else iy0 + 1
+    fu = x - fx
+    fv = y - fy
+    if boundary == 0:
+        ix0 = ix0 % tw
+        ix1 = ix1 % tw
+        iy0 = iy0 % th
+        iy1 = iy1 % th
+    elif boundary == 2:
+        if ix0 < 0 or ix0 >= tw:
+            ix0 = -1
+        if ix1 < 0 or ix1 >= tw:
+            ix1 = -1
+        if iy0 < 0 or iy0 >= th:
+            iy0 = -1
+        if iy1 < 0 or iy1 >= th:
+            iy1 = -1
+    return ix0, ix1, iy0, iy1, fu, fv
+
+
+@njit(cache=True, inline="always")
+def _nearest_tap(u, v, tw: int, th: int, boundary: int):
+    if boundary == 0:
+        u = u - math.floor(u)
+        v = v - math.floor(v)
+    ix = int(math.floor(u * tw))
+    iy = int(math.floor(v * th))
+    if boundary == 2 and (ix < 0 or ix >= tw or iy < 0 or iy >= th):
+        return -1, -1
+    return min(max(ix, 0), tw - 1), min(max(iy, 0), th - 1)
+
+
+@njit(cache=True, inline="always")
+def _bilinear_setup(u, v, tw: int, th: int, boundary: int):
+    """Flat texel offsets (in texels, row-major) and weights of the four taps; invalid ('zero' mode) taps get
+    offset 0 and validity 0. Returns ``(o00, o10, o01, o11, m00, m10, m01, m11, fu, fv)``."""
+    ix0, ix1, iy0, iy1, fu, fv = _linear_taps(u, v, tw, th, boundary)
+    mx0 = 1.0 if ix0 >= 0 else 0.0
+    mx1 = 1.0 if ix1 >= 0 else 0.0
+    my0 = 1.0 if iy0 >= 0 else 0.0
+    my1 = 1.0 if iy1 >= 0 else 0.0
+    ix0 = max(ix0, 0)
+    ix1 = max(ix1, 0)
+    iy0 = max(iy0, 0)
+    iy1 = max(iy1, 0)
+    return (
+        iy0 * tw + ix0,
+        iy0 * tw + ix1,
+        iy1 * tw + ix0,
+        iy1 * tw + ix1,
+        mx0 * my0,
+        mx1 * my0,
+        mx0 * my1,
+        mx1 * my1,
+        fu,
+        fv,
+    )
+
+
+@njit(cache=True, parallel=True)
+def texture_fwd(tex, uv, linear, boundary, out):
+    """``out[B, H, W, C]`` = texture ``tex[Bt, Ht, Wt, C]`` sampled at ``uv[B, H, W, 2]`` (nearest or bilinear)."""
+    n_batch, height, width = uv.shape[0], uv.shape[1], uv.shape[2]
+    th, tw, n_chan = tex.shape[1], tex.shape[2], tex.shape[3]
+    flat = tex.reshape(tex.shape[0], th * tw, n_chan)
+    uv2 = uv.reshape(n_batch * height * width, 2)
+    out2 = out.reshape(n_batch * height * width, n_chan)
+    for r in prange(n_batch * height):
+        b = r // height
+        tb = b if tex.shape[0] > 1 else 0
+        for p in range(r * width, (r + 1) * width):
+            u = np.float64(uv2[p, 0])
+            v = np.float64(uv2[p, 1])
+            if not (math.isfinite(u) and math.isfinite(v)):
+                for c in range(n_chan):
+                    out2[p, c] = 0.0
+                continue
+            if not linear:
+                ix, iy = _nearest_tap(u, v, tw, th, boundary)
+                for c in range(n_chan):
+                    out2[p, c] = flat[tb, iy * tw + ix, c] if ix >= 0 else 0.0
+                continue
+            o00, o10, o01, o11, m00, m10, m01, m11, fu, fv = _bilinear_setup(u, v, tw, th, boundary)
+            w00 = (1.0 - fu) * (1.0 - fv) * m00
+            w10 = fu * (1.0 - fv) * m10
+            w01 = (1.0 - fu) * fv * m01
+            w11 = fu * fv * m11
+            t00 = flat[tb, o00]
+            t10 = flat[tb, o10]
+            t01 = flat[tb, o01]
+            t11 = flat[tb, o11]
+            for c in range(n_chan):
+                out2[p, c] = w00 * t00[c] + w10 * t10[c] + w01 * t01[c] + w11 * t11[c]
+
+
+@njit(cache=True, parallel=True)
+def texture_bwd(tex, uv, dy, linear, boundary, chunks, gtex, guv):
+    """Accumulate ``gtex[n_buf, Bt, Ht, Wt, C]``; write ``guv[B, H, W, 2]`` (linear mode; must be zeroed)."""
+    n_batch, height, width = uv.shape[0], uv.shape[1], uv.shape[2]
+    th, tw, n_chan = tex.shape[1], tex.shape[2], tex.shape[3]
+    n_pix = n_batch * height * width
+    flat = tex.reshape(tex.shape[0], th * tw, n_chan)
+    gflat = gtex.reshape(gtex.shape[0], gtex.shape[1], th * tw, n_chan)
+    uv2 = uv.reshape(n_pix, 2)
+    dy2 = dy.reshape(n_pix, n_chan)
+    guv2 = guv.reshape(n_pix, 2)
+    for kk in prange(chunks.shape[0]):
+        buf = chunks[kk, 2]
+        for r in range(chunks[kk, 0], chunks[kk, 1]):
+            b = r // height
+            tb = b if tex.shape[0] > 1 else 0
+            gb = b if gtex.shape[1] > 1 else 0
+            for p in range(r * width, (r + 1) * width):
+                u = np.float64(uv2[p, 0])
+                v = np.float64(uv2[p, 1])
+                if not (math.isfinite(u) and math.isfinite(v)):
+                    continue
+                nonzero = False
+                for c in range(n_chan):
+                    if dy2[p, c] != 0.0:
+                        nonzero = True
+                if not nonzero:  # e.g. background pixels masked out downstream: nothing to scatter
+                    continue
+                if not linear:
+                    ix, iy = _nearest_tap(u, v, tw, th, boundary)
+                    if ix >= 0:
+                        for c in range(n_chan):
+                            gflat[buf, gb, iy * tw + ix, c] += dy2[p, c]
+                    continue
+                o00, o10, o01, o11, m00, m10, m01, m11, fu, fv = _bilinear_setup(u, v, tw, th, boundary)
+                w00 = (1.0 - fu) * (1.0 - fv) * m00
+                w10 = fu * (1.0 - fv) * m10
+                w01 = (1.0 - fu) * fv * m01
+                w11 = fu * fv * m11
+                t00 = flat[tb, o00]
+                t10 = flat[tb, o10]
+                t01 = flat[tb, o01]
+                t11 = flat[tb, o11]
+                g00 = gflat[buf, gb, o00]
+                g10 = gflat[buf, gb, o10]
+                g01 = gflat[buf, gb, o01]
+                g11 = gflat[buf, gb, o11]
+                gu = 0.0
+                gv = 0.0
+                for c in range(n_chan):
+                    d = np.float64(dy2[p, c])
+                    a00 = t00[c] * m00
+                    a10 = t10[c] * m10
+                    a01 = t01[c] * m01
+                    a11 = t11[c] * m11
+                    gu += d * ((1.0 - fv) * (a10 - a00) + fv * (a11 - a01))
+                    gv += d * ((1.0 - fu) * (a01 - a00) + fu * (a11 - a10))
+                    g00[c] += w00 * d
+                    g10[c] += w10 * d
+                    g01[c] += w01 * d
+                    g11[c] += w11 * d
+                guv2[p, 0] = gu * tw
+                guv2[p, 1] = gv * th
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Analytic antialiasing.
+
+
+@njit(cache=True, inline="always")
+def _same_sign(a, b) -> bool:
+    return math.copysign(1.0, a) == math.copysign(1.0, b)
+
+
+@njit(cache=True, parallel=True)
+def antialias_prepare(pos, tri, opp, height, width, proj, sil):
+    """Per-mesh precomputation for :func:`antialias_analyse`.
+
+    Fills ``proj[Bp, V, 2]`` with pixel coordinates ``((x/w + 1) W/2, (y/w + 1) H/2)`` (NaN when w <= 0) and
+    ``sil[Bp, F]`` with bit ``i`` set when edge ``i`` (opposite vertex ``i``) may be a silhouette: a mesh boundary,
+    or the apex across the edge lies on the same side as the triangle's own apex (the surface folds over there).
+    Triangles with a vertex behind the eye get no bits (no antialiasing).
+    """
+    n_pb, n_vert = pos.shape[0], pos.shape[1]
+    xh = 0.5 * width
+    yh = 0.5 * height
+    for item in prange(n_pb * n_vert):
+        pb = item // n_vert
+        i = item % n_vert
+        w = np.float64(pos[pb, i, 3])
+        if w > 0.0:
+            proj[pb, i, 0] = (pos[pb, i, 0] / w + 1.0) * xh
+            proj[pb, i, 1] = (pos[pb, i, 1] / w + 1.0) * yh
+        else:
+            proj[pb, i, 0] = np.nan
+            proj[pb, i, 1] = np.nan
+    n_tri = tri.shape[0]
+    for item in prange(n_pb * n_tri):
+        pb = item // n_tri
+        f = item % n_tri
+        sil[pb, f] = 0
+        i0, i1, i2 = tri[f, 0], tri[f, 1], tri[f, 2]
+        if min(i0, i1, i2) < 0 or max(i0, i1, i2) >= n_vert:
+            continue
+        x0, y0 = proj[pb, i0, 0], proj[pb, i0, 1]
+        x1, y1 = proj[pb, i1, 0], proj[pb, i1, 1]
+        x2, y2 = proj[pb, i2, 0], proj[pb, i2, 1]
+        if not (math.isfinite(x0) and math.isfinite(x1) and math.isfinite(x2)):
+            continue
+        bb = (x1 - x0) * (y2 - y0) - (x2 - x0) * (y1 - y0)
+        bits = 0
+        for e in range(3):
+            o = opp[f, e]
+            if o < 0:
+                bits |= 1 << e
+                continue
+            ox, oy = proj[pb, o, 0], proj[pb, o, 1]
+            if e == 0:
+                wing = (x1 - ox) * (y2 - oy) - (x2 - ox) * (y1 - oy)
+            elif e == 1:
+                wing = (x2 - ox) * (y0 - oy) - (x0 - ox) * (y2 - oy)
+            else:
+                wing = (x0 - ox) * (y1 - oy) - (x1 - ox) * (y0 - oy)
+            if _same_sign(wing, bb):  # NaN (apex behind the eye) compares as not-same-sign only by chance: fine
+                bits |= 1 << e
+        sil[pb, f] = bits
+
+
+@njit(cache=True, inline="always")
+def _crossing(ax, ay, bx, by, ds):
+    """Crossing of edge (a, b) with the line t = 0, as ``ds * s``; -BIG if it does not cross. Coordinates (s, t)."""
+    if _same_sign(ay, by) or by == ay:
+        return -_BIG
+    return ds * (ax * by - ay * bx) / (by - ay)
+
+
+@njit(cache=True)
+def _aa_analyse(tri, proj, sil, rast, b, pb, px, py, d):
+    """Silhouette analysis of the pixel pair ((px, py), right (d=0) or below (d=1) neighbour).
+
+    Returns ``(alpha, code)``: ``alpha`` in [-0.5, 0.5] (0 = nothing to do); ``code`` = edge index (0..2) +
+    4 * (the chosen triangle is the neighbour's). Only call for pairs whose triangle ids differ.
+    """
+    qx = px + 1 - d
+    qy = py + d
+    t0 = int(rast[b, py, px, 3]) - 1
+    t1 = int(rast[b, qy, qx, 3]) - 1
+    tid = t0 if t0 >= 0 else t1
+    if t0 >= 0 and t1 >= 0:
+        tid = t0 if rast[b, py, px, 2] < rast[b, qy, qx, 2] else t1
+    if tid < 0 or tid >= tri.shape[0]:
+        return 0.0, 0
+    bits = sil[pb, tid]
+    if bits == 0:
+        return 0.0, 0
+    use1 = tid == t1
+    cx = qx if use1 else px
+    cy = qy if use1 else py
+    ds = -1.0 if use1 else 1.0
+    fx = cx + 0.5
+    fy = cy + 0.5
+    i0, i1, i2 = tri[tid, 0], tri[tid, 1], tri[tid, 2]
+    # (s, t): s along the pair's axis, t across it; relative to the chosen triangle's pixel centre.
+    if d == 0:
+        s0, t0_, s1, t1_, s2, t2_ = (
+            proj[pb, i0, 0] - fx,
+            proj[pb, i0, 1] - fy,
+            proj[pb, i1, 0] - fx,
+            proj[pb, i1, 1] - fy,
+            proj[pb, i2, 0] - fx,
+            proj[pb, i2, 1] - fy,
+        )
+    else:
+        s0, t0_, s1, t1_, s2, t2_ = (
+            proj[pb, i0, 1] - fy,
+            proj[pb, i0, 0] - fx,
+            proj[pb, i1, 1] - fy,
+            proj[pb, i1, 0] - fx,
+            proj[pb, i2, 1] - fy,
+            proj[pb, i2, 0] - fx,
+        )
+    r0 = _crossing(s1, t1_, s2, t2_, ds)
+    r1 = _crossing(s2, t2_, s0, t0_, ds)
+    r2 = _crossing(s0, t0_, s1, t1_, ds)
+    if r2 > r0 and r2 > r1:
+        di, dc, ok = 2, r2, abs(t1_ - t0_) >= abs(s1 - s0)
+    elif r1 > r0:
+        di, dc, ok = 1, r1, abs(t0_ - t2_) >= abs(s0 - s2)
+    else:
+        di, dc, ok = 0, r0, abs(t2_ - t1_) >= abs(s2 - s1)
+    if not ok or not (bits >> di) & 1:
+        return 0.0, 0
+    eps = 0.0625  # 1/16 pixel of slack, as nvdiffrast
+    if not (dc > -eps and dc < 1.0 + eps):
+        return 0.0, 0
+    dc = min(max(dc, 0.0), 1.0)
+    return ds * (0.5 - dc), di + (4 if use1 else 0)
+
+
+@njit(cache=True, parallel=True)
+def antialias_analyse(tri, proj, sil, rast, alpha, code):
+    """Fill ``alpha[B, H, W, 2]`` and ``code[B, H, W, 2]`` for the right (0) and down (1) pixel pairs."""
+    n_batch, height, width = rast.shape[0], rast.shape[1], rast.shape[2]
+    for r in prange(n_batch * height):
+        b = r // height
+        y = r % height
+        pb = b if proj.shape[0] > 1 else 0
+        for x in range(width):
+            t = rast[b, y, x, 3]
+            for d in range(2):
+                alpha[b, y, x, d] = 0.0
+                code[b, y, x, d] = 0
+                if d == 0 and x == width - 1:
+                    continue
+                if d == 1 and y == height - 1:
+                    continue
+                tn = rast[b, y, x + 1, 3] if d == 0 else rast[b, y + 1, x, 3]
+                if tn == t:
+                    continue
+                a, cd = _aa_analyse(tri, proj, sil, rast, b, pb, x, y, d)
+                alpha[b, y, x, d] = a
+                code[b, y, x, d] = cd
+
+
+@njit(cache=True, parallel=True)
+def antialias_fwd(color, alpha, out):
+    """``out = color`` plus each pair's blend ``alpha (c1 - c0)`` added to pixel 0 (alpha > 0) or pixel 1."""
+    n_batch, height, width, n_chan = color.shape
+    for r in prange(n_batch * height):
+        b = r // height
+        y = r % height
+        for x in range(width):
+            for c in range(n_chan):
+                out[b, y, x, c] = color[b, y, x, c]
+            # As pixel 0 of its own pairs.
+            for d in range(2):
+                a = alpha[b, y, x, d]
+                if a > 0.0:
+                    qx = x + 1 - d
+                    qy = y + d
+                    for c in range(n_chan):
+                        out[b, y, x, c] += a * (color[b, qy, qx, c] - color[b, y, x, c])
+            # As pixel 1 of the left / upper neighbour's pair.
+            if x > 0:
+                a = alpha[b, y, x - 1, 0]
+                if a < 0.0:
+                    for c in range(n_chan):
+                        out[b, y, x, c] += a * (color[b, y, x, c] - color[b, y, x - 1, c])
+            if y > 0:
+                a = alpha[b, y - 1, x, 1]
+                if a < 0.0:
+                    for c in range(n_chan):
+                        out[b, y, x, c] += a * (color[b, y, x, c] - color[b, y - 1, x, c])
+
+
+@njit(cache=True, parallel=True)
+def antialias_bwd(color, rast, pos, tri, alpha, code, dy, chunks, gcolor, gpos):
+    """Write ``gcolor[B, H, W, C]`` and accumulate ``gpos[n_buf, Bp, V, 4]`` from the saved pair analysis."""
+    n_batch, height, width, n_chan = color.shape
+    xh = 0.5 * width
+    yh = 0.5 * height
+    for kk in prange(chunks.shape[0]):
+        buf = chunks[kk, 2]
+        for r in range(chunks[kk, 0], chunks[kk, 1]):
+            b = r // height
+            y = r % height
+            pb = b if pos.shape[0] > 1 else 0
+            gb = b if gpos.shape[1] > 1 else 0
+            for x in range(width):
+                # Colour gradient (gather: this pixel as pixel 0 or pixel 1 of up to four pairs).
+                for c in range(n_chan):
+                    gcolor[b, y, x, c] = dy[b, y, x, c]
+                for d in range(2):
+                    a = alpha[b, y, x, d]
+                    if a != 0.0:
+                        qx = x + 1 - d
+                        qy = y + d
+                        tx, ty = (x, y) if a > 0.0 else (qx, qy)
+                        for c in range(n_chan):
+                            gcolor[b, y, x, c] -= a * dy[b, ty, tx, c]
+                if x > 0:
+                    a = alpha[b, y, x - 1, 0]
+                    if a != 0.0:
+                        tx = x - 1 if a > 0.0 else x
+                        for c in range(n_chan):
+                            gcolor[b, y, x, c] += a * dy[b, y, tx, c]
+                if y > 0:
+                    a = alpha[b, y - 1, x, 1]
+                    if a != 0.0:
+                        ty = y - 1 if a > 0.0 else y
+                        for c in range(n_chan):
+                            gcolor[b, y, x, c] += a * dy[b, ty, x, c]
+                # Position gradients of the silhouette edge, for this pixel's own pairs.
+                for d in range(2):
+                    a = np.float64(alpha[b, y, x, d])
+                    if a == 0.0 or abs(a) >= 0.5:
+                        continue
+                    qx = x + 1 - d
+                    qy = y + d
+                    tx, ty = (x, y) if a > 0.0 else (qx, qy)
+                    dd = 0.0
+                    for c in range(n_chan):
+                        dd += dy[b, ty, tx, c] * (color[b, qy, qx, c] - color[b, y, x, c])
+                    if dd == 0.0:
+                        continue
+                    cd = code[b, y, x, d]
+                    di = cd & 3
+                    use1 = cd >= 4
+                    cx = qx if use1 else x
+                    cy = qy if use1 else y
+                    tid = int(rast[b, cy, cx, 3]) - 1
+                    if tid < 0:
+                        continue
+                    va = tri[tid, (di + 1) % 3]
+                    vb = tri[tid, (di + 2) % 3]
+                    wa = np.float64(pos[pb, va, 3])
+                    wb = np.float64(pos[pb, vb, 3])
+                    fx = cx + 0.5 - xh
+                    fy = cy + 0.5 - yh
+                    # Pixel-space coordinates relative to the triangle's pixel; (s = along the pair, t = across).
+                    xa = pos[pb, va, 0] / wa * xh - fx
+                    ya = pos[pb, va, 1] / wa * yh - fy
+                    xb = pos[pb, vb, 0] / wb * xh - fx
+                    yb = pos[pb, vb, 1] / wb * yh - fy
+                    if d == 0:
+                        sa, ta, sb, tb = xa, ya, xb, yb
+                    else:
+                        sa, ta, sb, tb = ya, xa, yb, xb
+                    den = tb - ta
+                    if den == 0.0:
+                        continue
+                    cross = (sa * tb - ta * sb) / den
+                    # alpha = ds / 2 - cross, so dL/dcross = -dd.
+                    g = -dd
+                    g_sa = g * tb / den
+                    g_sb = -g * ta / den
+                    g_ta = g * (cross - sb) / den
+                    g_tb = g * (sa - cross) / den
+                    if d == 0:
+                        gxa, gya, gxb, gyb = g_sa, g_ta, g_sb, g_tb
+                    else:
+                        gxa, gya, gxb, gyb = g_ta, g_sa, g_tb, g_sb
+                    gpos[buf, gb, va, 0] += gxa * xh / wa
+                    gpos[buf, gb, va, 1] += gya * yh / wa
+                    gpos[buf, gb, va, 3] += -(gxa * xh * pos[pb, va, 0] + gya * yh * pos[pb, va, 1]) / (wa * wa)
+                    gpos[buf, gb, vb, 0] += gxb * xh / wb
+                    gpos[buf, gb, vb, 1] += gyb * yh / wb
+                    gpos[buf, gb, vb, 3] += -(gxb * xh * pos[pb, vb, 0] + gyb * yh * pos[pb, vb, 1]) / (wb * wb)

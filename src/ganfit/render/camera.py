@@ -1,0 +1,140 @@
+"""Perspective camera: model space (mm) -> camera space -> nvdiffrast clip space and image pixels.
+
+Frames (the project's, see ``ganfit.face_model``):
+    * Model space: millimetres, right-handed, +X to the subject's left (viewer's right), +Y up, +Z out of the face.
+    * Camera space (OpenGL): ``X_c = R X + t``; the camera sits at the origin looking down -Z, x right, y up.
+      A frontal view of the face is ``R = I``, ``t = (0, 0, -distance)``.
+    * Image pixels (the project's): continuous ``(x right, y down)``, origin at the top-left corner of the image,
+      pixel centres at ``+0.5``; the principal point is the image centre ``(W / 2, H / 2)``:
+      ``x = W/2 + f X_c / (-Z_c)``, ``y = H/2 - f Y_c / (-Z_c)`` with the focal length ``f`` in pixels.
+    * Clip space (nvdiffrast/OpenGL): ``(2f/W X_c, 2f/H Y_c, z_clip, -Z_c)`` with the usual OpenGL depth mapping of
+      ``[near, far]`` (mm) to NDC z in [-1, 1]. Rasterized rows are bottom-up (row 0 = NDC y = -1); flipping the
+      rows of a raster gives an image whose pixel ``(row i, column j)`` is centred at ``(j + 0.5, i + 0.5)`` above.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+
+def axis_angle_to_matrix(axis_angle: torch.Tensor) -> torch.Tensor:
+    """Rodrigues' formula, differentiable everywhere (also at zero rotation).
+
+    Args:
+        axis_angle: ``[B, 3]`` rotation vectors (axis * angle in radians).
+    Returns:
+        ``[B, 3, 3]`` rotation matrices.
+    """
+    if axis_angle.dim() != 2 or axis_angle.shape[1] != 3:
+        raise ValueError(f"axis_angle must be [B, 3], got {tuple(axis_angle.shape)}")
+    theta2 = (axis_angle * axis_angle).sum(-1, keepdim=True)  # [B, 1]
+    small = theta2 < 1e-8
+    theta2_safe = torch.where(small, torch.ones_like(theta2), theta2)
+    theta = theta2_safe.sqrt()
+    # sin(t)/t and (1 - cos(t))/t^2 with their Taylor expansions near 0.
+    a = torch.where(small, 1 - theta2 / 6, torch.sin(theta) / theta)
+    b = torch.where(small, 0.5 - theta2 / 24, (1 - torch.cos(theta)) / theta2_safe)
+    x, y, z = axis_angle.unbind(-1)
+    zero = torch.zeros_like(x)
+    skew = torch.stack([zero, -z, y, z, zero, -x, -y, x, zero], dim=-1).reshape(-1, 3, 3)
+    eye = torch.eye(3, dtype=axis_angle.dtype, device=axis_angle.device).expand_as(skew)
+    return eye + a[..., None] * skew + b[..., None] * (skew @ skew)
+
+
+@dataclass
+class Camera:
+    """A batch of pinhole cameras (see the module docstring for frames).
+
+    Attributes:
+        rotation: ``[B, 3, 3]`` rotation matrix or ``[B, 3]`` axis-angle (radians), model -> camera.
+        translation: ``[B, 3]`` in mm, model -> camera (``X_c = R X + t``).
+        focal: ``[B]`` focal length in pixels (same for x and y; square pixels).
+        near: near clipping distance in mm (points closer than this to the camera are clipped).
+        far: far clipping distance in mm.
+    """
+
+    rotation: torch.Tensor
+    translation: torch.Tensor
+    focal: torch.Tensor
+    near: float = 10.0
+    far: float = 10000.0
+
+    def __post_init__(self) -> None:
+        batch = self.translation.shape[0]
+        if self.translation.shape != (batch, 3):
+            raise ValueError(f"Camera.translation must be [B, 3] mm, got {tuple(self.translation.shape)}")
+        if self.rotation.shape not in ((batch, 3), (batch, 3, 3)):
+            raise ValueError(
+                f"Camera.rotation must be [B, 3, 3] or axis-angle [B, 3] with B={batch}, "
+                f"got {tuple(self.rotation.shape)}"
+            )
+        if self.focal.shape != (batch,):
+            raise ValueError(f"Camera.focal must be [B] pixels, got {tuple(self.focal.shape)}")
+        if not 0 < self.near < self.far:
+            raise ValueError(f"Camera needs 0 < near < far (mm), got near={self.near}, far={self.far}")
+
+    @property
+    def batch_size(self) -> int:
+        return self.translation.shape[0]
+
+    def rotation_matrix(self) -> torch.Tensor:
+        """``[B, 3, 3]`` model -> camera rotation."""
+        return axis_angle_to_matrix(self.rotation) if self.rotation.dim() == 2 else self.rotation
+
+    def to_camera(self, points: torch.Tensor) -> torch.Tensor:
+        """Model-space points ``[B, N, 3]`` mm -> camera space ``[B, N, 3]`` mm."""
+        _check_points(points, self.batch_size)
+        return points @ self.rotation_matrix().transpose(1, 2) + self.translation[:, None, :]
+
+    def to_clip(self, points: torch.Tensor, resolution: tuple[int, int]) -> torch.Tensor:
+        """Model-space points ``[B, N, 3]`` -> clip space ``[B, N, 4]`` for an image of ``(height, width)``."""
+        height, width = resolution
+        pc = self.to_camera(points)
+        f = self.focal[:, None]
+        n, fa = self.near, self.far
+        x = pc[..., 0] * (2 * f / width)
+        y = pc[..., 1] * (2 * f / height)
+        z = pc[..., 2] * ((fa + n) / (n - fa)) + 2 * fa * n / (n - fa)
+        w = -pc[..., 2]
+        return torch.stack([x, y, z, w], dim=-1)
+
+    def project(self, points: torch.Tensor, resolution: tuple[int, int]) -> torch.Tensor:
+        """Model-space points ``[B, N, 3]`` -> pixel coordinates ``[B, N, 2]`` (x right, y down, top-left origin,
+        pixel centres at +0.5) in an image of ``(height, width)``. Points behind the camera give meaningless values.
+        """
+        height, width = resolution
+        pc = self.to_camera(points)
+        depth = (-pc[..., 2]).clamp(min=1e-6)
+        f = self.focal[:, None]
+        x = width / 2 + f * pc[..., 0] / depth
+        y = height / 2 - f * pc[..., 1] / depth
+        return torch.stack([x, y], dim=-1)
+
+
+def _check_points(points: torch.Tensor, batch: int) -> None:
+    if points.dim() != 3 or points.shape[2] != 3 or points.shape[0] != batch:
+        raise ValueError(f"points must be [B={batch}, N, 3] in mm, got {tuple(points.shape)}")
+
+
+def frontal_camera(
+    batch: int,
+    resolution: tuple[int, int],
+    distance: float = 600.0,
+    face_width: float = 180.0,
+    fill: float = 0.7,
+    dtype: torch.dtype = torch.float32,
+    device: torch.device | str | None = None,
+) -> Camera:
+    """A camera looking straight at the model's origin from ``distance`` mm along +Z.
+
+    The focal length makes an object ``face_width`` mm wide span ``fill`` of the image width.
+    """
+    height, width = resolution
+    focal = fill * width * distance / face_width
+    return Camera(
+        rotation=torch.eye(3, dtype=dtype, device=device).expand(batch, 3, 3).clone(),
+        translation=torch.tensor([0.0, 0.0, -distance], dtype=dtype, device=device).expand(batch, 3).clone(),
+        focal=torch.full((batch,), focal, dtype=dtype, device=device),
+    )
