@@ -27,7 +27,7 @@ assets: install
 	$(PY) -m ganfit.assets ensure
 
 fit: assets
-	$(PY) -m ganfit.face_model sample n=4 out=outputs/samples
+	$(PY) fit.py
 
 test: install
 	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
