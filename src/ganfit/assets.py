@@ -57,6 +57,33 @@ class AssetIntegrityError(RuntimeError):
     """An asset exists but does not match the pinned checksums."""
 
 
+def packaged_model_file(filename: str) -> Path:
+    """Path of a model file shipped by the PyPI package ``face-recognition-models`` (dlib ``.dat`` files, CC0).
+
+    ``import face_recognition_models`` fails on new setuptools (it imports ``pkg_resources``), so the package folder
+    is found with ``importlib.util.find_spec`` without importing it.
+
+    Raises:
+        AssetNotFoundError: the package is not installed or lacks ``filename``.
+    """
+    import importlib.util
+
+    spec = importlib.util.find_spec("face_recognition_models")
+    if spec is None or not spec.submodule_search_locations:
+        raise AssetNotFoundError(
+            f"{filename} comes from the PyPI package 'face-recognition-models', which is not installed "
+            "(pip install face-recognition-models, or `make install`)"
+        )
+    for location in spec.submodule_search_locations:
+        candidate = Path(location) / "models" / filename
+        if candidate.is_file():
+            return candidate
+    raise AssetNotFoundError(
+        f"{filename} not found in face-recognition-models at {list(spec.submodule_search_locations)} "
+        "(reinstall: pip install --force-reinstall face-recognition-models)"
+    )
+
+
 def cache_dir() -> Path:
     """ganfit's cache folder (``$GANFIT_CACHE`` or ``~/.cache/ganfit``), created on demand."""
     root = Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "ganfit")

