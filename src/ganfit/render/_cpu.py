@@ -280,31 +280,28 @@ class AntialiasFunction(torch.autograd.Function):
         color_np = _np(color)
         rast_np = _np(rast)
         pos_np = _np(pos)
-        alpha = np.empty((*rast.shape[:3], 2), np.float64)
-        code = np.empty((*rast.shape[:3], 2), np.int32)
         proj = np.empty((*pos.shape[:2], 2), np.float64)
         sil = np.empty((pos.shape[0], topology.tri.shape[0]), np.int8)
         k.antialias_prepare(pos_np, topology.tri, topology.opposite, rast.shape[1], rast.shape[2], proj, sil)
-        k.antialias_analyse(topology.tri, proj, sil, rast_np, alpha, code)
-        out = np.empty_like(color_np)
-        k.antialias_fwd(color_np, alpha, out)
+        pairs = k.antialias_analyse(topology.tri, proj, sil, rast_np)
+        out = color_np.copy()
+        k.antialias_fwd(color_np, pairs[0], pairs[1], out)
         ctx.save_for_backward(color, rast, pos)
-        ctx.saved_misc = (topology, alpha, code, pos_gradient_boost)
+        ctx.saved_misc = (topology, pairs, pos_gradient_boost)
         return torch.from_numpy(out)
 
     @staticmethod
     def backward(ctx, dy):  # type: ignore[override]
         color, rast, pos = ctx.saved_tensors
-        topology, alpha, code, boost = ctx.saved_misc
-        color_np = _np(color)
+        topology, (pair_pix, pair_alpha, pair_code), boost = ctx.saved_misc
         pos_np = _np(pos)
-        chunks, n_buf = _chunks(rast.shape[0], rast.shape[1], rast.shape[2], tuple(pos.shape))
-        gcolor = np.empty_like(color_np)
-        gpos = np.zeros((n_buf, *pos.shape), pos_np.dtype)
+        dy_np = _np(dy.to(color.dtype))
+        gcolor = dy_np.copy()
+        gpos = np.zeros(pos.shape, pos_np.dtype)
         k.antialias_bwd(
-            color_np, _np(rast), pos_np, topology.tri, alpha, code, _np(dy.to(color.dtype)), chunks, gcolor, gpos
+            _np(color), _np(rast), pos_np, topology.tri, pair_pix, pair_alpha, pair_code, dy_np, gcolor, gpos
         )
-        g_pos = torch.from_numpy(gpos.sum(axis=0) if n_buf > 1 else gpos[0])
+        g_pos = torch.from_numpy(gpos)
         if boost != 1.0:
             g_pos = g_pos * boost
         return torch.from_numpy(gcolor), None, g_pos, None, None, None
