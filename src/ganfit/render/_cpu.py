@@ -73,7 +73,7 @@ def rasterize_forward(
     if total > items.shape[0]:
         items = np.empty(total, np.int32)
         k.bin_triangles(bbox, _BAND_HEIGHT, n_bands, counts, offsets, items)
-    rast = np.zeros((n_batch, height, width, 4), pos.dtype)
+    rast = np.empty((n_batch, height, width, 4), pos.dtype)
     k.rasterize_fwd(pos, tri, bbox, _BAND_HEIGHT, n_bands, offsets, items, _band_order(n_batch * n_bands), rast)
     return rast
 
@@ -186,11 +186,13 @@ class InterpolateFunction(torch.autograd.Function):
         attr, rast, tri = ctx.saved_tensors
         attr_np = _np(attr)
         rast_np = _np(rast)
-        chunks, n_buf = _chunks(rast.shape[0], rast.shape[1], rast.shape[2], tuple(attr.shape))
-        gattr = np.zeros((n_buf, *attr.shape), attr_np.dtype)
-        grast = np.zeros(rast.shape, rast_np.dtype)
-        k.interpolate_bwd(attr_np, rast_np, _np(tri), _np(dy.to(attr.dtype)), chunks, gattr, grast)
-        g_attr = torch.from_numpy(gattr.sum(axis=0) if n_buf > 1 else gattr[0])
+        want_attr = bool(ctx.needs_input_grad[0])
+        attr_shape = tuple(attr.shape) if want_attr else (1, 1, attr.shape[2])  # dummy target when not needed
+        chunks, n_buf = _chunks(rast.shape[0], rast.shape[1], rast.shape[2], attr_shape)
+        gattr = np.zeros((n_buf, *attr_shape), attr_np.dtype)
+        grast = np.empty(rast.shape, rast_np.dtype)
+        k.interpolate_bwd(attr_np, rast_np, _np(tri), _np(dy.to(attr.dtype)), chunks, want_attr, gattr, grast)
+        g_attr = torch.from_numpy(gattr.sum(axis=0) if n_buf > 1 else gattr[0]) if want_attr else None
         return g_attr, torch.from_numpy(grast), None
 
 
@@ -218,12 +220,14 @@ class TextureFunction(torch.autograd.Function):
         tex, uv = ctx.saved_tensors
         tex_np = _np(tex)
         uv_np = _np(uv)
-        chunks, n_buf = _chunks(uv.shape[0], uv.shape[1], uv.shape[2], tuple(tex.shape))
-        gtex = np.zeros((n_buf, *tex.shape), tex_np.dtype)
-        guv = np.zeros(uv.shape, uv_np.dtype)
-        k.texture_bwd(tex_np, uv_np, _np(dy.to(tex.dtype)), ctx.linear, ctx.boundary, chunks, gtex, guv)
-        g_tex = torch.from_numpy(gtex.sum(axis=0) if n_buf > 1 else gtex[0])
-        g_uv = torch.from_numpy(guv) if ctx.linear else None
+        want_tex = bool(ctx.needs_input_grad[0])
+        tex_shape = tuple(tex.shape) if want_tex else (1, 1, 1, tex.shape[3])  # dummy target when not needed
+        chunks, n_buf = _chunks(uv.shape[0], uv.shape[1], uv.shape[2], tex_shape)
+        gtex = np.zeros((n_buf, *tex_shape), tex_np.dtype)
+        guv = np.empty(uv.shape if ctx.linear else (1, 1, 1, 2), uv_np.dtype)
+        k.texture_bwd(tex_np, uv_np, _np(dy.to(tex.dtype)), ctx.linear, ctx.boundary, chunks, want_tex, gtex, guv)
+        g_tex = torch.from_numpy(gtex.sum(axis=0) if n_buf > 1 else gtex[0]) if want_tex else None
+        g_uv = torch.from_numpy(guv) if ctx.linear and ctx.needs_input_grad[1] else None
         return g_tex, g_uv, None, None
 
 

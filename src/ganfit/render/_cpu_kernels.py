@@ -299,7 +299,7 @@ def coverage_count(pos, tri, height, width, counts):
 
 @njit(cache=True, parallel=True)
 def rasterize_fwd(pos, tri, bbox, band_height, n_bands, offsets, items, order, rast):
-    """Depth-tested, watertight coverage: fill ``rast[B, H, W, 4]`` (must be zeroed).
+    """Depth-tested, watertight coverage: fill every pixel of ``rast[B, H, W, 4]`` (zeros where empty).
 
     Homogeneous 2D rasterization (no division by w before the coverage test): for a sample ``s = (sx, sy, 1)`` in
     pixel units the edge functions are ``e_i = (V_j x V_k) . s`` with ``V = ((x + w) W/2, (y + w) H/2, w)``; the
@@ -320,6 +320,10 @@ def rasterize_fwd(pos, tri, bbox, band_height, n_bands, offsets, items, order, r
         r0 = k * band_height
         r1 = min(r0 + band_height, height)
         zbuf = np.full((r1 - r0, width), np.inf)
+        for y in range(r0, r1):
+            for x in range(width):
+                for c in range(4):
+                    rast[b, y, x, c] = 0.0
         for j in range(offsets[slot], offsets[slot + 1]):
             f = items[j]
             x0 = bbox[b, f, 0]
@@ -507,8 +511,9 @@ def interpolate_fwd(attr, rast, tri, out):
 
 
 @njit(cache=True, parallel=True)
-def interpolate_bwd(attr, rast, tri, dy, chunks, gattr, grast):
-    """Accumulate ``gattr[n_buf, Ba, V, C]`` and write ``grast[B, H, W, 4]`` (u, v channels; must be zeroed)."""
+def interpolate_bwd(attr, rast, tri, dy, chunks, want_attr, gattr, grast):
+    """Write every pixel of ``grast[B, H, W, 4]`` (u, v channels; zero elsewhere) and, with ``want_attr``,
+    accumulate ``gattr[n_buf, Ba, V, C]``."""
     height, width = rast.shape[1], rast.shape[2]
     n_chan = attr.shape[2]
     for kk in prange(chunks.shape[0]):
@@ -519,6 +524,8 @@ def interpolate_bwd(attr, rast, tri, dy, chunks, gattr, grast):
             ab = b if attr.shape[0] > 1 else 0
             gb = b if gattr.shape[1] > 1 else 0
             for x in range(width):
+                for c in range(4):
+                    grast[b, y, x, c] = 0.0
                 tid = int(rast[b, y, x, 3]) - 1
                 if tid < 0:
                     continue
@@ -541,9 +548,10 @@ def interpolate_bwd(attr, rast, tri, dy, chunks, gattr, grast):
                     a2 = attr[ab, i2, c]
                     gu += d * (attr[ab, i0, c] - a2)
                     gv += d * (attr[ab, i1, c] - a2)
-                    gattr[buf, gb, i0, c] += u * d
-                    gattr[buf, gb, i1, c] += v * d
-                    gattr[buf, gb, i2, c] += t * d
+                    if want_attr:
+                        gattr[buf, gb, i0, c] += u * d
+                        gattr[buf, gb, i1, c] += v * d
+                        gattr[buf, gb, i2, c] += t * d
                 grast[b, y, x, 0] = gu
                 grast[b, y, x, 1] = gv
 
@@ -677,8 +685,9 @@ def texture_fwd(tex, uv, linear, boundary, out):
 
 
 @njit(cache=True, parallel=True)
-def texture_bwd(tex, uv, dy, linear, boundary, chunks, gtex, guv):
-    """Accumulate ``gtex[n_buf, Bt, Ht, Wt, C]``; write ``guv[B, H, W, 2]`` (linear mode; must be zeroed).
+def texture_bwd(tex, uv, dy, linear, boundary, chunks, want_tex, gtex, guv):
+    """With ``want_tex`` accumulate ``gtex[n_buf, Bt, Ht, Wt, C]``; in linear mode write every pixel of
+    ``guv[B, H, W, 2]``.
 
     Runs of neighbouring pixels with identical ``uv`` (the background at uv = 0) sum their incoming gradients
     before one scatter, instead of serialised read-modify-writes of the same texels.
@@ -690,7 +699,7 @@ def texture_bwd(tex, uv, dy, linear, boundary, chunks, gtex, guv):
     gflat = gtex.reshape(gtex.shape[0], gtex.shape[1], th * tw, n_chan)
     uv2 = uv.reshape(n_pix, 2)
     dy2 = dy.reshape(n_pix, n_chan)
-    guv2 = guv.reshape(n_pix, 2)
+    guv2 = guv.reshape(guv.shape[0] * guv.shape[1] * guv.shape[2], 2)  # a dummy [1, 1, 1, 2] unless linear
     for kk in prange(chunks.shape[0]):
         buf = chunks[kk, 2]
         acc = np.zeros(n_chan)  # summed dy of the current run
@@ -710,6 +719,9 @@ def texture_bwd(tex, uv, dy, linear, boundary, chunks, gtex, guv):
                 u = 0.0
                 v = 0.0
                 if not flush:
+                    if linear:
+                        guv2[p, 0] = 0.0
+                        guv2[p, 1] = 0.0
                     u = np.float64(uv2[p, 0])
                     v = np.float64(uv2[p, 1])
                     if not (math.isfinite(u) and math.isfinite(v)):
@@ -721,7 +733,7 @@ def texture_bwd(tex, uv, dy, linear, boundary, chunks, gtex, guv):
                     if not nonzero:  # e.g. background pixels masked out downstream: nothing to scatter
                         continue
                     flush = not (have and u == pu and v == pv)
-                if flush and have:
+                if flush and have and want_tex:
                     for c in range(n_chan):
                         a = acc[c]
                         gflat[buf, gb, o00, c] += w00 * a
