@@ -31,8 +31,9 @@ def _chunks(n_batch: int, height: int, width: int, target_shape: tuple[int, ...]
 
     ``target_shape`` is the gradient target's shape (batch first). When it has one slice per image and there are at
     least as many images as threads, each image is one chunk writing into its own slice (no extra buffers).
-    Otherwise each thread gets a block of rows and a private buffer summed afterwards, unless zeroing and summing
-    those buffers would cost more than the parallelism saves (a big texture for a small image): then one chunk.
+    Otherwise each thread gets a block of rows and a private buffer summed afterwards (in parallel, by
+    :func:`_reduce`), unless zeroing and summing those buffers would cost more than the parallelism saves (a texture
+    far larger than the image): then one chunk.
     """
     n_threads = _threads()
     rows = n_batch * height
@@ -42,10 +43,17 @@ def _chunks(n_batch: int, height: int, width: int, target_shape: tuple[int, ...]
         return np.stack([starts, starts + height, np.zeros(n_batch, np.int64)], axis=1), 1
     target_numel = int(np.prod(target_shape))
     n = min(n_threads, rows)
-    if n_threads * target_numel > 3 * rows * width:
+    if target_numel > 32 * rows * width:
         n = 1
     edges = np.linspace(0, rows, n + 1).round().astype(np.int64)
     return np.stack([edges[:-1], edges[1:], np.arange(n, dtype=np.int64)], axis=1), n
+
+
+def _reduce(gbuf: np.ndarray) -> torch.Tensor:
+    """Sum of the per-thread gradient buffers ``gbuf[n_buf, ...]`` (a view of ``gbuf[0]``, summed in place)."""
+    if gbuf.shape[0] > 1:
+        k.sum_buffers(gbuf.reshape(gbuf.shape[0], -1))
+    return torch.from_numpy(gbuf[0])
 
 
 def _band_order(n_items: int) -> np.ndarray:
@@ -106,7 +114,7 @@ class RasterizeFunction(torch.autograd.Function):
         pos_np = _np(pos)
         gbuf = np.zeros((n_buf, *pos.shape), pos_np.dtype)
         k.rasterize_bwd(pos_np, _np(tri), _np(rast), _np(dy.to(pos.dtype)), chunks, gbuf)
-        g_pos = torch.from_numpy(gbuf.sum(axis=0) if n_buf > 1 else gbuf[0])
+        g_pos = _reduce(gbuf)
         if ctx.grad_db and ddb is not None and ddb.numel() > 0 and bool(np.any(_np(ddb))):
             with torch.enable_grad():
                 pos_r = pos.detach().requires_grad_(True)
@@ -192,7 +200,7 @@ class InterpolateFunction(torch.autograd.Function):
         gattr = np.zeros((n_buf, *attr_shape), attr_np.dtype)
         grast = np.empty(rast.shape, rast_np.dtype)
         k.interpolate_bwd(attr_np, rast_np, _np(tri), _np(dy.to(attr.dtype)), chunks, want_attr, gattr, grast)
-        g_attr = torch.from_numpy(gattr.sum(axis=0) if n_buf > 1 else gattr[0]) if want_attr else None
+        g_attr = _reduce(gattr) if want_attr else None
         return g_attr, torch.from_numpy(grast), None
 
 
@@ -226,7 +234,7 @@ class TextureFunction(torch.autograd.Function):
         gtex = np.zeros((n_buf, *tex_shape), tex_np.dtype)
         guv = np.empty(uv.shape if ctx.linear else (1, 1, 1, 2), uv_np.dtype)
         k.texture_bwd(tex_np, uv_np, _np(dy.to(tex.dtype)), ctx.linear, ctx.boundary, chunks, want_tex, gtex, guv)
-        g_tex = torch.from_numpy(gtex.sum(axis=0) if n_buf > 1 else gtex[0]) if want_tex else None
+        g_tex = _reduce(gtex) if want_tex else None
         g_uv = torch.from_numpy(guv) if ctx.linear and ctx.needs_input_grad[1] else None
         return g_tex, g_uv, None, None
 

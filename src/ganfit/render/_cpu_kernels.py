@@ -34,6 +34,19 @@ if "NUMBA_THREADING_LAYER" not in os.environ:
 _BIG = 1e30
 
 
+@njit(cache=True, parallel=True)
+def sum_buffers(buf):
+    """``buf[0] += buf[1] + ... + buf[K - 1]`` for per-thread gradient buffers ``buf[K, N]``, in parallel blocks."""
+    n_buf, n = buf.shape
+    block = 16384
+    for blk in prange((n + block - 1) // block):
+        i0 = blk * block
+        i1 = min(i0 + block, n)
+        for j in range(1, n_buf):
+            for i in range(i0, i1):
+                buf[0, i] += buf[j, i]
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # Rasterization.
 
