@@ -32,6 +32,7 @@ if "NUMBA_THREADING_LAYER" not in os.environ:
     numba.config.THREADING_LAYER = "workqueue"
 
 _BIG = 1e30
+AA_ROW_SLOTS = 64  # first-try per-row capacity of antialias_analyse's pair list (read at call time)
 
 
 @njit(cache=True, parallel=True)
@@ -930,9 +931,8 @@ def _aa_analyse(tri, proj, sil, rast, b, pb, px, py, d):
 def _aa_rows(tri, proj, sil, rast, row_pix, row_alpha, row_code, row_count):
     """Per raster row ``r = b H + y``: the pairs with a nonzero blend, packed at the start of row ``r``'s slots.
 
-    ``row_pix[R, 2W]`` = ``2 x + d``, ``row_alpha``, ``row_code`` (see :func:`_aa_analyse`); ``row_count[R]``.
-    Only the first ``row_count[r]`` slots of a row are written (the rest stays untouched, so unwritten memory
-    of these buffers is never paged in).
+    ``row_pix[R, K]`` = ``2 x + d``, ``row_alpha``, ``row_code`` (see :func:`_aa_analyse`); ``row_count[R]`` counts
+    all of a row's pairs, also those beyond the capacity ``K`` (not stored: the caller retries with ``K = 2 W``).
     """
     n_batch, height, width = rast.shape[0], rast.shape[1], rast.shape[2]
     n_tri = tri.shape[0]
@@ -967,9 +967,10 @@ def _aa_rows(tri, proj, sil, rast, row_pix, row_alpha, row_code, row_count):
                     continue
                 a, cd = _aa_analyse(tri, proj, sil, rast, b, pb, x, y, d)
                 if a != 0.0:
-                    row_pix[r, n] = 2 * x + d
-                    row_alpha[r, n] = a
-                    row_code[r, n] = cd
+                    if n < row_pix.shape[1]:
+                        row_pix[r, n] = 2 * x + d
+                        row_alpha[r, n] = a
+                        row_code[r, n] = cd
                     n += 1
         row_count[r] = n
 
@@ -993,11 +994,16 @@ def antialias_analyse(tri, proj, sil, rast):
     """
     n_rows = rast.shape[0] * rast.shape[1]
     width = rast.shape[2]
-    row_pix = np.empty((n_rows, 2 * width), np.int64)
-    row_alpha = np.empty((n_rows, 2 * width), np.float64)
-    row_code = np.empty((n_rows, 2 * width), np.int32)
-    row_count = np.empty(n_rows, np.int64)
-    _aa_rows(tri, proj, sil, rast, row_pix, row_alpha, row_code, row_count)
+    # A row rarely has more than a few blended pairs (silhouette crossings; more along near-horizontal silhouette
+    # edges): small per-row slots keep the scratch memory small, a full-width retry covers the rest.
+    for capacity in (min(AA_ROW_SLOTS, 2 * width), 2 * width):
+        row_pix = np.empty((n_rows, capacity), np.int32)
+        row_alpha = np.empty((n_rows, capacity), np.float64)
+        row_code = np.empty((n_rows, capacity), np.int32)
+        row_count = np.empty(n_rows, np.int64)
+        _aa_rows(tri, proj, sil, rast, row_pix, row_alpha, row_code, row_count)
+        if n_rows == 0 or int(row_count.max()) <= capacity:
+            break
     total = int(row_count.sum())
     pair_pix = np.empty(total, np.int64)
     pair_alpha = np.empty(total, np.float64)
