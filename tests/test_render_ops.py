@@ -144,6 +144,35 @@ def test_antialias_matches_reference(ctx, scene):
     torch.testing.assert_close(results[0][2], results[1][2], atol=1e-8, rtol=1e-6)
 
 
+def test_antialias_pair_list_overflow_retry(ctx, monkeypatch):
+    """Rows with more blended pairs than the first-try slots are redone at full width: same results."""
+    pos, tri = list(_scenes())[0]
+    g = torch.Generator().manual_seed(3)
+    color = torch.rand(pos.shape[0], *RES, 3, generator=g, dtype=torch.float64)
+    weight = torch.rand(pos.shape[0], *RES, 3, generator=g, dtype=torch.float64)
+    rast, _ = dr.rasterize(ctx, pos, tri, RES)
+    results = []
+    calls = []
+    rows_kernel = _cpu_kernels._aa_rows
+
+    def counting_rows(*args):
+        calls[-1] += 1
+        return rows_kernel(*args)
+
+    monkeypatch.setattr(_cpu_kernels, "_aa_rows", counting_rows)
+    for slots in (_cpu_kernels.AA_ROW_SLOTS, 1):
+        monkeypatch.setattr(_cpu_kernels, "AA_ROW_SLOTS", slots)
+        calls.append(0)
+        p = pos.clone().requires_grad_(True)
+        c = color.clone().requires_grad_(True)
+        out = dr.antialias(c, rast, p, tri)
+        (out * weight).sum().backward()
+        results.append((out.detach(), c.grad, p.grad))
+    assert calls == [1, 2]  # the 1-slot run retried at full width
+    for a, b in zip(results[0], results[1], strict=True):
+        torch.testing.assert_close(a, b)
+
+
 def test_antialias_changes_silhouette_pixels_only(ctx):
     pos, tri = shared_vertex_scene(seed=8)
     rast, _ = dr.rasterize(ctx, pos, tri, RES)

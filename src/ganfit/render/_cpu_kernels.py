@@ -32,6 +32,20 @@ if "NUMBA_THREADING_LAYER" not in os.environ:
     numba.config.THREADING_LAYER = "workqueue"
 
 _BIG = 1e30
+AA_ROW_SLOTS = 64  # first-try per-row capacity of antialias_analyse's pair list (read at call time)
+
+
+@njit(cache=True, parallel=True)
+def sum_buffers(buf):
+    """``buf[0] += buf[1] + ... + buf[K - 1]`` for per-thread gradient buffers ``buf[K, N]``, in parallel blocks."""
+    n_buf, n = buf.shape
+    block = 16384
+    for blk in prange((n + block - 1) // block):
+        i0 = blk * block
+        i1 = min(i0 + block, n)
+        for j in range(1, n_buf):
+            for i in range(i0, i1):
+                buf[0, i] += buf[j, i]
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -299,7 +313,7 @@ def coverage_count(pos, tri, height, width, counts):
 
 @njit(cache=True, parallel=True)
 def rasterize_fwd(pos, tri, bbox, band_height, n_bands, offsets, items, order, rast):
-    """Depth-tested, watertight coverage: fill ``rast[B, H, W, 4]`` (must be zeroed).
+    """Depth-tested, watertight coverage: fill every pixel of ``rast[B, H, W, 4]`` (zeros where empty).
 
     Homogeneous 2D rasterization (no division by w before the coverage test): for a sample ``s = (sx, sy, 1)`` in
     pixel units the edge functions are ``e_i = (V_j x V_k) . s`` with ``V = ((x + w) W/2, (y + w) H/2, w)``; the
@@ -320,6 +334,10 @@ def rasterize_fwd(pos, tri, bbox, band_height, n_bands, offsets, items, order, r
         r0 = k * band_height
         r1 = min(r0 + band_height, height)
         zbuf = np.full((r1 - r0, width), np.inf)
+        for y in range(r0, r1):
+            for x in range(width):
+                for c in range(4):
+                    rast[b, y, x, c] = 0.0
         for j in range(offsets[slot], offsets[slot + 1]):
             f = items[j]
             x0 = bbox[b, f, 0]
@@ -507,8 +525,9 @@ def interpolate_fwd(attr, rast, tri, out):
 
 
 @njit(cache=True, parallel=True)
-def interpolate_bwd(attr, rast, tri, dy, chunks, gattr, grast):
-    """Accumulate ``gattr[n_buf, Ba, V, C]`` and write ``grast[B, H, W, 4]`` (u, v channels; must be zeroed)."""
+def interpolate_bwd(attr, rast, tri, dy, chunks, want_attr, gattr, grast):
+    """Write every pixel of ``grast[B, H, W, 4]`` (u, v channels; zero elsewhere) and, with ``want_attr``,
+    accumulate ``gattr[n_buf, Ba, V, C]``."""
     height, width = rast.shape[1], rast.shape[2]
     n_chan = attr.shape[2]
     for kk in prange(chunks.shape[0]):
@@ -519,6 +538,8 @@ def interpolate_bwd(attr, rast, tri, dy, chunks, gattr, grast):
             ab = b if attr.shape[0] > 1 else 0
             gb = b if gattr.shape[1] > 1 else 0
             for x in range(width):
+                for c in range(4):
+                    grast[b, y, x, c] = 0.0
                 tid = int(rast[b, y, x, 3]) - 1
                 if tid < 0:
                     continue
@@ -541,9 +562,10 @@ def interpolate_bwd(attr, rast, tri, dy, chunks, gattr, grast):
                     a2 = attr[ab, i2, c]
                     gu += d * (attr[ab, i0, c] - a2)
                     gv += d * (attr[ab, i1, c] - a2)
-                    gattr[buf, gb, i0, c] += u * d
-                    gattr[buf, gb, i1, c] += v * d
-                    gattr[buf, gb, i2, c] += t * d
+                    if want_attr:
+                        gattr[buf, gb, i0, c] += u * d
+                        gattr[buf, gb, i1, c] += v * d
+                        gattr[buf, gb, i2, c] += t * d
                 grast[b, y, x, 0] = gu
                 grast[b, y, x, 1] = gv
 
@@ -633,7 +655,10 @@ def _bilinear_setup(u, v, tw: int, th: int, boundary: int):
 
 @njit(cache=True, parallel=True)
 def texture_fwd(tex, uv, linear, boundary, out):
-    """``out[B, H, W, C]`` = texture ``tex[Bt, Ht, Wt, C]`` sampled at ``uv[B, H, W, 2]`` (nearest or bilinear)."""
+    """``out[B, H, W, C]`` = texture ``tex[Bt, Ht, Wt, C]`` sampled at ``uv[B, H, W, 2]`` (nearest or bilinear).
+
+    A pixel with the same ``uv`` as its left neighbour (runs of background pixels at uv = 0) copies its result.
+    """
     n_batch, height, width = uv.shape[0], uv.shape[1], uv.shape[2]
     th, tw, n_chan = tex.shape[1], tex.shape[2], tex.shape[3]
     flat = tex.reshape(tex.shape[0], th * tw, n_chan)
@@ -642,9 +667,17 @@ def texture_fwd(tex, uv, linear, boundary, out):
     for r in prange(n_batch * height):
         b = r // height
         tb = b if tex.shape[0] > 1 else 0
+        pu = np.nan
+        pv = np.nan
         for p in range(r * width, (r + 1) * width):
             u = np.float64(uv2[p, 0])
             v = np.float64(uv2[p, 1])
+            if u == pu and v == pv:  # same lookup as the previous pixel (never true for NaN)
+                for c in range(n_chan):
+                    out2[p, c] = out2[p - 1, c]
+                continue
+            pu = u
+            pv = v
             if not (math.isfinite(u) and math.isfinite(v)):
                 for c in range(n_chan):
                     out2[p, c] = 0.0
@@ -659,17 +692,20 @@ def texture_fwd(tex, uv, linear, boundary, out):
             w10 = fu * (1.0 - fv) * m10
             w01 = (1.0 - fu) * fv * m01
             w11 = fu * fv * m11
-            t00 = flat[tb, o00]
-            t10 = flat[tb, o10]
-            t01 = flat[tb, o01]
-            t11 = flat[tb, o11]
             for c in range(n_chan):
-                out2[p, c] = w00 * t00[c] + w10 * t10[c] + w01 * t01[c] + w11 * t11[c]
+                out2[p, c] = (
+                    w00 * flat[tb, o00, c] + w10 * flat[tb, o10, c] + w01 * flat[tb, o01, c] + w11 * flat[tb, o11, c]
+                )
 
 
 @njit(cache=True, parallel=True)
-def texture_bwd(tex, uv, dy, linear, boundary, chunks, gtex, guv):
-    """Accumulate ``gtex[n_buf, Bt, Ht, Wt, C]``; write ``guv[B, H, W, 2]`` (linear mode; must be zeroed)."""
+def texture_bwd(tex, uv, dy, linear, boundary, chunks, want_tex, gtex, guv):
+    """With ``want_tex`` accumulate ``gtex[n_buf, Bt, Ht, Wt, C]``; in linear mode write every pixel of
+    ``guv[B, H, W, 2]``.
+
+    Runs of neighbouring pixels with identical ``uv`` (the background at uv = 0) sum their incoming gradients
+    before one scatter, instead of serialised read-modify-writes of the same texels.
+    """
     n_batch, height, width = uv.shape[0], uv.shape[1], uv.shape[2]
     th, tw, n_chan = tex.shape[1], tex.shape[2], tex.shape[3]
     n_pix = n_batch * height * width
@@ -677,59 +713,84 @@ def texture_bwd(tex, uv, dy, linear, boundary, chunks, gtex, guv):
     gflat = gtex.reshape(gtex.shape[0], gtex.shape[1], th * tw, n_chan)
     uv2 = uv.reshape(n_pix, 2)
     dy2 = dy.reshape(n_pix, n_chan)
-    guv2 = guv.reshape(n_pix, 2)
+    guv2 = guv.reshape(guv.shape[0] * guv.shape[1] * guv.shape[2], 2)  # a dummy [1, 1, 1, 2] unless linear
     for kk in prange(chunks.shape[0]):
         buf = chunks[kk, 2]
+        acc = np.zeros(n_chan)  # summed dy of the current run
+        du = np.zeros(n_chan)  # d(out_c)/du of the current run's lookup (texel units)
+        dv = np.zeros(n_chan)
         for r in range(chunks[kk, 0], chunks[kk, 1]):
             b = r // height
             tb = b if tex.shape[0] > 1 else 0
             gb = b if gtex.shape[1] > 1 else 0
-            for p in range(r * width, (r + 1) * width):
-                u = np.float64(uv2[p, 0])
-                v = np.float64(uv2[p, 1])
-                if not (math.isfinite(u) and math.isfinite(v)):
-                    continue
-                nonzero = False
-                for c in range(n_chan):
-                    if dy2[p, c] != 0.0:
-                        nonzero = True
-                if not nonzero:  # e.g. background pixels masked out downstream: nothing to scatter
-                    continue
-                if not linear:
-                    ix, iy = _nearest_tap(u, v, tw, th, boundary)
-                    if ix >= 0:
+            have = False  # a run is open: its taps below are valid and acc holds its gradient
+            pu = np.nan
+            pv = np.nan
+            o00 = o10 = o01 = o11 = 0
+            w00 = w10 = w01 = w11 = 0.0
+            for p in range(r * width, (r + 1) * width + 1):
+                flush = p == (r + 1) * width
+                u = 0.0
+                v = 0.0
+                if not flush:
+                    if linear:
+                        guv2[p, 0] = 0.0
+                        guv2[p, 1] = 0.0
+                    u = np.float64(uv2[p, 0])
+                    v = np.float64(uv2[p, 1])
+                    if not (math.isfinite(u) and math.isfinite(v)):
+                        continue
+                    nonzero = False
+                    for c in range(n_chan):
+                        if dy2[p, c] != 0.0:
+                            nonzero = True
+                    if not nonzero:  # e.g. background pixels masked out downstream: nothing to scatter
+                        continue
+                    flush = not (have and u == pu and v == pv)
+                if flush and have and want_tex:
+                    for c in range(n_chan):
+                        a = acc[c]
+                        gflat[buf, gb, o00, c] += w00 * a
+                        gflat[buf, gb, o10, c] += w10 * a
+                        gflat[buf, gb, o01, c] += w01 * a
+                        gflat[buf, gb, o11, c] += w11 * a
+                    have = False
+                if p == (r + 1) * width:
+                    break
+                if not have:
+                    have = True
+                    pu = u
+                    pv = v
+                    for c in range(n_chan):
+                        acc[c] = 0.0
+                    if not linear:
+                        ix, iy = _nearest_tap(u, v, tw, th, boundary)
+                        o00 = o10 = o01 = o11 = max(iy, 0) * tw + max(ix, 0)
+                        w00 = 1.0 if ix >= 0 else 0.0
+                        w10 = w01 = w11 = 0.0
+                    else:
+                        o00, o10, o01, o11, m00, m10, m01, m11, fu, fv = _bilinear_setup(u, v, tw, th, boundary)
+                        w00 = (1.0 - fu) * (1.0 - fv) * m00
+                        w10 = fu * (1.0 - fv) * m10
+                        w01 = (1.0 - fu) * fv * m01
+                        w11 = fu * fv * m11
                         for c in range(n_chan):
-                            gflat[buf, gb, iy * tw + ix, c] += dy2[p, c]
-                    continue
-                o00, o10, o01, o11, m00, m10, m01, m11, fu, fv = _bilinear_setup(u, v, tw, th, boundary)
-                w00 = (1.0 - fu) * (1.0 - fv) * m00
-                w10 = fu * (1.0 - fv) * m10
-                w01 = (1.0 - fu) * fv * m01
-                w11 = fu * fv * m11
-                t00 = flat[tb, o00]
-                t10 = flat[tb, o10]
-                t01 = flat[tb, o01]
-                t11 = flat[tb, o11]
-                g00 = gflat[buf, gb, o00]
-                g10 = gflat[buf, gb, o10]
-                g01 = gflat[buf, gb, o01]
-                g11 = gflat[buf, gb, o11]
+                            a00 = flat[tb, o00, c] * m00
+                            a10 = flat[tb, o10, c] * m10
+                            a01 = flat[tb, o01, c] * m01
+                            a11 = flat[tb, o11, c] * m11
+                            du[c] = ((1.0 - fv) * (a10 - a00) + fv * (a11 - a01)) * tw
+                            dv[c] = ((1.0 - fu) * (a01 - a00) + fu * (a11 - a10)) * th
                 gu = 0.0
                 gv = 0.0
                 for c in range(n_chan):
                     d = np.float64(dy2[p, c])
-                    a00 = t00[c] * m00
-                    a10 = t10[c] * m10
-                    a01 = t01[c] * m01
-                    a11 = t11[c] * m11
-                    gu += d * ((1.0 - fv) * (a10 - a00) + fv * (a11 - a01))
-                    gv += d * ((1.0 - fu) * (a01 - a00) + fu * (a11 - a10))
-                    g00[c] += w00 * d
-                    g10[c] += w10 * d
-                    g01[c] += w01 * d
-                    g11[c] += w11 * d
-                guv2[p, 0] = gu * tw
-                guv2[p, 1] = gv * th
+                    acc[c] += d
+                    gu += d * du[c]
+                    gv += d * dv[c]
+                if linear:
+                    guv2[p, 0] = gu
+                    guv2[p, 1] = gv
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -867,151 +928,180 @@ def _aa_analyse(tri, proj, sil, rast, b, pb, px, py, d):
 
 
 @njit(cache=True, parallel=True)
-def antialias_analyse(tri, proj, sil, rast, alpha, code):
-    """Fill ``alpha[B, H, W, 2]`` and ``code[B, H, W, 2]`` for the right (0) and down (1) pixel pairs."""
+def _aa_rows(tri, proj, sil, rast, row_pix, row_alpha, row_code, row_count):
+    """Per raster row ``r = b H + y``: the pairs with a nonzero blend, packed at the start of row ``r``'s slots.
+
+    ``row_pix[R, K]`` = ``2 x + d``, ``row_alpha``, ``row_code`` (see :func:`_aa_analyse`); ``row_count[R]`` counts
+    all of a row's pairs, also those beyond the capacity ``K`` (not stored: the caller retries with ``K = 2 W``).
+    """
     n_batch, height, width = rast.shape[0], rast.shape[1], rast.shape[2]
+    n_tri = tri.shape[0]
     for r in prange(n_batch * height):
         b = r // height
         y = r % height
         pb = b if proj.shape[0] > 1 else 0
+        n = 0
         for x in range(width):
             t = rast[b, y, x, 3]
             for d in range(2):
-                alpha[b, y, x, d] = 0.0
-                code[b, y, x, d] = 0
-                if d == 0 and x == width - 1:
-                    continue
-                if d == 1 and y == height - 1:
-                    continue
-                tn = rast[b, y, x + 1, 3] if d == 0 else rast[b, y + 1, x, 3]
+                if d == 0:
+                    if x == width - 1:
+                        continue
+                    qx = x + 1
+                    qy = y
+                else:
+                    if y == height - 1:
+                        continue
+                    qx = x
+                    qy = y + 1
+                tn = rast[b, qy, qx, 3]
                 if tn == t:
                     continue
+                # Cheap rejection first: the front triangle of the pair must have a silhouette candidate edge.
+                t0 = int(t) - 1
+                t1 = int(tn) - 1
+                tid = t0 if t0 >= 0 else t1
+                if t0 >= 0 and t1 >= 0:
+                    tid = t0 if rast[b, y, x, 2] < rast[b, qy, qx, 2] else t1
+                if tid < 0 or tid >= n_tri or sil[pb, tid] == 0:
+                    continue
                 a, cd = _aa_analyse(tri, proj, sil, rast, b, pb, x, y, d)
-                alpha[b, y, x, d] = a
-                code[b, y, x, d] = cd
+                if a != 0.0:
+                    if n < row_pix.shape[1]:
+                        row_pix[r, n] = 2 * x + d
+                        row_alpha[r, n] = a
+                        row_code[r, n] = cd
+                    n += 1
+        row_count[r] = n
 
 
-@njit(cache=True, parallel=True)
-def antialias_fwd(color, alpha, out):
-    """``out = color`` plus each pair's blend ``alpha (c1 - c0)`` added to pixel 0 (alpha > 0) or pixel 1."""
+@njit(cache=True)
+def _aa_compact(row_pix, row_alpha, row_code, row_count, width, pair_pix, pair_alpha, pair_code):
+    """Concatenate the per-row pairs: ``pair_pix[N] = 2 (r W + x) + d`` (flat pixel index of pixel 0, direction)."""
+    n = 0
+    for r in range(row_count.shape[0]):
+        for i in range(row_count[r]):
+            pair_pix[n] = 2 * r * width + row_pix[r, i]
+            pair_alpha[n] = row_alpha[r, i]
+            pair_code[n] = row_code[r, i]
+            n += 1
+
+
+def antialias_analyse(tri, proj, sil, rast):
+    """The silhouette pixel pairs of ``rast[B, H, W, 4]``: ``(pair_pix[N] int64, pair_alpha[N] float64,
+    pair_code[N] int32)``; ``pair_pix = 2 * (flat pixel index b H W + y W + x) + d`` for the pair of that pixel
+    with its right (d = 0) or upper-row (d = 1, row y + 1) neighbour; ``alpha`` and ``code`` as :func:`_aa_analyse`.
+    """
+    n_rows = rast.shape[0] * rast.shape[1]
+    width = rast.shape[2]
+    # A row rarely has more than a few blended pairs (silhouette crossings; more along near-horizontal silhouette
+    # edges): small per-row slots keep the scratch memory small, a full-width retry covers the rest.
+    for capacity in (min(AA_ROW_SLOTS, 2 * width), 2 * width):
+        row_pix = np.empty((n_rows, capacity), np.int32)
+        row_alpha = np.empty((n_rows, capacity), np.float64)
+        row_code = np.empty((n_rows, capacity), np.int32)
+        row_count = np.empty(n_rows, np.int64)
+        _aa_rows(tri, proj, sil, rast, row_pix, row_alpha, row_code, row_count)
+        if n_rows == 0 or int(row_count.max()) <= capacity:
+            break
+    total = int(row_count.sum())
+    pair_pix = np.empty(total, np.int64)
+    pair_alpha = np.empty(total, np.float64)
+    pair_code = np.empty(total, np.int32)
+    _aa_compact(row_pix, row_alpha, row_code, row_count, width, pair_pix, pair_alpha, pair_code)
+    return pair_pix, pair_alpha, pair_code
+
+
+@njit(cache=True)
+def antialias_fwd(color, pair_pix, pair_alpha, out):
+    """``out`` (a copy of ``color [B, H, W, C]``) += each pair's blend ``alpha (c1 - c0)``, added to pixel 0
+    (alpha > 0) or pixel 1 (alpha < 0)."""
     n_batch, height, width, n_chan = color.shape
-    for r in prange(n_batch * height):
-        b = r // height
-        y = r % height
-        for x in range(width):
-            for c in range(n_chan):
-                out[b, y, x, c] = color[b, y, x, c]
-            # As pixel 0 of its own pairs.
-            for d in range(2):
-                a = alpha[b, y, x, d]
-                if a > 0.0:
-                    qx = x + 1 - d
-                    qy = y + d
-                    for c in range(n_chan):
-                        out[b, y, x, c] += a * (color[b, qy, qx, c] - color[b, y, x, c])
-            # As pixel 1 of the left / upper neighbour's pair.
-            if x > 0:
-                a = alpha[b, y, x - 1, 0]
-                if a < 0.0:
-                    for c in range(n_chan):
-                        out[b, y, x, c] += a * (color[b, y, x, c] - color[b, y, x - 1, c])
-            if y > 0:
-                a = alpha[b, y - 1, x, 1]
-                if a < 0.0:
-                    for c in range(n_chan):
-                        out[b, y, x, c] += a * (color[b, y, x, c] - color[b, y - 1, x, c])
+    c2 = color.reshape(n_batch * height * width, n_chan)
+    o2 = out.reshape(n_batch * height * width, n_chan)
+    for i in range(pair_pix.shape[0]):
+        p = pair_pix[i] >> 1
+        q = p + 1 if (pair_pix[i] & 1) == 0 else p + width
+        a = pair_alpha[i]
+        t = p if a > 0.0 else q
+        for c in range(n_chan):
+            o2[t, c] += a * (c2[q, c] - c2[p, c])
 
 
-@njit(cache=True, parallel=True)
-def antialias_bwd(color, rast, pos, tri, alpha, code, dy, chunks, gcolor, gpos):
-    """Write ``gcolor[B, H, W, C]`` and accumulate ``gpos[n_buf, Bp, V, 4]`` from the saved pair analysis."""
+@njit(cache=True)
+def antialias_bwd(color, rast, pos, tri, pair_pix, pair_alpha, pair_code, dy, gcolor, gpos):
+    """``gcolor`` (a copy of ``dy [B, H, W, C]``) gets the pairs' blend terms; accumulate ``gpos[Bp, V, 4]``."""
     n_batch, height, width, n_chan = color.shape
+    n_pix = n_batch * height * width
+    c2 = color.reshape(n_pix, n_chan)
+    dy2 = dy.reshape(n_pix, n_chan)
+    g2 = gcolor.reshape(n_pix, n_chan)
     xh = 0.5 * width
     yh = 0.5 * height
-    for kk in prange(chunks.shape[0]):
-        buf = chunks[kk, 2]
-        for r in range(chunks[kk, 0], chunks[kk, 1]):
-            b = r // height
-            y = r % height
-            pb = b if pos.shape[0] > 1 else 0
-            gb = b if gpos.shape[1] > 1 else 0
-            for x in range(width):
-                # Colour gradient (gather: this pixel as pixel 0 or pixel 1 of up to four pairs).
-                for c in range(n_chan):
-                    gcolor[b, y, x, c] = dy[b, y, x, c]
-                for d in range(2):
-                    a = alpha[b, y, x, d]
-                    if a != 0.0:
-                        qx = x + 1 - d
-                        qy = y + d
-                        tx, ty = (x, y) if a > 0.0 else (qx, qy)
-                        for c in range(n_chan):
-                            gcolor[b, y, x, c] -= a * dy[b, ty, tx, c]
-                if x > 0:
-                    a = alpha[b, y, x - 1, 0]
-                    if a != 0.0:
-                        tx = x - 1 if a > 0.0 else x
-                        for c in range(n_chan):
-                            gcolor[b, y, x, c] += a * dy[b, y, tx, c]
-                if y > 0:
-                    a = alpha[b, y - 1, x, 1]
-                    if a != 0.0:
-                        ty = y - 1 if a > 0.0 else y
-                        for c in range(n_chan):
-                            gcolor[b, y, x, c] += a * dy[b, ty, x, c]
-                # Position gradients of the silhouette edge, for this pixel's own pairs.
-                for d in range(2):
-                    a = np.float64(alpha[b, y, x, d])
-                    if a == 0.0 or abs(a) >= 0.5:
-                        continue
-                    qx = x + 1 - d
-                    qy = y + d
-                    tx, ty = (x, y) if a > 0.0 else (qx, qy)
-                    dd = 0.0
-                    for c in range(n_chan):
-                        dd += dy[b, ty, tx, c] * (color[b, qy, qx, c] - color[b, y, x, c])
-                    if dd == 0.0:
-                        continue
-                    cd = code[b, y, x, d]
-                    di = cd & 3
-                    use1 = cd >= 4
-                    cx = qx if use1 else x
-                    cy = qy if use1 else y
-                    tid = int(rast[b, cy, cx, 3]) - 1
-                    if tid < 0:
-                        continue
-                    va = tri[tid, (di + 1) % 3]
-                    vb = tri[tid, (di + 2) % 3]
-                    wa = np.float64(pos[pb, va, 3])
-                    wb = np.float64(pos[pb, vb, 3])
-                    fx = cx + 0.5 - xh
-                    fy = cy + 0.5 - yh
-                    # Pixel-space coordinates relative to the triangle's pixel; (s = along the pair, t = across).
-                    xa = pos[pb, va, 0] / wa * xh - fx
-                    ya = pos[pb, va, 1] / wa * yh - fy
-                    xb = pos[pb, vb, 0] / wb * xh - fx
-                    yb = pos[pb, vb, 1] / wb * yh - fy
-                    if d == 0:
-                        sa, ta, sb, tb = xa, ya, xb, yb
-                    else:
-                        sa, ta, sb, tb = ya, xa, yb, xb
-                    den = tb - ta
-                    if den == 0.0:
-                        continue
-                    cross = (sa * tb - ta * sb) / den
-                    # alpha = ds / 2 - cross, so dL/dcross = -dd.
-                    g = -dd
-                    g_sa = g * tb / den
-                    g_sb = -g * ta / den
-                    g_ta = g * (cross - sb) / den
-                    g_tb = g * (sa - cross) / den
-                    if d == 0:
-                        gxa, gya, gxb, gyb = g_sa, g_ta, g_sb, g_tb
-                    else:
-                        gxa, gya, gxb, gyb = g_ta, g_sa, g_tb, g_sb
-                    gpos[buf, gb, va, 0] += gxa * xh / wa
-                    gpos[buf, gb, va, 1] += gya * yh / wa
-                    gpos[buf, gb, va, 3] += -(gxa * xh * pos[pb, va, 0] + gya * yh * pos[pb, va, 1]) / (wa * wa)
-                    gpos[buf, gb, vb, 0] += gxb * xh / wb
-                    gpos[buf, gb, vb, 1] += gyb * yh / wb
-                    gpos[buf, gb, vb, 3] += -(gxb * xh * pos[pb, vb, 0] + gyb * yh * pos[pb, vb, 1]) / (wb * wb)
+    for i in range(pair_pix.shape[0]):
+        p = pair_pix[i] >> 1
+        d = pair_pix[i] & 1
+        q = p + 1 if d == 0 else p + width
+        a = np.float64(pair_alpha[i])
+        t = p if a > 0.0 else q
+        for c in range(n_chan):
+            g2[p, c] -= a * dy2[t, c]
+            g2[q, c] += a * dy2[t, c]
+        # Position gradients of the silhouette edge.
+        if abs(a) >= 0.5:
+            continue
+        dd = 0.0
+        for c in range(n_chan):
+            dd += dy2[t, c] * (c2[q, c] - c2[p, c])
+        if dd == 0.0:
+            continue
+        b = p // (height * width)
+        y = (p // width) % height
+        x = p % width
+        pb = b if pos.shape[0] > 1 else 0
+        gb = b if gpos.shape[0] > 1 else 0
+        qx = x + 1 - d
+        qy = y + d
+        cd = pair_code[i]
+        di = cd & 3
+        use1 = cd >= 4
+        cx = qx if use1 else x
+        cy = qy if use1 else y
+        tid = int(rast[b, cy, cx, 3]) - 1
+        if tid < 0:
+            continue
+        va = tri[tid, (di + 1) % 3]
+        vb = tri[tid, (di + 2) % 3]
+        wa = np.float64(pos[pb, va, 3])
+        wb = np.float64(pos[pb, vb, 3])
+        fx = cx + 0.5 - xh
+        fy = cy + 0.5 - yh
+        # Pixel-space coordinates relative to the triangle's pixel; (s = along the pair, t = across).
+        xa = pos[pb, va, 0] / wa * xh - fx
+        ya = pos[pb, va, 1] / wa * yh - fy
+        xb = pos[pb, vb, 0] / wb * xh - fx
+        yb = pos[pb, vb, 1] / wb * yh - fy
+        if d == 0:
+            sa, ta, sb, tb = xa, ya, xb, yb
+        else:
+            sa, ta, sb, tb = ya, xa, yb, xb
+        den = tb - ta
+        if den == 0.0:
+            continue
+        cross = (sa * tb - ta * sb) / den
+        # alpha = ds / 2 - cross, so dL/dcross = -dd.
+        g = -dd
+        g_sa = g * tb / den
+        g_sb = -g * ta / den
+        g_ta = g * (cross - sb) / den
+        g_tb = g * (sa - cross) / den
+        if d == 0:
+            gxa, gya, gxb, gyb = g_sa, g_ta, g_sb, g_tb
+        else:
+            gxa, gya, gxb, gyb = g_ta, g_sa, g_tb, g_sb
+        gpos[gb, va, 0] += gxa * xh / wa
+        gpos[gb, va, 1] += gya * yh / wa
+        gpos[gb, va, 3] += -(gxa * xh * pos[pb, va, 0] + gya * yh * pos[pb, va, 1]) / (wa * wa)
+        gpos[gb, vb, 0] += gxb * xh / wb
+        gpos[gb, vb, 1] += gyb * yh / wb
+        gpos[gb, vb, 3] += -(gxb * xh * pos[pb, vb, 0] + gyb * yh * pos[pb, vb, 1]) / (wb * wb)
