@@ -39,6 +39,8 @@ def test_default_config_is_the_cpu_sized_wandb_setup(tmp_path: Path) -> None:
     assert cfg.logger._target_.endswith("WandbLogger")
     paper = compose_train(tmp_path, ["data.root=x", "experiment=paper"])
     assert paper.gan.resolution == 512 and paper.gan.fmap_base == 8192 and paper.data.resolution == 512
+    demo = compose_train(tmp_path, ["experiment=frl_crops"])  # presets override train.yaml's own keys too
+    assert demo.torch_threads == 1 and demo.checkpoint.every_n_train_steps == 200 and demo.data.resolution == 64
     os.environ.pop("WANDB_API_KEY", None)
     assert cfg.logger.offline is True  # no API key -> offline
 
@@ -161,3 +163,22 @@ def test_ddp_two_cpu_processes_cli(tmp_path: Path, data_root: Path) -> None:
     assert "2 ranks in sync" in log
     payload = torch.load(tmp_path / "ddp" / "generator.pt", weights_only=True)
     assert payload["images_seen"] == 48 and payload["level"] == 1
+
+
+def test_tensorboard_logger_receives_sample_grids(tmp_path: Path, data_root: Path) -> None:
+    cfg = compose_train(tmp_path, [*TINY, "logger=tensorboard", f"data.root={data_root}", "gan.total_kimg=0.016"])
+    entry_point().train(cfg)
+    assert list((tmp_path / "tb").rglob("events.out.tfevents.*"))
+    assert list((tmp_path / "samples").glob("samples_*.png"))
+
+
+@pytest.mark.slow
+def test_wandb_logger_runs_offline_without_api_key(
+    tmp_path: Path, data_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    monkeypatch.delenv("WANDB_MODE", raising=False)
+    cfg = compose_train(tmp_path, [*TINY, "logger=wandb", f"data.root={data_root}", "gan.total_kimg=0.016"])
+    assert cfg.logger.offline is True
+    entry_point().train(cfg)
+    assert list((tmp_path / "wandb").glob("offline-run-*"))
