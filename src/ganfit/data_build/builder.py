@@ -9,9 +9,10 @@ Layout of ``out/``::
 
     textures/<stem>.png   completed UV albedo texture, RGB uint8, R x R (row 0 = v 0 = top)
     masks/<stem>.png      confidence that each texel was seen in the photo (before mirroring), uint8 L
-    meta/<stem>.json      one record per photo (kept or dropped, with reasons and fit metrics); written last
+    meta/<stem>.json      one record per fitted photo (kept or dropped, with reasons and fit metrics); written last
     metadata.jsonl        all records, one JSON per line (rebuilt at the end of every run)
-    summary.json          the run's summary (kept / dropped / failed / skipped with reasons)
+    summary.json          the run's summary (kept / dropped / failed / skipped with reasons); failed photos
+                          (unreadable, no face, crashed fit) have no meta record and are retried by a rerun
 
 A photo whose fit is poor (a metric beyond ``Thresholds``) is *dropped*: its record says why and no texture is written.
 """
@@ -165,8 +166,10 @@ def process_shard(
             "mask": None if reasons else f"masks/{photo.name}.png",
             "metrics": metrics,
             "seconds": seconds,
-            "fitting": {"resolution": fitting.resolution, "steps": [fitting.rigid.steps, fitting.align.steps,
-                                                                    fitting.full.steps]},
+            "fitting": {
+                "resolution": fitting.resolution,
+                "steps": [fitting.rigid.steps, fitting.align.steps, fitting.full.steps],
+            },
         }
         if not reasons:
             _atomic_png(out / "textures" / f"{photo.name}.png", _to_uint8(textures.albedo[index]))
@@ -216,13 +219,15 @@ def process_shard(
             image = load_photo(source)
             detection = detect_face(image, backend=job.landmarks_backend, face_index=job.face_index, name=source)
             photo = prepare_photo(
-                image, detection.landmarks, fitting.resolution, fitting.crop_scale, name=name,
+                image,
+                detection.landmarks,
+                fitting.resolution,
+                fitting.crop_scale,
+                name=name,
                 path=None if source == ASTRONAUT else Path(source),
             )
         except (ImageInputError, NoFaceError) as error:
             outcomes.append(Outcome(name, source, "failed", f"{type(error).__name__}: {error}"))
-            _atomic_json(out / "meta" / f"{name}.json", {"name": name, "source": source, "status": "failed",
-                                                          "reasons": [f"{type(error).__name__}: {error}"]})
             bar.update(1)
             continue
         except Exception as error:

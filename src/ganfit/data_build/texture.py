@@ -176,7 +176,6 @@ class PhotoUnwrapper:
             crop_size: side of the fitted crop, pixels.
         """
         cfg = self.config
-        batch = vertices.shape[0]
         camera_points = camera.to_camera(vertices)  # [B, V, 3] mm
         normals = self.face_model.vertex_normals(vertices) @ camera.rotation_matrix().transpose(1, 2)
         crop_pixels = camera.project(vertices, (crop_size, crop_size))  # [B, V, 2]
@@ -205,9 +204,7 @@ class PhotoUnwrapper:
             inside.append((g.abs() <= 1).all(-1)[:, None].float())
         colour = torch.cat(observed)  # [B, 3, R, R]
         albedo_seen = (colour / shading.permute(0, 3, 1, 2)).clamp(0.0, 1.0)
-        confidence = (
-            self.coverage * torch.cat(inside) * visible * facing_weight.permute(0, 3, 1, 2)
-        ).clamp(0.0, 1.0)
+        confidence = (self.coverage * torch.cat(inside) * visible * facing_weight.permute(0, 3, 1, 2)).clamp(0.0, 1.0)
 
         mirror_weight = confidence.flip(-1) * (1.0 - confidence)
         symmetric = (confidence * albedo_seen + mirror_weight * albedo_seen.flip(-1)) / (
