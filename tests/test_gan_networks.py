@@ -160,3 +160,25 @@ def test_growth_schedule() -> None:
     assert s.progress(10**9) == (3, 1.0)
     assert s.kimg_to_reach_target() == 9.0
     assert s.progress(9000) == (3, 1.0) and s.progress(8999)[1] < 1.0
+
+
+def test_export_cli_from_a_checkpoint(tmp_path, nets: tuple[Generator, Discriminator]) -> None:
+    from ganfit.gan.__main__ import main
+    from ganfit.gan.module import TextureGAN
+
+    torch.manual_seed(0)
+    model = TextureGAN(resolution=16, latent_dim=32, fmap_base=64, fmap_max=16, stable_kimg=0.01, fade_kimg=0.01)
+    model.images_seen.fill_(15)  # mid-fade into 8x8
+    ckpt = {
+        "hyper_parameters": dict(model.hparams),
+        "state_dict": model.state_dict(),
+        "ganfit": {"images_seen": 15, "iterations": 2, "level": 1, "alpha": 0.5},
+    }
+    torch.save(ckpt, tmp_path / "m.ckpt")
+    main(["export", str(tmp_path / "m.ckpt"), str(tmp_path / "g.pt")])
+    G = load_generator(tmp_path / "g.pt")
+    assert G.resolution == 4  # mid-fade: the last fully trained level
+    z = torch.randn(2, 32)
+    torch.testing.assert_close(G(z), model.G_ema(z, 0, 1.0))
+    with pytest.raises(SystemExit, match="usage"):
+        main(["nope"])

@@ -182,3 +182,22 @@ def test_wandb_logger_runs_offline_without_api_key(
     assert cfg.logger.offline is True
     entry_point().train(cfg)
     assert list((tmp_path / "wandb").glob("offline-run-*"))
+
+
+def test_periodic_swd_against_held_back_images(tmp_path: Path, data_root: Path) -> None:
+    """Start directly at 16x16 so an SWD level exists; the metric lands in the logger (the W&B sweep's metric)."""
+    cfg = compose_train(
+        tmp_path,
+        [
+            *TINY,
+            f"data.root={data_root}",
+            "gan.start_resolution=16",
+            "gan.total_kimg=0.016",
+            f"gan.swd_real_root={data_root}",
+            "gan.swd_every_n_steps=1",
+            "gan.swd_num_images=8",
+        ],
+    )
+    entry_point().train(cfg)
+    text = next((tmp_path / "csv").rglob("metrics.csv")).read_text()
+    assert "eval/swd_avg" in text and "eval/swd_16" in text

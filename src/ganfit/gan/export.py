@@ -99,7 +99,7 @@ def generator_from_checkpoint(ckpt_path: str | Path, ema: bool = True) -> tuple[
 
 
 def main(argv: list[str] | None = None) -> None:
-    """``python -m ganfit.gan.export CKPT OUT``: write ``generator.pt`` (EMA weights) from a Lightning checkpoint."""
+    """``python -m ganfit.gan export CKPT OUT``: write ``generator.pt`` (EMA weights) from a Lightning checkpoint."""
     import argparse
 
     parser = argparse.ArgumentParser(description="Export the EMA generator of a TextureGAN checkpoint.")

@@ -74,6 +74,9 @@ class TextureGAN(pl.LightningModule):
         num_samples: int = 16,  # fixed latents in the sample grid
         sample_seed: int = 1234,  # seed of the fixed latents
         sample_dir: str | None = None,  # where grid PNGs go (default: <trainer.default_root_dir>/samples)
+        swd_real_root: str | None = None,  # held-back real images for the periodic SWD (None = off)
+        swd_every_n_steps: int = 0,  # iterations between SWD evaluations (0 = only at the end, if a root is set)
+        swd_num_images: int = 64,  # images per set for the SWD (real images are reused if fewer)
     ) -> None:
         super().__init__()
         if loss not in LOSSES:
@@ -88,6 +91,7 @@ class TextureGAN(pl.LightningModule):
         self.register_buffer("iterations", torch.tensor(0, dtype=torch.int64))
         gen = torch.Generator().manual_seed(sample_seed)
         self.register_buffer("sample_z", torch.randn(num_samples, latent_dim, generator=gen))
+        self._swd_reals: np.ndarray | None = None
         self._last_time: float | None = None
         self._served_resolution: int | None = None
         self.G.level = self.G_ema.level = self.schedule.start_level
@@ -197,6 +201,9 @@ class TextureGAN(pl.LightningModule):
         every = hp.sample_every_n_steps
         if every and int(self.iterations) % every == 0:
             self.log_samples()
+        every = hp.swd_every_n_steps
+        if hp.swd_real_root and every and int(self.iterations) % every == 0:
+            self.evaluate_swd()
 
     def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
         if int(self.images_seen) >= self.hparams.total_kimg * 1000.0:
@@ -213,6 +220,44 @@ class TextureGAN(pl.LightningModule):
             self.check_ranks_in_sync()
         if self.hparams.sample_every_n_steps:
             self.log_samples()
+        if self.hparams.swd_real_root:
+            self.evaluate_swd()
+
+    @torch.no_grad()
+    def evaluate_swd(self) -> dict[str, float] | None:
+        """Multi-scale SWD (x1e3) of EMA samples vs ``swd_real_root`` at the current level's resolution (rank 0).
+
+        Logged as ``eval/swd_avg`` and ``eval/swd_<res>`` (the sweep metric). Skipped below 16x16 (no SWD level).
+        Values are comparable between runs at the same resolution, not across levels.
+        """
+        if self.trainer.global_rank != 0:
+            return None
+        from ganfit.eval.swd import swd
+        from ganfit.gan.data import find_images, load_square_image
+
+        level, alpha = self.progress()
+        res = resolution_of(level)
+        if res < 16:
+            return None
+        if self._swd_reals is None:
+            files = find_images(Path(self.hparams.swd_real_root))
+            if not files:
+                raise FileNotFoundError(f"gan.swd_real_root={self.hparams.swd_real_root} holds no PNG/JPG images")
+            files = [files[i % len(files)] for i in range(self.hparams.swd_num_images)]
+            size = self.hparams.resolution
+            self._swd_reals = np.stack([load_square_image(f, size).transpose(2, 0, 1) for f in files])
+        reals = torch.from_numpy(self._swd_reals).float()
+        reals = F.avg_pool2d(reals, reals.shape[-1] // res).round().clamp(0, 255).numpy()
+        gen = torch.Generator().manual_seed(int(self.iterations))
+        z = torch.randn(len(reals), self.hparams.latent_dim, generator=gen).to(self.device)
+        fake = self.G_ema(z, level, alpha).clamp(-1, 1).add(1).mul(127.5).round().cpu().numpy()
+        result = swd(reals, fake, seed=0)
+        metrics = {f"eval/swd_{r}": v for r, v in zip(result.resolutions, result.per_level, strict=True)}
+        metrics["eval/swd_avg"] = result.average
+        for logger in self.loggers:
+            logger.log_metrics(metrics, step=self.global_step)
+        log.info("SWD x1e3 at %dpx (%.1f kimg): %s", res, int(self.images_seen) / 1000, result.as_row())
+        return metrics
 
     @torch.no_grad()
     def check_ranks_in_sync(self) -> float:

@@ -26,19 +26,24 @@ def _threads() -> int:
     return max(1, numba.get_num_threads())
 
 
-def _chunks(n_batch: int, height: int, target_batch: int) -> tuple[np.ndarray, int]:
+def _chunks(n_batch: int, height: int, width: int, target_shape: tuple[int, ...]) -> tuple[np.ndarray, int]:
     """Work split for scatter kernels: ``(chunks[K, 3] = (row_start, row_end, buffer), n_buffers)``.
 
-    When the gradient target has one slice per image and there are at least as many images as threads, each image
-    is one chunk writing straight into its own slice (one buffer). Otherwise each thread gets a contiguous block of
-    rows and a private buffer, summed afterwards.
+    ``target_shape`` is the gradient target's shape (batch first). When it has one slice per image and there are at
+    least as many images as threads, each image is one chunk writing into its own slice (no extra buffers).
+    Otherwise each thread gets a block of rows and a private buffer summed afterwards, unless zeroing and summing
+    those buffers would cost more than the parallelism saves (a big texture for a small image): then one chunk.
     """
     n_threads = _threads()
     rows = n_batch * height
+    target_batch = target_shape[0]
     if target_batch == n_batch and n_batch >= n_threads:
         starts = np.arange(n_batch, dtype=np.int64) * height
         return np.stack([starts, starts + height, np.zeros(n_batch, np.int64)], axis=1), 1
+    target_numel = int(np.prod(target_shape))
     n = min(n_threads, rows)
+    if n_threads * target_numel > 3 * rows * width:
+        n = 1
     edges = np.linspace(0, rows, n + 1).round().astype(np.int64)
     return np.stack([edges[:-1], edges[1:], np.arange(n, dtype=np.int64)], axis=1), n
 
@@ -97,7 +102,7 @@ class RasterizeFunction(torch.autograd.Function):
         pos, tri, rast = ctx.saved_tensors
         if not ctx.needs_input_grad[0]:
             return None, None, None, None, None, None, None
-        chunks, n_buf = _chunks(rast.shape[0], rast.shape[1], pos.shape[0])
+        chunks, n_buf = _chunks(rast.shape[0], rast.shape[1], rast.shape[2], tuple(pos.shape))
         pos_np = _np(pos)
         gbuf = np.zeros((n_buf, *pos.shape), pos_np.dtype)
         k.rasterize_bwd(pos_np, _np(tri), _np(rast), _np(dy.to(pos.dtype)), chunks, gbuf)
@@ -181,7 +186,7 @@ class InterpolateFunction(torch.autograd.Function):
         attr, rast, tri = ctx.saved_tensors
         attr_np = _np(attr)
         rast_np = _np(rast)
-        chunks, n_buf = _chunks(rast.shape[0], rast.shape[1], attr.shape[0])
+        chunks, n_buf = _chunks(rast.shape[0], rast.shape[1], rast.shape[2], tuple(attr.shape))
         gattr = np.zeros((n_buf, *attr.shape), attr_np.dtype)
         grast = np.zeros(rast.shape, rast_np.dtype)
         k.interpolate_bwd(attr_np, rast_np, _np(tri), _np(dy.to(attr.dtype)), chunks, gattr, grast)
@@ -213,7 +218,7 @@ class TextureFunction(torch.autograd.Function):
         tex, uv = ctx.saved_tensors
         tex_np = _np(tex)
         uv_np = _np(uv)
-        chunks, n_buf = _chunks(uv.shape[0], uv.shape[1], tex.shape[0])
+        chunks, n_buf = _chunks(uv.shape[0], uv.shape[1], uv.shape[2], tuple(tex.shape))
         gtex = np.zeros((n_buf, *tex.shape), tex_np.dtype)
         guv = np.zeros(uv.shape, uv_np.dtype)
         k.texture_bwd(tex_np, uv_np, _np(dy.to(tex.dtype)), ctx.linear, ctx.boundary, chunks, gtex, guv)
@@ -277,7 +282,10 @@ class AntialiasFunction(torch.autograd.Function):
         pos_np = _np(pos)
         alpha = np.empty((*rast.shape[:3], 2), np.float64)
         code = np.empty((*rast.shape[:3], 2), np.int32)
-        k.antialias_analyse(pos_np, topology.tri, topology.opposite, rast_np, alpha, code)
+        proj = np.empty((*pos.shape[:2], 2), np.float64)
+        sil = np.empty((pos.shape[0], topology.tri.shape[0]), np.int8)
+        k.antialias_prepare(pos_np, topology.tri, topology.opposite, rast.shape[1], rast.shape[2], proj, sil)
+        k.antialias_analyse(topology.tri, proj, sil, rast_np, alpha, code)
         out = np.empty_like(color_np)
         k.antialias_fwd(color_np, alpha, out)
         ctx.save_for_backward(color, rast, pos)
@@ -290,7 +298,7 @@ class AntialiasFunction(torch.autograd.Function):
         topology, alpha, code, boost = ctx.saved_misc
         color_np = _np(color)
         pos_np = _np(pos)
-        chunks, n_buf = _chunks(rast.shape[0], rast.shape[1], pos.shape[0])
+        chunks, n_buf = _chunks(rast.shape[0], rast.shape[1], rast.shape[2], tuple(pos.shape))
         gcolor = np.empty_like(color_np)
         gpos = np.zeros((n_buf, *pos.shape), pos_np.dtype)
         k.antialias_bwd(

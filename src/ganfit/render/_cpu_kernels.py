@@ -597,106 +597,126 @@ def _nearest_tap(u, v, tw: int, th: int, boundary: int):
     return min(max(ix, 0), tw - 1), min(max(iy, 0), th - 1)
 
 
+@njit(cache=True, inline="always")
+def _bilinear_setup(u, v, tw: int, th: int, boundary: int):
+    """Flat texel offsets (in texels, row-major) and weights of the four taps; invalid ('zero' mode) taps get
+    offset 0 and validity 0. Returns ``(o00, o10, o01, o11, m00, m10, m01, m11, fu, fv)``."""
+    ix0, ix1, iy0, iy1, fu, fv = _linear_taps(u, v, tw, th, boundary)
+    mx0 = 1.0 if ix0 >= 0 else 0.0
+    mx1 = 1.0 if ix1 >= 0 else 0.0
+    my0 = 1.0 if iy0 >= 0 else 0.0
+    my1 = 1.0 if iy1 >= 0 else 0.0
+    ix0 = max(ix0, 0)
+    ix1 = max(ix1, 0)
+    iy0 = max(iy0, 0)
+    iy1 = max(iy1, 0)
+    return (
+        iy0 * tw + ix0,
+        iy0 * tw + ix1,
+        iy1 * tw + ix0,
+        iy1 * tw + ix1,
+        mx0 * my0,
+        mx1 * my0,
+        mx0 * my1,
+        mx1 * my1,
+        fu,
+        fv,
+    )
+
+
 @njit(cache=True, parallel=True)
 def texture_fwd(tex, uv, linear, boundary, out):
     """``out[B, H, W, C]`` = texture ``tex[Bt, Ht, Wt, C]`` sampled at ``uv[B, H, W, 2]`` (nearest or bilinear)."""
     n_batch, height, width = uv.shape[0], uv.shape[1], uv.shape[2]
     th, tw, n_chan = tex.shape[1], tex.shape[2], tex.shape[3]
+    flat = tex.reshape(tex.shape[0], th * tw, n_chan)
+    uv2 = uv.reshape(n_batch * height * width, 2)
+    out2 = out.reshape(n_batch * height * width, n_chan)
     for r in prange(n_batch * height):
         b = r // height
-        y = r % height
         tb = b if tex.shape[0] > 1 else 0
-        for x in range(width):
-            u = np.float64(uv[b, y, x, 0])
-            v = np.float64(uv[b, y, x, 1])
+        for p in range(r * width, (r + 1) * width):
+            u = np.float64(uv2[p, 0])
+            v = np.float64(uv2[p, 1])
             if not (math.isfinite(u) and math.isfinite(v)):
                 for c in range(n_chan):
-                    out[b, y, x, c] = 0.0
+                    out2[p, c] = 0.0
                 continue
             if not linear:
                 ix, iy = _nearest_tap(u, v, tw, th, boundary)
                 for c in range(n_chan):
-                    out[b, y, x, c] = tex[tb, iy, ix, c] if ix >= 0 else 0.0
+                    out2[p, c] = flat[tb, iy * tw + ix, c] if ix >= 0 else 0.0
                 continue
-            ix0, ix1, iy0, iy1, fu, fv = _linear_taps(u, v, tw, th, boundary)
-            w00 = (1.0 - fu) * (1.0 - fv)
-            w10 = fu * (1.0 - fv)
-            w01 = (1.0 - fu) * fv
-            w11 = fu * fv
+            o00, o10, o01, o11, m00, m10, m01, m11, fu, fv = _bilinear_setup(u, v, tw, th, boundary)
+            w00 = (1.0 - fu) * (1.0 - fv) * m00
+            w10 = fu * (1.0 - fv) * m10
+            w01 = (1.0 - fu) * fv * m01
+            w11 = fu * fv * m11
+            t00 = flat[tb, o00]
+            t10 = flat[tb, o10]
+            t01 = flat[tb, o01]
+            t11 = flat[tb, o11]
             for c in range(n_chan):
-                acc = 0.0
-                if iy0 >= 0:
-                    if ix0 >= 0:
-                        acc += w00 * tex[tb, iy0, ix0, c]
-                    if ix1 >= 0:
-                        acc += w10 * tex[tb, iy0, ix1, c]
-                if iy1 >= 0:
-                    if ix0 >= 0:
-                        acc += w01 * tex[tb, iy1, ix0, c]
-                    if ix1 >= 0:
-                        acc += w11 * tex[tb, iy1, ix1, c]
-                out[b, y, x, c] = acc
-
-
-@njit(cache=True, inline="always")
-def _texel(tex, tb, iy, ix, c):
-    if iy < 0 or ix < 0:
-        return 0.0
-    return np.float64(tex[tb, iy, ix, c])
+                out2[p, c] = w00 * t00[c] + w10 * t10[c] + w01 * t01[c] + w11 * t11[c]
 
 
 @njit(cache=True, parallel=True)
 def texture_bwd(tex, uv, dy, linear, boundary, chunks, gtex, guv):
     """Accumulate ``gtex[n_buf, Bt, Ht, Wt, C]``; write ``guv[B, H, W, 2]`` (linear mode; must be zeroed)."""
-    height, width = uv.shape[1], uv.shape[2]
+    n_batch, height, width = uv.shape[0], uv.shape[1], uv.shape[2]
     th, tw, n_chan = tex.shape[1], tex.shape[2], tex.shape[3]
+    n_pix = n_batch * height * width
+    flat = tex.reshape(tex.shape[0], th * tw, n_chan)
+    gflat = gtex.reshape(gtex.shape[0], gtex.shape[1], th * tw, n_chan)
+    uv2 = uv.reshape(n_pix, 2)
+    dy2 = dy.reshape(n_pix, n_chan)
+    guv2 = guv.reshape(n_pix, 2)
     for kk in prange(chunks.shape[0]):
         buf = chunks[kk, 2]
         for r in range(chunks[kk, 0], chunks[kk, 1]):
             b = r // height
-            y = r % height
             tb = b if tex.shape[0] > 1 else 0
             gb = b if gtex.shape[1] > 1 else 0
-            for x in range(width):
-                u = np.float64(uv[b, y, x, 0])
-                v = np.float64(uv[b, y, x, 1])
+            for p in range(r * width, (r + 1) * width):
+                u = np.float64(uv2[p, 0])
+                v = np.float64(uv2[p, 1])
                 if not (math.isfinite(u) and math.isfinite(v)):
                     continue
                 if not linear:
                     ix, iy = _nearest_tap(u, v, tw, th, boundary)
                     if ix >= 0:
                         for c in range(n_chan):
-                            gtex[buf, gb, iy, ix, c] += dy[b, y, x, c]
+                            gflat[buf, gb, iy * tw + ix, c] += dy2[p, c]
                     continue
-                ix0, ix1, iy0, iy1, fu, fv = _linear_taps(u, v, tw, th, boundary)
-                w00 = (1.0 - fu) * (1.0 - fv)
-                w10 = fu * (1.0 - fv)
-                w01 = (1.0 - fu) * fv
-                w11 = fu * fv
+                o00, o10, o01, o11, m00, m10, m01, m11, fu, fv = _bilinear_setup(u, v, tw, th, boundary)
+                w00 = (1.0 - fu) * (1.0 - fv) * m00
+                w10 = fu * (1.0 - fv) * m10
+                w01 = (1.0 - fu) * fv * m01
+                w11 = fu * fv * m11
+                t00 = flat[tb, o00]
+                t10 = flat[tb, o10]
+                t01 = flat[tb, o01]
+                t11 = flat[tb, o11]
+                g00 = gflat[buf, gb, o00]
+                g10 = gflat[buf, gb, o10]
+                g01 = gflat[buf, gb, o01]
+                g11 = gflat[buf, gb, o11]
                 gu = 0.0
                 gv = 0.0
                 for c in range(n_chan):
-                    d = np.float64(dy[b, y, x, c])
-                    if d == 0.0:
-                        continue
-                    t00 = _texel(tex, tb, iy0, ix0, c)
-                    t10 = _texel(tex, tb, iy0, ix1, c)
-                    t01 = _texel(tex, tb, iy1, ix0, c)
-                    t11 = _texel(tex, tb, iy1, ix1, c)
-                    gu += d * ((1.0 - fv) * (t10 - t00) + fv * (t11 - t01))
-                    gv += d * ((1.0 - fu) * (t01 - t00) + fu * (t11 - t10))
-                    if iy0 >= 0:
-                        if ix0 >= 0:
-                            gtex[buf, gb, iy0, ix0, c] += w00 * d
-                        if ix1 >= 0:
-                            gtex[buf, gb, iy0, ix1, c] += w10 * d
-                    if iy1 >= 0:
-                        if ix0 >= 0:
-                            gtex[buf, gb, iy1, ix0, c] += w01 * d
-                        if ix1 >= 0:
-                            gtex[buf, gb, iy1, ix1, c] += w11 * d
-                guv[b, y, x, 0] = gu * tw
-                guv[b, y, x, 1] = gv * th
+                    d = np.float64(dy2[p, c])
+                    a00 = t00[c] * m00
+                    a10 = t10[c] * m10
+                    a01 = t01[c] * m01
+                    a11 = t11[c] * m11
+                    gu += d * ((1.0 - fv) * (a10 - a00) + fv * (a11 - a01))
+                    gv += d * ((1.0 - fu) * (a01 - a00) + fu * (a11 - a10))
+                    g00[c] += w00 * d
+                    g10[c] += w10 * d
+                    g01[c] += w01 * d
+                    g11[c] += w11 * d
+                guv2[p, 0] = gu * tw
+                guv2[p, 1] = gv * th
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -708,15 +728,75 @@ def _same_sign(a, b) -> bool:
     return math.copysign(1.0, a) == math.copysign(1.0, b)
 
 
+@njit(cache=True, parallel=True)
+def antialias_prepare(pos, tri, opp, height, width, proj, sil):
+    """Per-mesh precomputation for :func:`antialias_analyse`.
+
+    Fills ``proj[Bp, V, 2]`` with pixel coordinates ``((x/w + 1) W/2, (y/w + 1) H/2)`` (NaN when w <= 0) and
+    ``sil[Bp, F]`` with bit ``i`` set when edge ``i`` (opposite vertex ``i``) may be a silhouette: a mesh boundary,
+    or the apex across the edge lies on the same side as the triangle's own apex (the surface folds over there).
+    Triangles with a vertex behind the eye get no bits (no antialiasing).
+    """
+    n_pb, n_vert = pos.shape[0], pos.shape[1]
+    xh = 0.5 * width
+    yh = 0.5 * height
+    for item in prange(n_pb * n_vert):
+        pb = item // n_vert
+        i = item % n_vert
+        w = np.float64(pos[pb, i, 3])
+        if w > 0.0:
+            proj[pb, i, 0] = (pos[pb, i, 0] / w + 1.0) * xh
+            proj[pb, i, 1] = (pos[pb, i, 1] / w + 1.0) * yh
+        else:
+            proj[pb, i, 0] = np.nan
+            proj[pb, i, 1] = np.nan
+    n_tri = tri.shape[0]
+    for item in prange(n_pb * n_tri):
+        pb = item // n_tri
+        f = item % n_tri
+        sil[pb, f] = 0
+        i0, i1, i2 = tri[f, 0], tri[f, 1], tri[f, 2]
+        if min(i0, i1, i2) < 0 or max(i0, i1, i2) >= n_vert:
+            continue
+        x0, y0 = proj[pb, i0, 0], proj[pb, i0, 1]
+        x1, y1 = proj[pb, i1, 0], proj[pb, i1, 1]
+        x2, y2 = proj[pb, i2, 0], proj[pb, i2, 1]
+        if not (math.isfinite(x0) and math.isfinite(x1) and math.isfinite(x2)):
+            continue
+        bb = (x1 - x0) * (y2 - y0) - (x2 - x0) * (y1 - y0)
+        bits = 0
+        for e in range(3):
+            o = opp[f, e]
+            if o < 0:
+                bits |= 1 << e
+                continue
+            ox, oy = proj[pb, o, 0], proj[pb, o, 1]
+            if e == 0:
+                wing = (x1 - ox) * (y2 - oy) - (x2 - ox) * (y1 - oy)
+            elif e == 1:
+                wing = (x2 - ox) * (y0 - oy) - (x0 - ox) * (y2 - oy)
+            else:
+                wing = (x0 - ox) * (y1 - oy) - (x1 - ox) * (y0 - oy)
+            if _same_sign(wing, bb):  # NaN (apex behind the eye) compares as not-same-sign only by chance: fine
+                bits |= 1 << e
+        sil[pb, f] = bits
+
+
+@njit(cache=True, inline="always")
+def _crossing(ax, ay, bx, by, ds):
+    """Crossing of edge (a, b) with the line t = 0, as ``ds * s``; -BIG if it does not cross. Coordinates (s, t)."""
+    if _same_sign(ay, by) or by == ay:
+        return -_BIG
+    return ds * (ax * by - ay * bx) / (by - ay)
+
+
 @njit(cache=True)
-def _aa_analyse(pos, tri, opp, rast, b, px, py, d):
+def _aa_analyse(tri, proj, sil, rast, b, pb, px, py, d):
     """Silhouette analysis of the pixel pair ((px, py), right (d=0) or below (d=1) neighbour).
 
     Returns ``(alpha, code)``: ``alpha`` in [-0.5, 0.5] (0 = nothing to do); ``code`` = edge index (0..2) +
     4 * (the chosen triangle is the neighbour's). Only call for pairs whose triangle ids differ.
     """
-    height, width = rast.shape[1], rast.shape[2]
-    n_vert = pos.shape[1]
     qx = px + 1 - d
     qy = py + d
     t0 = int(rast[b, py, px, 3]) - 1
@@ -724,90 +804,63 @@ def _aa_analyse(pos, tri, opp, rast, b, px, py, d):
     tid = t0 if t0 >= 0 else t1
     if t0 >= 0 and t1 >= 0:
         tid = t0 if rast[b, py, px, 2] < rast[b, qy, qx, 2] else t1
+    if tid < 0 or tid >= tri.shape[0]:
+        return 0.0, 0
+    bits = sil[pb, tid]
+    if bits == 0:
+        return 0.0, 0
     use1 = tid == t1
     cx = qx if use1 else px
     cy = qy if use1 else py
-    if tid < 0 or tid >= tri.shape[0]:
-        return 0.0, 0
-    pb = b if pos.shape[0] > 1 else 0
-    vi = (tri[tid, 0], tri[tid, 1], tri[tid, 2])
-    xh = 0.5 * width
-    yh = 0.5 * height
-    fx = cx + 0.5 - xh
-    fy = cy + 0.5 - yh
-    xs = np.empty(3)
-    ys = np.empty(3)
-    oxs = np.empty(3)
-    oys = np.empty(3)
-    for i in range(3):
-        vv = vi[i]
-        if vv < 0 or vv >= n_vert:
-            return 0.0, 0
-        w = np.float64(pos[pb, vv, 3])
-        if not w > 0.0:
-            return 0.0, 0  # vertex behind the eye: no silhouette antialiasing for this triangle
-        xs[i] = pos[pb, vv, 0] / w * xh - fx
-        ys[i] = pos[pb, vv, 1] / w * yh - fy
-        o = opp[tid, i]
-        if o < 0:
-            oxs[i] = xs[i]
-            oys[i] = ys[i]
-        else:
-            ow = np.float64(pos[pb, o, 3])
-            oxs[i] = pos[pb, o, 0] / ow * xh - fx
-            oys[i] = pos[pb, o, 1] / ow * yh - fy
-    x0, x1, x2 = xs[0], xs[1], xs[2]
-    y0, y1, y2 = ys[0], ys[1], ys[2]
-    bb = (x1 - x0) * (y2 - y0) - (x2 - x0) * (y1 - y0)
-    s0 = _same_sign((x1 - oxs[0]) * (y2 - oys[0]) - (x2 - oxs[0]) * (y1 - oys[0]), bb)
-    s1 = _same_sign((x2 - oxs[1]) * (y0 - oys[1]) - (x0 - oxs[1]) * (y2 - oys[1]), bb)
-    s2 = _same_sign((x0 - oxs[2]) * (y1 - oys[2]) - (x1 - oxs[2]) * (y0 - oys[2]), bb)
-    if not (s0 or s1 or s2):
-        return 0.0, 0
-    if d == 1:
-        x0, y0 = y0, x0
-        x1, y1 = y1, x1
-        x2, y2 = y2, x2
     ds = -1.0 if use1 else 1.0
-    # Crossing of each edge with the pair's axis (perpendicular coordinate = 0), measured towards the other pixel.
-    r = np.full(3, -_BIG)
-    ok = np.zeros(3, dtype=np.bool_)
-    for i in range(3):
-        if i == 0:
-            ax, ay, bx, by, sil = x1, y1, x2, y2, s0
-        elif i == 1:
-            ax, ay, bx, by, sil = x2, y2, x0, y0, s1
-        else:
-            ax, ay, bx, by, sil = x0, y0, x1, y1, s2
-        if _same_sign(ay, by) or by == ay:
-            continue
-        dxe = bx - ax
-        dye = by - ay
-        r[i] = ds * (ax * by - ay * bx) / dye
-        ok[i] = sil and abs(dye) >= abs(dxe)
-    di = 0
-    if r[2] > r[0] and r[2] > r[1]:
-        di = 2
-    elif r[1] > r[0]:
-        di = 1
-    if not ok[di]:
+    fx = cx + 0.5
+    fy = cy + 0.5
+    i0, i1, i2 = tri[tid, 0], tri[tid, 1], tri[tid, 2]
+    # (s, t): s along the pair's axis, t across it; relative to the chosen triangle's pixel centre.
+    if d == 0:
+        s0, t0_, s1, t1_, s2, t2_ = (
+            proj[pb, i0, 0] - fx,
+            proj[pb, i0, 1] - fy,
+            proj[pb, i1, 0] - fx,
+            proj[pb, i1, 1] - fy,
+            proj[pb, i2, 0] - fx,
+            proj[pb, i2, 1] - fy,
+        )
+    else:
+        s0, t0_, s1, t1_, s2, t2_ = (
+            proj[pb, i0, 1] - fy,
+            proj[pb, i0, 0] - fx,
+            proj[pb, i1, 1] - fy,
+            proj[pb, i1, 0] - fx,
+            proj[pb, i2, 1] - fy,
+            proj[pb, i2, 0] - fx,
+        )
+    r0 = _crossing(s1, t1_, s2, t2_, ds)
+    r1 = _crossing(s2, t2_, s0, t0_, ds)
+    r2 = _crossing(s0, t0_, s1, t1_, ds)
+    if r2 > r0 and r2 > r1:
+        di, dc, ok = 2, r2, abs(t1_ - t0_) >= abs(s1 - s0)
+    elif r1 > r0:
+        di, dc, ok = 1, r1, abs(t0_ - t2_) >= abs(s0 - s2)
+    else:
+        di, dc, ok = 0, r0, abs(t2_ - t1_) >= abs(s2 - s1)
+    if not ok or not (bits >> di) & 1:
         return 0.0, 0
-    dc = r[di]
-    eps = 0.0625
+    eps = 0.0625  # 1/16 pixel of slack, as nvdiffrast
     if not (dc > -eps and dc < 1.0 + eps):
         return 0.0, 0
     dc = min(max(dc, 0.0), 1.0)
-    alpha = ds * (0.5 - dc)
-    return alpha, di + (4 if use1 else 0)
+    return ds * (0.5 - dc), di + (4 if use1 else 0)
 
 
 @njit(cache=True, parallel=True)
-def antialias_analyse(pos, tri, opp, rast, alpha, code):
+def antialias_analyse(tri, proj, sil, rast, alpha, code):
     """Fill ``alpha[B, H, W, 2]`` and ``code[B, H, W, 2]`` for the right (0) and down (1) pixel pairs."""
     n_batch, height, width = rast.shape[0], rast.shape[1], rast.shape[2]
     for r in prange(n_batch * height):
         b = r // height
         y = r % height
+        pb = b if proj.shape[0] > 1 else 0
         for x in range(width):
             t = rast[b, y, x, 3]
             for d in range(2):
@@ -820,7 +873,7 @@ def antialias_analyse(pos, tri, opp, rast, alpha, code):
                 tn = rast[b, y, x + 1, 3] if d == 0 else rast[b, y + 1, x, 3]
                 if tn == t:
                     continue
-                a, cd = _aa_analyse(pos, tri, opp, rast, b, x, y, d)
+                a, cd = _aa_analyse(tri, proj, sil, rast, b, pb, x, y, d)
                 alpha[b, y, x, d] = a
                 code[b, y, x, d] = cd
 

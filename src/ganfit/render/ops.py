@@ -159,8 +159,9 @@ def _check_tri(tri: Any, n_vert: int | None) -> torch.Tensor:
     if tri.dtype not in (torch.int32, torch.int64):
         raise TypeError(f"tri must be int32 (or int64), got {tri.dtype}")
     tri32 = tri.detach().to(device="cpu", dtype=torch.int32).contiguous()
-    if n_vert is not None and tri32.numel() and (int(tri32.min()) < 0 or int(tri32.max()) >= n_vert):
-        raise ValueError(f"tri indexes vertices outside [0, {n_vert}): min {int(tri32.min())}, max {int(tri32.max())}")
+    arr = tri32.numpy()  # numpy reductions: no wake-up of torch's thread pool for a tiny check
+    if n_vert is not None and arr.size and (int(arr.min()) < 0 or int(arr.max()) >= n_vert):
+        raise ValueError(f"tri indexes vertices outside [0, {n_vert}): min {int(arr.min())}, max {int(arr.max())}")
     return tri32
 
 
