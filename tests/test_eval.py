@@ -8,6 +8,7 @@ import math
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 from omegaconf import OmegaConf
 
@@ -51,6 +52,7 @@ def test_rank1() -> None:
     assert math.isclose(rate, 1 / 3) and matches[0] == ("a", "a")
 
 
+@pytest.mark.slow
 def test_synthetic_benchmark_tiny(assets_dir: Path, tmp_path: Path) -> None:
     from ganfit.data_build.config import compose_config
     from ganfit.eval.synthetic import markdown_table, run
@@ -81,3 +83,38 @@ def test_synthetic_benchmark_tiny(assets_dir: Path, tmp_path: Path) -> None:
         assert row["landmark_error_px"] < 40.0
     assert (tmp_path / "inputs.png").is_file()
     assert "| mean_shape |" in markdown_table({k: v for k, v in payload.items() if not k.startswith("_")})
+
+
+@pytest.mark.slow
+def test_photo_evaluation_with_rank1(photos_root: Path, assets_dir: Path, tmp_path: Path) -> None:
+    import shutil
+
+    from ganfit.data_build.config import compose_config
+    from ganfit.eval.photos import run
+
+    probes, gallery = tmp_path / "probes", tmp_path / "gallery"
+    probes.mkdir()
+    gallery.mkdir()
+    london = photos_root / "frl-london"
+    for person in ("001", "002"):
+        shutil.copy(london / "neutral_front" / f"{person}_03.jpg", probes)
+        shutil.copy(london / "smiling_front" / f"{person}_08.jpg", gallery)
+    out = tmp_path / "eval"
+    cfg = compose_config(
+        "eval_photos", [f"image={probes}", f"gallery={gallery}", f"out={out}", "identity.name=null", "progress=false"]
+    )
+    OmegaConf.set_struct(cfg, False)
+    cfg.fitting.resolution = 96
+    cfg.fitting.texture_resolution = 64
+    cfg.fitting.rigid.steps = 20
+    cfg.fitting.align.steps = 40
+    cfg.fitting.full.steps = 3
+    payload = run(cfg)
+    overall = payload["overall"]
+    assert overall["measured"] == 2 and not overall["judge_is_loss_network"]
+    for row in payload["photos"].values():
+        assert row["status"] == "ok"
+        assert 0.0 < row["identity_distance"] < 1.5 and row["landmark_nme"] < 0.2
+        assert 0.0 < row["photometric_error"] < 0.3
+    assert payload["rank1"]["people"] == 2 and payload["rank1"]["rank1_photo"] == 1.0  # real photos: the ceiling
+    assert (out / "plots.png").is_file() and "Rank-1" in (out / "table.md").read_text()
