@@ -118,3 +118,26 @@ def test_missing_photos_give_a_clear_error(tmp_path: Path) -> None:
     cfg = _shrunk(tmp_path / "o", tmp_path / "nowhere")
     with pytest.raises(InputSpecError, match="nowhere"):
         run_from_config(cfg)
+
+
+def test_split_by_person(tmp_path: Path) -> None:
+    from ganfit.data_build.split import split_dataset
+
+    (tmp_path / "textures").mkdir()
+    records = []
+    for stem, source in (
+        ("001_03", "/p/frl-london/neutral_front/001_03.jpg"),
+        ("001_08", "/p/frl-london/smiling_front/001_08.jpg"),
+        ("002_03", "/p/frl-london/neutral_front/002_03.jpg"),
+        ("001f", "/p/frl-canada/001f.jpg"),
+    ):
+        Image.fromarray(np.zeros((4, 4, 3), np.uint8)).save(tmp_path / "textures" / f"{stem}.png")
+        records.append({"name": stem, "source": source, "status": "kept", "texture": f"textures/{stem}.png"})
+    records.append({"name": "003_03", "source": "/p/frl-london/neutral_front/003_03.jpg", "status": "dropped"})
+    (tmp_path / "metadata.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    holdout = tmp_path / "holdout.json"
+    holdout.write_text(json.dumps({"set": "frl-london", "holdout_ids": ["001"]}))
+    parts = split_dataset(tmp_path, holdout)
+    assert sorted(parts["holdout"]) == ["001_03", "001_08"]
+    assert sorted(parts["train"]) == ["001f", "002_03"]  # Canada's 001f is another person
+    assert (tmp_path / "split" / "train" / "002_03.png").is_file()
