@@ -273,6 +273,17 @@ def test_near_plane_crossing_is_clipped(ctx):
     assert (point[..., 3][covered] > 0).all()
 
 
+def test_degenerate_positions_do_not_crash(ctx):
+    pos, tri = random_scene(batch=1, n_tri=6, seed=17)
+    pos = pos.clone()
+    pos[0, 0] = torch.tensor([1.0, 1.0, 0.0, 1e-320])  # w -> 0+: projects to infinity
+    pos[0, 3] = float("nan")
+    pos[0, 6:9] = pos[0, 6]  # zero-area triangle
+    rast, db = dr.rasterize(ctx, pos, tri, RES)
+    assert torch.isfinite(rast).all()
+    assert not (rast[..., 3] == 2).any() and not (rast[..., 3] == 3).any()  # NaN and zero-area triangles draw nothing
+
+
 def test_triangle_behind_camera_is_invisible(ctx):
     pts = torch.tensor([[[-1.0, -1.0, 3.0], [1.0, -1.0, 3.0], [0.0, 1.0, 3.0]]], dtype=torch.float64)
     rast, _ = dr.rasterize(ctx, to_clip(pts), torch.tensor([[0, 1, 2]], dtype=torch.int32), RES)

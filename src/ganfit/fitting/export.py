@@ -162,9 +162,10 @@ def _loss_plot(path: Path, history: list[dict[str, Any]], index: int) -> None:
     figure, axis = plt.subplots(figsize=(8, 4.5), dpi=100)
     for name in names:
         steps = [i for i, entry in enumerate(history) if name in entry]
-        values = [float(history[i][name][index]) for i in steps]
-        if values and max(abs(v) for v in values) > 0:
-            axis.plot(steps, np.abs(values) + 1e-12, label=name, linewidth=2.0 if name == "total" else 1.0)
+        values = np.array([float(history[i][name][index]) for i in steps])
+        if values.size and np.abs(values).max() > 0:
+            shown = np.where(values > 0, values, np.nan)  # log axis: terms that are 0 (not yet active) are left out
+            axis.plot(steps, shown, label=name, linewidth=2.0 if name == "total" else 1.0)
     previous = None
     for i, entry in enumerate(history):
         if entry["stage"] != previous and i > 0:

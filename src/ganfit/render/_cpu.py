@@ -107,7 +107,7 @@ class RasterizeFunction(torch.autograd.Function):
         gbuf = np.zeros((n_buf, *pos.shape), pos_np.dtype)
         k.rasterize_bwd(pos_np, _np(tri), _np(rast), _np(dy.to(pos.dtype)), chunks, gbuf)
         g_pos = torch.from_numpy(gbuf.sum(axis=0) if n_buf > 1 else gbuf[0])
-        if ctx.grad_db and ddb is not None and ddb.numel() > 0 and bool(ddb.ne(0).any()):
+        if ctx.grad_db and ddb is not None and ddb.numel() > 0 and bool(np.any(_np(ddb))):
             with torch.enable_grad():
                 pos_r = pos.detach().requires_grad_(True)
                 db = barycentric_derivatives_torch(pos_r, tri, rast)

@@ -110,10 +110,11 @@ def _bbox_to_pixels(xmin: float, xmax: float, ymin: float, ymax: float, width: i
     slack = 1e-4  # pixels; far above the rounding of the divisions, far below a pixel
     if not (xmin <= xmax and ymin <= ymax):  # NaN or empty
         return 0, -1, 0, -1
-    fx0 = math.ceil(max(xmin - 0.5 - slack, -1.0))
-    fx1 = math.floor(min(xmax - 0.5 + slack, width + 0.0))
-    fy0 = math.ceil(max(ymin - 0.5 - slack, -1.0))
-    fy1 = math.floor(min(ymax - 0.5 + slack, height + 0.0))
+    # Clamp before the int conversion so huge or infinite coordinates (w -> 0+) cannot overflow.
+    fx0 = math.ceil(min(max(xmin - 0.5 - slack, -1.0), width + 1.0))
+    fx1 = math.floor(max(min(xmax - 0.5 + slack, width + 0.0), -2.0))
+    fy0 = math.ceil(min(max(ymin - 0.5 - slack, -1.0), height + 1.0))
+    fy1 = math.floor(max(min(ymax - 0.5 + slack, height + 0.0), -2.0))
     x0 = max(int(fx0), 0)
     x1 = min(int(fx1), width - 1)
     y0 = max(int(fy0), 0)
@@ -521,6 +522,12 @@ def interpolate_bwd(attr, rast, tri, dy, chunks, gattr, grast):
                 tid = int(rast[b, y, x, 3]) - 1
                 if tid < 0:
                     continue
+                nonzero = False
+                for c in range(n_chan):
+                    if dy[b, y, x, c] != 0.0:
+                        nonzero = True
+                if not nonzero:
+                    continue
                 u = rast[b, y, x, 0]
                 v = rast[b, y, x, 1]
                 t = 1.0 - u - v
@@ -681,6 +688,12 @@ def texture_bwd(tex, uv, dy, linear, boundary, chunks, gtex, guv):
                 u = np.float64(uv2[p, 0])
                 v = np.float64(uv2[p, 1])
                 if not (math.isfinite(u) and math.isfinite(v)):
+                    continue
+                nonzero = False
+                for c in range(n_chan):
+                    if dy2[p, c] != 0.0:
+                        nonzero = True
+                if not nonzero:  # e.g. background pixels masked out downstream: nothing to scatter
                     continue
                 if not linear:
                     ix, iy = _nearest_tap(u, v, tw, th, boundary)

@@ -261,7 +261,7 @@ def antialias(color: torch.Tensor, rast: torch.Tensor, pos: torch.Tensor, tri: t
                     sa, ra, sb, rb = (xa, ya, xb, yb) if d == 0 else (ya, xa, yb, xb)
                     dc = (ds * (sa * rb - ra * sb) / (rb - ra)).clamp(0.0, 1.0)
                     alpha = ds * (0.5 - dc)
-                    tx, ty = (x, y) if float(alpha) > 0 else (qx, qy)
+                    tx, ty = (x, y) if float(alpha.detach()) > 0 else (qx, qy)
                     updates.append((b, ty, tx, alpha * (color[b, qy, qx] - color[b, y, x])))
     out = color.clone()
     for b, ty, tx, delta in updates:
