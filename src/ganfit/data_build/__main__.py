@@ -32,7 +32,7 @@ def run_from_config(cfg: DictConfig) -> BuildSummary:
 
 
 def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s", force=True)
     logging.getLogger("ganfit").setLevel(logging.INFO)
     cfg = compose_config("data_build", list(sys.argv[1:] if argv is None else argv))
     summary = run_from_config(cfg)

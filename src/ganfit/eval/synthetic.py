@@ -340,7 +340,7 @@ def _jsonable(value: Any) -> Any:
 def main(argv: list[str] | None = None) -> int:
     from ganfit.data_build.config import compose_config
 
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s", force=True)
     logging.getLogger("ganfit").setLevel(logging.INFO)
     cfg = compose_config("eval_synthetic", list(sys.argv[1:] if argv is None else argv))
     payload = run(cfg)
