@@ -251,7 +251,9 @@ def run_variant(name: str, cfg: DictConfig, truth: dict[str, Any], face_model, j
         "identity_distance": mean("identity_distance"),
         "seconds_per_face": mean("seconds"),
         "texture": job.texture_mode,
-        "identity_in_loss": job.identity is not None and fitting.full.weights.get("identity", 0) > 0,
+        "identity_in_loss": job.identity is not None
+        and fitting.full.steps > 0
+        and fitting.full.weights.get("identity", 0) > 0,
         "per_face_median_mm": [float(np.median(f["errors_mm"])) for f in per_face],
         "per_face_yaw_deg": [f["yaw_deg"] for f in per_face],
     }
@@ -308,7 +310,10 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     truth = sample_scenes(cfg, face_model, textures)
     tiles = truth["photos"][: min(8, len(truth["photos"]))]
     Image.fromarray(np.concatenate(list(tiles), axis=1)).save(out / "inputs.png")
-    detections, fallbacks = detect_all(truth["photos"], truth["landmarks"], str(cfg.landmarks.backend))
+    if cfg.get("oracle_landmarks"):  # diagnostic: fit to the true projected model landmarks, no detector
+        detections, fallbacks = list(truth["landmarks"]), 0
+    else:
+        detections, fallbacks = detect_all(truth["photos"], truth["landmarks"], str(cfg.landmarks.backend))
     judge = load_identity_network("dlib")
     results: dict[str, Any] = {}
     for name in cfg.variants:
@@ -319,6 +324,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         "n": int(cfg.n),
         "seed": int(cfg.seed),
         "detector_fallbacks": fallbacks,
+        "oracle_landmarks": bool(cfg.get("oracle_landmarks")),
         "textures": str(cfg.textures) if cfg.textures else "flat skin tones (no texture folder given)",
         "fitting": OmegaConf.to_container(cfg.fitting, resolve=True),
         "generator": str(cfg.texture.get("generator")) if cfg.texture.mode == "gan" else None,
