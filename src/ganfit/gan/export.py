@@ -81,8 +81,8 @@ def generator_from_checkpoint(ckpt_path: str | Path, ema: bool = True) -> tuple[
     """Rebuild the (EMA) generator from a Lightning checkpoint of :class:`~ganfit.gan.module.TextureGAN`.
 
     Returns ``(generator, progress)`` where ``progress`` is the checkpoint's ``"ganfit"`` entry (images_seen,
-    iterations, level, alpha). The generator's ``level`` is the checkpoint's level. Checkpoints hold pickled
-    hyper-parameters, so this uses ``weights_only=False``: only open checkpoints you trust.
+    iterations, level, alpha). The generator's ``level`` is the checkpoint's last fully faded-in level.
+    Checkpoints hold pickled hyper-parameters, so this uses ``weights_only=False``: only open checkpoints you trust.
     """
     ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=False)
     hp = ckpt["hyper_parameters"]
@@ -93,8 +93,9 @@ def generator_from_checkpoint(ckpt_path: str | Path, ema: bool = True) -> tuple[
     state = {k[len(prefix) :]: v for k, v in ckpt["state_dict"].items() if k.startswith(prefix)}
     generator.load_state_dict(state)
     progress = dict(ckpt.get("ganfit", {}))
-    if "level" in progress:
-        generator.level = int(progress["level"])
+    if "level" in progress:  # mid-fade: the last fully faded-in level, as export_generator
+        level = int(progress["level"])
+        generator.level = level if float(progress.get("alpha", 1.0)) >= 1.0 else max(level - 1, 0)
     return generator.requires_grad_(False).eval(), progress
 
 
