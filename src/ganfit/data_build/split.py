@@ -1,0 +1,58 @@
+"""``python -m ganfit.data_build.split DIR [holdout=data/frl_holdout.json] [pattern=^[^_]+]``: split a built dataset
+by person into ``DIR/split/train/`` and ``DIR/split/holdout/`` (symbolic links to ``DIR/textures/*.png`` only, so
+the folders can be given to ``train_texture_gan.py data.root=`` as they are).
+
+A texture belongs to the held-out split when its person id (the first match of ``pattern`` in the file stem:
+``001_03`` and ``001_08`` -> ``001``) is listed in the hold-out file *and* it comes from the set the ids refer to
+(``set`` in the file, matched against the source path in ``metadata.jsonl``), so e.g. FRL-Canada's ``003f`` is never
+confused with London's ``003``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sys
+from pathlib import Path
+
+
+def split_dataset(root: Path, holdout_file: Path, pattern: str = r"^[^_]+") -> dict[str, list[str]]:
+    """Create ``root/split/{train,holdout}`` link folders; returns the stems in each."""
+    holdout = json.loads(holdout_file.read_text())
+    ids, dataset = set(holdout["holdout_ids"]), str(holdout.get("set", ""))
+    records = [json.loads(line) for line in (root / "metadata.jsonl").read_text().splitlines() if line.strip()]
+    out: dict[str, list[str]] = {"train": [], "holdout": []}
+    for part in out:
+        folder = root / "split" / part
+        folder.mkdir(parents=True, exist_ok=True)
+        for old in folder.iterdir():
+            old.unlink()
+    for record in records:
+        if record.get("status") != "kept":
+            continue
+        stem = record["name"]
+        match = re.search(pattern, stem)
+        person = match.group(0) if match else stem
+        held = person in ids and (not dataset or f"/{dataset}/" in str(record.get("source", "")))
+        part = "holdout" if held else "train"
+        folder = root / "split" / part
+        os.symlink((root / record["texture"]).resolve(), folder / f"{stem}.png")
+        out[part].append(stem)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or "=" in args[0]:
+        print(__doc__)
+        return 2
+    options = dict(arg.split("=", 1) for arg in args[1:])
+    holdout = Path(options.get("holdout", Path(__file__).resolve().parents[3] / "data" / "frl_holdout.json"))
+    parts = split_dataset(Path(args[0]), holdout, options.get("pattern", r"^[^_]+"))
+    print(f"train {len(parts['train'])}, holdout {len(parts['holdout'])} -> {Path(args[0]) / 'split'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
