@@ -57,5 +57,12 @@ bench-gan: install
 bench-fit: install
 	$(PY) benchmarks/fit.py
 
+# Quality evaluations (minutes to hours on 2 cores; see docs/evaluation.md).
+eval-synthetic: install
+	$(PY) -m ganfit.eval.synthetic n=6 seed=0 out=outputs/eval/synthetic
+
+eval-photos: install
+	$(PY) -m ganfit.eval.photos frl_holdout=true out=outputs/eval/frl
+
 clean:
 	rm -rf $(VENV) outputs multirun .pytest_cache
