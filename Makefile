@@ -10,7 +10,7 @@ STAMP := $(VENV)/.ganfit-installed
 export NUMBA_CACHE_DIR ?= $(HOME)/.cache/ganfit/numba
 PYTEST_ARGS ?=
 
-.PHONY: install fit test test-slow lint assets bench bench-render bench-identity bench-landmarks bench-fit bench-gan clean
+.PHONY: install fit test test-slow lint assets bench bench-render bench-identity bench-landmarks bench-fit bench-gan eval-synthetic eval-photos clean
 
 $(STAMP): pyproject.toml constraints.txt
 	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found (ganfit needs Python 3.11; set PYTHON=...)"; exit 1; }
