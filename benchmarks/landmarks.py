@@ -1,6 +1,6 @@
 """Landmark benchmark: detection speed and accuracy of the mediapipe and dlib backends on the shared photos.
 
-    GANFIT_PHOTOS=../shared/photos python benchmarks/landmarks.py [--repeat 3] [--cnn] [--sections timing,rate]
+    GANFIT_PHOTOS=/path/to/photos python benchmarks/landmarks.py [--repeat 3] [--cnn] [--sections timing,rate]
 
 Prints markdown tables (medians / means over photos):
 1. detection time per image and backend (median ms; the detector is built once, warm-up excluded);
@@ -207,13 +207,17 @@ def detection_rate(photos: Path) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--photos", type=Path, default=Path(os.environ.get("GANFIT_PHOTOS", "../shared/photos")))
+    photos_root = os.environ.get("GANFIT_PHOTOS")
+    parser.add_argument("--photos", type=Path, default=Path(photos_root) if photos_root else None,
+                        help="photo root (default: $GANFIT_PHOTOS)")
     parser.add_argument("--repeat", type=int, default=3, help="timed runs per image (median)")
     parser.add_argument("--cnn", action="store_true", help="also time dlib's CNN (MMOD) detector (slow on CPU)")
     parser.add_argument(
         "--sections", default="timing,deep3d,london,rate", help="comma-separated subset of timing,deep3d,london,rate"
     )
     args = parser.parse_args()
+    if args.photos is None:
+        parser.error("give --photos DIR or set GANFIT_PHOTOS")
     sections = set(args.sections.split(","))
     if "timing" in sections:
         timing(args.photos, args.repeat, args.cnn)

@@ -204,12 +204,15 @@ def cross_validate(dense: np.ndarray, ibug: np.ndarray, k: int, folds: int = 5) 
 
 def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
-    default_photos = Path(os.environ.get("GANFIT_PHOTOS", "../shared/photos")) / "frl-canada"
+    photos_root = os.environ.get("GANFIT_PHOTOS")
+    default_photos = Path(photos_root) / "frl-canada" if photos_root else None
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--photos", type=Path, default=default_photos, help="folder of fitting photos (*.jpg)")
     parser.add_argument("--out", type=Path, default=Path("data") / MAP_FILENAME, help="output JSON table")
     parser.add_argument("-k", "--candidates", type=int, default=8, help="mesh points per iBUG point")
     args = parser.parse_args(argv)
+    if args.photos is None:
+        parser.error("give --photos DIR or set GANFIT_PHOTOS (the folder that holds frl-canada/)")
 
     import dlib
     import mediapipe
