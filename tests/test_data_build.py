@@ -141,3 +141,20 @@ def test_split_by_person(tmp_path: Path) -> None:
     assert sorted(parts["holdout"]) == ["001_03", "001_08"]
     assert sorted(parts["train"]) == ["001f", "002_03"]  # Canada's 001f is another person
     assert (tmp_path / "split" / "train" / "002_03.png").is_file()
+
+
+@pytest.mark.slow
+def test_build_over_two_processes(photos_root: Path, assets_dir: Path, tmp_path: Path) -> None:
+    """processes=2 shards the photos over two Fabric CPU processes (the builder's options are frozen dataclasses)."""
+    from ganfit.data_build.__main__ import run_from_config
+
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for stem in ("001_03", "002_03"):
+        shutil.copy(photos_root / "frl-london" / "neutral_front" / f"{stem}.jpg", folder / f"{stem}.jpg")
+    cfg = _shrunk(tmp_path / "uv", folder)
+    cfg.processes = 2
+    cfg.thresholds.max_landmark_error_iod = 1.0
+    summary = run_from_config(cfg)
+    assert sorted(Path(o.source).stem for o in summary.outcomes if o.status == "kept") == ["001_03", "002_03"]
+    assert sorted(p.name for p in (tmp_path / "uv" / "textures").iterdir()) == ["001_03.png", "002_03.png"]

@@ -41,6 +41,7 @@ from ganfit.fitting.runner import (
     collect_inputs,
     load_photo,
     output_names,
+    run_sharded,
 )
 
 logger = logging.getLogger(__name__)
@@ -243,17 +244,6 @@ def process_shard(
     return outcomes
 
 
-def _shard_worker(fabric, sources, names, options: BuildOptions, fitting: FittingConfig) -> None:
-    rank, world = fabric.global_rank, fabric.world_size
-    torch.set_num_threads(max(1, (os.cpu_count() or 1) // world))
-    shard = list(range(rank, len(sources), world))
-    outcomes = process_shard([sources[i] for i in shard], [names[i] for i in shard], options, fitting, rank)
-    (Path(options.job.out) / f".summary-rank{rank}.json").write_text(
-        json.dumps([asdict(o) for o in outcomes], default=_jsonable)
-    )
-    fabric.barrier()
-
-
 def write_metadata(out: Path) -> int:
     """Rebuild ``out/metadata.jsonl`` from ``out/meta/*.json`` (sorted by name); returns the line count."""
     records = [json.loads(p.read_text()) for p in sorted((out / "meta").glob("*.json"))]
@@ -269,25 +259,7 @@ def run_build(spec: str | None, options: BuildOptions, fitting: FittingConfig, p
     names = output_names(sources)
     out = Path(options.job.out)
     out.mkdir(parents=True, exist_ok=True)
-    if processes <= 1:
-        outcomes = process_shard(sources, names, options, fitting)
-    else:
-        from lightning_fabric import Fabric
-
-        for stale in out.glob(".summary-rank*.json"):
-            stale.unlink()
-        fabric = Fabric(accelerator="cpu", devices=processes, strategy="ddp_spawn")
-        fabric.launch(_shard_worker, sources, names, options, fitting)
-        outcomes = []
-        for rank in range(processes):
-            path = out / f".summary-rank{rank}.json"
-            if path.is_file():
-                outcomes.extend(Outcome(**o) for o in json.loads(path.read_text()))
-                path.unlink()
-            else:
-                outcomes.append(Outcome(f"rank{rank}", "-", "failed", f"process {rank} wrote no summary"))
-        order = {s: i for i, s in enumerate(sources)}
-        outcomes.sort(key=lambda o: order.get(o.source, len(order)))
+    outcomes = run_sharded(process_shard, sources, names, out, options, fitting, processes)
     write_metadata(out)
     summary = BuildSummary(str(out), outcomes)
     _atomic_json(out / "summary.json", summary.to_json())

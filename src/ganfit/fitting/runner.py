@@ -13,7 +13,7 @@ import json
 import logging
 import os
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -326,14 +326,59 @@ def run_shard(
     return outcomes
 
 
-def _shard_worker(fabric, sources: list[str], names: list[str], options: JobOptions, fitting: FittingConfig) -> None:
+ShardFn = Callable[..., list[Outcome]]
+"""``shard_fn(sources, names, options, fitting, position) -> outcomes``: process one shard of photos."""
+
+
+class _ShardJob:
+    """Everything a worker process needs, in a plain object: Fabric's ``launch`` walks dataclass arguments (and
+    refuses frozen ones), so the job's options travel opaquely inside this wrapper."""
+
+    def __init__(self, shard_fn: ShardFn, out: str, sources: list[str], names: list[str], options, fitting) -> None:
+        self.shard_fn, self.out, self.sources, self.names = shard_fn, out, sources, names
+        self.options, self.fitting = options, fitting
+
+
+def _shard_worker(fabric, job: _ShardJob) -> None:
     rank, world = fabric.global_rank, fabric.world_size
     torch.set_num_threads(max(1, (os.cpu_count() or 1) // world))
-    shard = list(range(rank, len(sources), world))
-    outcomes = run_shard([sources[i] for i in shard], [names[i] for i in shard], options, fitting, position=rank)
-    path = Path(options.out) / f".summary-rank{rank}.json"
-    path.write_text(json.dumps([asdict(o) for o in outcomes]))
+    shard = list(range(rank, len(job.sources), world))
+    outcomes = job.shard_fn(
+        [job.sources[i] for i in shard], [job.names[i] for i in shard], job.options, job.fitting, rank
+    )
+    path = Path(job.out) / f".summary-rank{rank}.json"
+    path.write_text(json.dumps([asdict(o) for o in outcomes], default=_jsonable))
     fabric.barrier()
+
+
+def run_sharded(
+    shard_fn: ShardFn, sources: list[str], names: list[str], out: Path, options, fitting, processes: int = 1
+) -> list[Outcome]:
+    """Run ``shard_fn`` over all photos, in this process or sharded over ``processes`` CPU processes with Lightning
+    Fabric (DDP, gloo). Outcomes come back in the order of ``sources``; a process that wrote nothing is a failure."""
+    if processes <= 1:
+        return shard_fn(sources, names, options, fitting, 0)
+    from lightning_fabric import Fabric
+
+    for stale in out.glob(".summary-rank*.json"):
+        stale.unlink()
+    fabric = Fabric(accelerator="cpu", devices=processes, strategy="ddp_spawn")
+    fabric.launch(_shard_worker, _ShardJob(shard_fn, str(out), sources, names, options, fitting))
+    outcomes = []
+    for rank in range(processes):
+        path = out / f".summary-rank{rank}.json"
+        if path.is_file():
+            outcomes.extend(Outcome(**o) for o in json.loads(path.read_text()))
+            path.unlink()
+        else:
+            outcomes.append(Outcome(f"rank{rank}", "-", "failed", f"process {rank} wrote no summary"))
+    order = {s: i for i, s in enumerate(sources)}
+    outcomes.sort(key=lambda o: order.get(o.source, len(order)))
+    return outcomes
+
+
+def _fit_shard(sources, names, options: JobOptions, fitting: FittingConfig, position: int) -> list[Outcome]:
+    return run_shard(sources, names, options, fitting, position=position)
 
 
 def run_job(spec: str | None, options: JobOptions, fitting: FittingConfig, processes: int = 1) -> Summary:
@@ -343,25 +388,7 @@ def run_job(spec: str | None, options: JobOptions, fitting: FittingConfig, proce
     names = output_names(sources)
     out = Path(options.out)
     out.mkdir(parents=True, exist_ok=True)
-    if processes <= 1:
-        outcomes = run_shard(sources, names, options, fitting)
-    else:
-        from lightning_fabric import Fabric
-
-        for stale in out.glob(".summary-rank*.json"):
-            stale.unlink()
-        fabric = Fabric(accelerator="cpu", devices=processes, strategy="ddp_spawn")
-        fabric.launch(_shard_worker, sources, names, options, fitting)
-        outcomes = []
-        for rank in range(processes):
-            path = out / f".summary-rank{rank}.json"
-            if path.is_file():
-                outcomes.extend(Outcome(**o) for o in json.loads(path.read_text()))
-                path.unlink()
-            else:
-                outcomes.append(Outcome(f"rank{rank}", "-", "failed", f"process {rank} wrote no summary"))
-        order = {s: i for i, s in enumerate(sources)}
-        outcomes.sort(key=lambda o: order.get(o.source, len(order)))
+    outcomes = run_sharded(_fit_shard, sources, names, out, options, fitting, processes)
     summary = Summary(str(out), outcomes)
     tmp = out / ".summary.json.tmp"
     tmp.write_text(json.dumps(summary.to_json(), indent=2, default=_jsonable))
