@@ -32,6 +32,16 @@ from omegaconf import DictConfig, OmegaConf
 from ganfit.eval.metrics import identity_distance, landmark_error, masked_photometric_error, rank1
 
 logger = logging.getLogger(__name__)
+
+PHOTO_METRICS = (
+    "identity_distance",
+    "identity_distance_face_only",
+    "landmark_error_px",
+    "landmark_nme",
+    "photometric_error",
+    "seconds",
+)
+"""Per-photo measurements summarised by median and mean."""
 GREY = 128
 
 
@@ -132,14 +142,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
             logger.exception("could not measure %s", outcome.name)
             rows[outcome.name] = {"status": "unmeasured", "reason": f"{type(error).__name__}: {error}"}
     measured = {name: row for name, row in rows.items() if row["status"] == "ok"}
-    keys = (
-        "identity_distance",
-        "identity_distance_face_only",
-        "landmark_error_px",
-        "landmark_nme",
-        "photometric_error",
-        "seconds",
-    )
+    keys = PHOTO_METRICS
     overall: dict[str, Any] = {
         f"median_{k}": float(np.median([r[k] for r in measured.values()])) if measured else float("nan") for k in keys
     }
@@ -211,14 +214,7 @@ def markdown(payload: dict[str, Any]) -> str:
         "| metric | median | mean |",
         "|---|---|---|",
     ]
-    for key in (
-        "identity_distance",
-        "identity_distance_face_only",
-        "landmark_error_px",
-        "landmark_nme",
-        "photometric_error",
-        "seconds",
-    ):
+    for key in PHOTO_METRICS:
         lines.append(f"| {key} | {o['median_' + key]:.3f} | {o['mean_' + key]:.3f} |")
     lines.append(
         f"| identity distance < 0.6 (over photo / face only) | {o['fraction_under_0.6']:.2f} | "
