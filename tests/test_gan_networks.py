@@ -127,6 +127,19 @@ def test_export_round_trip_weights_only(tmp_path, nets: tuple[Generator, Discrim
         load_generator(tmp_path / "other.pt")
 
 
+def test_half_export_is_smaller_and_loads_as_float32(tmp_path, nets: tuple[Generator, Discriminator]) -> None:
+    G, _ = nets
+    full = export_generator(G, tmp_path / "full.pt")
+    half = export_generator(G, tmp_path / "half.pt", half=True)
+    assert half.stat().st_size < 0.6 * full.stat().st_size
+    payload = torch.load(half, weights_only=True)
+    assert all(v.dtype == torch.float16 for v in payload["state_dict"].values() if v.is_floating_point())
+    G2 = load_generator(half)
+    assert all(p.dtype == torch.float32 for p in G2.parameters())
+    z = torch.randn(2, 64)
+    torch.testing.assert_close(G2(z), load_generator(full)(z), atol=2e-2, rtol=0)  # fp16 rounding only
+
+
 @pytest.mark.parametrize("kind", ["wgan_gp", "ns_r1"])
 def test_losses_give_finite_gradients(kind: str, nets: tuple[Generator, Discriminator]) -> None:
     G, D = nets

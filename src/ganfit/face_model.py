@@ -267,10 +267,14 @@ class FaceModel(nn.Module):
         triangles     int64 [F, 3]          vertex index per triangle corner, counter-clockwise seen from outside
         uvs           float32 [T, 2]        texture coordinates, texture-image convention (v down)
         uv_triangles  int64 [F, 3]          UV index per triangle corner (UV seams make T > V)
-        landmark_ids  int64 [68]            iBUG-68 landmark vertices
+        landmark_ids  int64 [68]            iBUG-68 landmark vertices (ICT's)
+        landmark_corner_ids  int64 [68, 3]  the vertices each landmark is interpolated from (``landmarks()``)
+        landmark_weights     float32 [68, 3]  ... and their barycentric weights (ICT's vertices: (1, 0, 0))
         mirror_ids    int64 [V]             index of each vertex's mirror image across the x = 0 plane
         jaw_contour_right / jaw_contour_left  int64 [17]  jaw outline candidates (ICT "extended jawline")
         fitting_vertex_ids, rigid_vertex_ids  int64       ICT's vertex sets, restricted to the face area
+
+    ``set_landmark_embedding`` replaces the landmarks by surface points (``ganfit.landmarks.ict_embedding``).
     """
 
     mean: torch.Tensor
@@ -288,6 +292,21 @@ class FaceModel(nn.Module):
             if isinstance(value, np.ndarray):
                 self.register_buffer(name, torch.from_numpy(np.ascontiguousarray(value)), persistent=True)
         self.expression_names: tuple[str, ...] = data.expression_names
+        self.register_buffer("landmark_corner_ids", self.landmark_ids[:, None].repeat(1, 3).clone(), persistent=True)
+        weights = torch.zeros(len(self.landmark_ids), 3)
+        weights[:, 0] = 1.0
+        self.register_buffer("landmark_weights", weights, persistent=True)
+
+    def set_landmark_embedding(self, corner_ids: np.ndarray | torch.Tensor, weights: np.ndarray | torch.Tensor) -> None:
+        """Landmarks as surface points: ``corner_ids`` int [68, 3] vertex ids, ``weights`` [68, 3] barycentric."""
+        corner_ids = torch.as_tensor(np.asarray(corner_ids), dtype=torch.int64, device=self.mean.device)
+        weights = torch.as_tensor(np.asarray(weights), dtype=self.mean.dtype, device=self.mean.device)
+        if corner_ids.shape != self.landmark_corner_ids.shape or weights.shape != self.landmark_weights.shape:
+            raise ValueError(f"landmark embedding must be [68, 3] ids and weights, got {tuple(corner_ids.shape)}")
+        if int(corner_ids.min()) < 0 or int(corner_ids.max()) >= self.num_vertices:
+            raise ValueError("landmark embedding vertex ids out of range")
+        self.landmark_corner_ids = corner_ids
+        self.landmark_weights = weights / weights.sum(-1, keepdim=True)
 
     @property
     def num_identity(self) -> int:
@@ -348,8 +367,10 @@ class FaceModel(nn.Module):
         return torch.nn.functional.normalize(normals, dim=-1, eps=1e-12)
 
     def landmarks(self, vertices: torch.Tensor) -> torch.Tensor:
-        """The 68 iBUG landmark positions of ``vertices`` [B, V, 3] -> [B, 68, 3]."""
-        return vertices[:, self.landmark_ids]
+        """The 68 iBUG landmark positions of ``vertices`` [B, V, 3] -> [B, 68, 3] (mm): ICT's landmark vertices, or
+        the surface points of a landmark embedding (``set_landmark_embedding``)."""
+        corners = vertices[:, self.landmark_corner_ids]  # [B, 68, 3, 3]
+        return (corners * self.landmark_weights[None, :, :, None].to(vertices.dtype)).sum(2)
 
     def export(self, path: str | os.PathLike[str], vertices: torch.Tensor, texture: np.ndarray | None = None) -> Path:
         """Write one face as a mesh with UVs (format from the suffix: ``.obj`` (+ ``.mtl``/``.png``), ``.glb``, ...).
@@ -398,10 +419,20 @@ def _cached_data(assets_dir: str | None) -> FaceModelData:
 def load_face_model(
     assets_dir: str | os.PathLike[str] | None = None,
     device: torch.device | str | None = None,
+    landmark_embedding: str | os.PathLike[str] | None = None,
 ) -> FaceModel:
-    """The ICT face model, converted once and cached (see :func:`ganfit.assets.locate_ict` for ``assets_dir``)."""
+    """The ICT face model, converted once and cached (see :func:`ganfit.assets.locate_ict` for ``assets_dir``).
+
+    ``landmark_embedding``: None keeps ICT's landmark vertices; ``"default"`` (the configs' choice) or a path loads
+    detector-matched surface points (:mod:`ganfit.landmarks.ict_embedding`).
+    """
     data = _cached_data(str(assets_dir) if assets_dir else None)
     model = FaceModel(data)
+    if landmark_embedding is not None:
+        from ganfit.landmarks.ict_embedding import load_embedding
+
+        corner_ids, weights = load_embedding(landmark_embedding)  # type: ignore[misc]
+        model.set_landmark_embedding(corner_ids, weights)
     return model.to(device) if device is not None else model
 
 

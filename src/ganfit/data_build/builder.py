@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ganfit.data_build.skin_mask import skin_mask
 from ganfit.data_build.texture import PhotoUnwrapper, UnwrapConfig
 from ganfit.fitting.fitter import FittingConfig, light_of
 from ganfit.fitting.runner import (
@@ -54,7 +55,7 @@ class Thresholds:
     max_landmark_error_iod: float = 0.08  # mean landmark error / inter-ocular distance after the fit
     min_identity_cosine: float = 0.0  # identity cosine photo vs render (skipped when no identity network)
     max_pixel_l1: float = 0.12  # mean L1 colour error inside the rendered face, [0, 1] units
-    min_visible_fraction: float = 0.35  # fraction of the UV layout seen with confidence > 0.5
+    min_visible_fraction: float = 0.15  # fraction of the UV layout seen with confidence > 0.5 (skin-masked)
 
     def reasons(self, metrics: dict[str, Any]) -> list[str]:
         """Why ``metrics`` fail the thresholds (empty: keep)."""
@@ -152,7 +153,7 @@ def process_shard(
     fitter = build_fitter(job, fitting)
     unwrapper = PhotoUnwrapper(fitter.face_model, options.unwrap)
     bar = tqdm(total=len(pending), desc="building", unit="photo", disable=not job.progress, position=position)
-    batch: list[tuple[Any, str]] = []
+    batch: list[tuple[Any, str, torch.Tensor | None]] = []
 
     def write(photo, source: str, index: int, result, textures, seconds: float) -> Outcome:
         metrics = dict(result.metrics[index])
@@ -181,7 +182,8 @@ def process_shard(
     def flush() -> None:
         if not batch:
             return
-        photos = [p for p, _ in batch]
+        photos = [p for p, _, _ in batch]
+        masks = [m for _, _, m in batch]
         started = time.perf_counter()
         try:
             result = fitter.fit(photos)
@@ -199,14 +201,15 @@ def process_shard(
                     result.params.camera(),
                     make_light({k: v.detach() for k, v in light_of(result.params).items()}),
                     fitting.resolution,
+                    pixel_masks=masks if options.unwrap.skin_mask else None,
                 )
         except Exception as error:  # a failed batch fails its photos, not the run
             logger.exception("fitting/unwrapping failed for %s", [p.name for p in photos])
-            for photo, source in batch:
+            for photo, source, _ in batch:
                 outcomes.append(Outcome(photo.name, source, "failed", f"fit failed: {type(error).__name__}: {error}"))
         else:
             seconds = (time.perf_counter() - started) / len(photos)
-            for index, (photo, source) in enumerate(batch):
+            for index, (photo, source, _) in enumerate(batch):
                 try:
                     outcomes.append(write(photo, source, index, result, textures, seconds))
                 except Exception as error:
@@ -227,6 +230,10 @@ def process_shard(
                 name=name,
                 path=None if source == ASTRONAUT else Path(source),
             )
+            mask = None
+            if options.unwrap.skin_mask:
+                pixels = skin_mask(image.shape[:2], detection.landmarks, detection.dense)
+                mask = torch.from_numpy(pixels)[None, None]
         except (ImageInputError, NoFaceError) as error:
             outcomes.append(Outcome(name, source, "failed", f"{type(error).__name__}: {error}"))
             bar.update(1)
@@ -236,7 +243,7 @@ def process_shard(
             outcomes.append(Outcome(name, source, "failed", f"{type(error).__name__}: {error}"))
             bar.update(1)
             continue
-        batch.append((photo, source))
+        batch.append((photo, source, mask))
         if len(batch) >= fitting.batch_size:
             flush()
     flush()

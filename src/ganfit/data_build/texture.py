@@ -38,6 +38,7 @@ class UnwrapConfig:
     min_facing: float = 0.2  # cosine(normal, view) at which confidence starts to rise from 0
     full_facing: float = 0.5  # cosine at which confidence reaches 1
     min_shading: float = 0.2  # shading below this is clamped before dividing (deep shadow is not albedo)
+    skin_mask: bool = True  # keep only photo pixels inside the face outline, away from eyes and mouth (skin_mask.py)
 
 
 @dataclass
@@ -164,6 +165,7 @@ class PhotoUnwrapper:
         camera,
         light,
         crop_size: int,
+        pixel_masks: list[torch.Tensor] | None = None,
     ) -> UnwrappedTexture:
         """Unwrap a fitted batch.
 
@@ -174,6 +176,8 @@ class PhotoUnwrapper:
             camera: the fit's ``ganfit.render.camera.Camera`` of the crop (principal point at its centre).
             light: the fit's light (``ganfit.render.lighting`` object with ``shade(albedo, normals)``).
             crop_size: side of the fitted crop, pixels.
+            pixel_masks: optional B masks, each float32 [1, 1, H_b, W_b] in [0, 1], of the photo pixels that may
+                become texture (:func:`ganfit.data_build.skin_mask.skin_mask`); the confidence is multiplied by them.
         """
         cfg = self.config
         camera_points = camera.to_camera(vertices)  # [B, V, 3] mm
@@ -201,7 +205,11 @@ class PhotoUnwrapper:
             original = pixel[index : index + 1] / scale + torch.tensor([x0, y0], dtype=pixel.dtype)
             g = torch.stack([original[..., 0] / width * 2 - 1, original[..., 1] / height * 2 - 1], dim=-1)
             observed.append(F.grid_sample(image, g, mode="bilinear", padding_mode="border", align_corners=False))
-            inside.append((g.abs() <= 1).all(-1)[:, None].float())
+            seen = (g.abs() <= 1).all(-1)[:, None].float()
+            if pixel_masks is not None:
+                mask = pixel_masks[index].to(image)
+                seen = seen * F.grid_sample(mask, g, mode="bilinear", padding_mode="zeros", align_corners=False)
+            inside.append(seen)
         colour = torch.cat(observed)  # [B, 3, R, R]
         albedo_seen = (colour / shading.permute(0, 3, 1, 2)).clamp(0.0, 1.0)
         confidence = (self.coverage * torch.cat(inside) * visible * facing_weight.permute(0, 3, 1, 2)).clamp(0.0, 1.0)

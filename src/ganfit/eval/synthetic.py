@@ -139,6 +139,7 @@ def sample_scenes(cfg: DictConfig, face_model, textures: list[np.ndarray]) -> di
         "photos": photos,
         "landmarks": landmarks.astype(np.float32),
         "texture_index": picks,
+        "camera": camera,
     }
 
 

@@ -184,12 +184,12 @@ def identity_judge(network, taps: list[str] | tuple[str, ...] | None = None) -> 
 
 
 def build_generator(path: str | None):
-    """The frozen texture generator from ``generator.pt`` (``ganfit.gan.load_generator``)."""
+    """The frozen texture generator from ``generator.pt`` (``ganfit.gan.load_generator``); ``"default"`` or null is
+    the shipped one (``ganfit.gan.default``, checksum verified)."""
     from ganfit.gan import load_generator
+    from ganfit.gan.default import resolve_generator
 
-    if not path:
-        raise ValueError("texture=gan needs a generator: set texture.generator=/path/to/generator.pt")
-    return load_generator(path)
+    return load_generator(resolve_generator(path))
 
 
 # ---------------------------------------------------------------------------------------------------- the job

@@ -1,4 +1,4 @@
-"""``python -m ganfit.gan export CKPT OUT``: write a plain ``generator.pt`` from a TextureGAN Lightning checkpoint."""
+"""``python -m ganfit.gan export CKPT OUT [--half]``: write a plain ``generator.pt`` from a TextureGAN checkpoint."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from ganfit.gan.export import main as export_main
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     if not argv or argv[0] != "export":
-        raise SystemExit("usage: python -m ganfit.gan export CKPT OUT")
+        raise SystemExit("usage: python -m ganfit.gan export CKPT OUT [--half]")
     export_main(argv[1:])
 
 

@@ -4,7 +4,8 @@ File format (a dict, readable with ``torch.load(path, weights_only=True)``):
 
 - ``"format"``: ``"ganfit.generator/1"``
 - ``"config"``: keyword arguments of :class:`~ganfit.gan.networks.Generator` (ints/bools)
-- ``"state_dict"``: the EMA generator's parameters and buffers (float32 CPU tensors; ``trained_level`` included)
+- ``"state_dict"``: the EMA generator's parameters and buffers (float32 CPU tensors, or float16 when exported with
+  ``half=True``; ``load_generator`` always rebuilds a float32 generator; ``trained_level`` included)
 - ``"level"``, ``"alpha"``, ``"images_seen"``: training progress when exported (alpha < 1 means the top block was
   still fading in; ``load_generator`` then uses the last fully trained level)
 """
@@ -35,11 +36,15 @@ def export_generator(
     level: int | None = None,
     alpha: float = 1.0,
     images_seen: int = 0,
+    half: bool = False,
 ) -> Path:
-    """Save ``generator`` (normally the EMA copy) to ``path`` in the plain format above; returns the path."""
+    """Save ``generator`` (normally the EMA copy) to ``path`` in the plain format above; returns the path.
+    ``half=True`` stores floating-point tensors as float16 (half the file size; the shipped default generator)."""
     level = generator.level if level is None else level
     usable = level if alpha >= 1.0 else max(level - 1, 0)
     state = {k: v.detach().cpu().clone() for k, v in generator.state_dict().items()}
+    if half:
+        state = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
     state["trained_level"] = torch.tensor(usable, dtype=torch.int64)
     payload = {
         "format": FORMAT,
@@ -72,7 +77,7 @@ def load_generator(path: str | Path, map_location: str | torch.device = "cpu") -
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise GeneratorFileError(f"{path} is not a ganfit generator export (expected format {FORMAT!r})")
     generator = Generator(**payload["config"])
-    generator.load_state_dict(payload["state_dict"])
+    generator.load_state_dict(payload["state_dict"])  # copies into float32 parameters (float16 files included)
     generator.requires_grad_(False)
     return generator.eval()
 
@@ -100,12 +105,13 @@ def generator_from_checkpoint(ckpt_path: str | Path, ema: bool = True) -> tuple[
 
 
 def main(argv: list[str] | None = None) -> None:
-    """``python -m ganfit.gan export CKPT OUT``: write ``generator.pt`` (EMA weights) from a Lightning checkpoint."""
+    """``python -m ganfit.gan export CKPT OUT [--half]``: write ``generator.pt`` (EMA weights) from a checkpoint."""
     import argparse
 
     parser = argparse.ArgumentParser(description="Export the EMA generator of a TextureGAN checkpoint.")
     parser.add_argument("ckpt", type=Path, help="Lightning checkpoint (.ckpt) of ganfit.gan.module.TextureGAN")
     parser.add_argument("out", type=Path, help="output generator.pt")
+    parser.add_argument("--half", action="store_true", help="store the weights as float16 (half the size)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     generator, progress = generator_from_checkpoint(args.ckpt)
@@ -115,6 +121,7 @@ def main(argv: list[str] | None = None) -> None:
         level=int(progress.get("level", generator.level)),
         alpha=float(progress.get("alpha", 1.0)),
         images_seen=int(progress.get("images_seen", 0)),
+        half=args.half,
     )
     print(args.out)
 
