@@ -10,7 +10,7 @@ STAMP := $(VENV)/.ganfit-installed
 export NUMBA_CACHE_DIR ?= $(HOME)/.cache/ganfit/numba
 PYTEST_ARGS ?=
 
-.PHONY: install fit test test-slow lint assets bench bench-render bench-identity bench-landmarks bench-fit bench-gan eval-synthetic eval-photos clean
+.PHONY: install fit test test-slow lint assets bench bench-render bench-identity bench-landmarks bench-fit bench-gan eval-synthetic eval-photos default-generator clean
 
 $(STAMP): pyproject.toml constraints.txt
 	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found (ganfit needs Python 3.11; set PYTHON=...)"; exit 1; }
@@ -63,6 +63,11 @@ eval-synthetic: install
 
 eval-photos: install
 	$(PY) -m ganfit.eval.photos frl_holdout=true out=outputs/eval/frl
+
+# Rebuild the shipped generator data/generators/frl_uv64.pt from the FRL photos in GANFIT_PHOTOS (~1-1.5 h on 2 cores;
+# docs/dataset.md has the measured step times). Overwrites the committed file and its card.
+default-generator: assets
+	bash scripts/build_default_generator.sh outputs/default-generator
 
 clean:
 	rm -rf $(VENV) outputs multirun .pytest_cache

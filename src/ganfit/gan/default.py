@@ -64,3 +64,72 @@ def resolve_generator(path: str | Path | None) -> Path:
     if path is None or str(path) in ("", DEFAULT_NAME):
         return default_generator_path()
     return Path(path)
+
+
+ATTRIBUTION = (
+    "Trained on UV textures made by ganfit.data_build from Face Research Lab photos (CC BY 4.0), via "
+    "github.com/debruine/webmorphR.stim @ fa8b78fd: DeBruine, L., & Jones, B. (2017). Face Research Lab London Set "
+    "(Version 5). figshare. https://doi.org/10.6084/m9.figshare.5047666.v5 ; DeBruine, L., & Jones, B. (2017). "
+    "Young Adult White Faces with Manipulated Versions (Version 1). figshare. "
+    "https://doi.org/10.6084/m9.figshare.4220517.v1 . Ten London identities (data/frl_holdout.json) were held out."
+)
+
+
+def write_card(generator_file: Path, run_dir: Path, dataset_dir: Path, steps: dict[str, Any]) -> dict[str, Any]:
+    """Write ``<generator_file>.json``: checksum, progress, the run's composed config, dataset counts, step timings.
+
+    Args:
+        generator_file: the exported (fp16) ``generator.pt``.
+        run_dir: the training run's Hydra folder (``.hydra/config.yaml`` and ``overrides.yaml`` are read).
+        dataset_dir: the builder's output (``summary.json`` and ``split/`` are read).
+        steps: free-form record of the commands and how long each took (kept as given).
+    """
+    import torch
+    from omegaconf import OmegaConf
+
+    payload = torch.load(generator_file, map_location="cpu", weights_only=True)
+    state = payload["state_dict"]
+    summary = json.loads((dataset_dir / "summary.json").read_text())
+    card = {
+        "file": generator_file.name,
+        "sha256": sha256_of(generator_file),
+        "bytes": generator_file.stat().st_size,
+        "format": payload["format"],
+        "dtype": "float16",
+        "parameters": int(sum(v.numel() for k, v in state.items() if v.is_floating_point())),
+        "resolution": 4 * 2 ** int(state["trained_level"]),
+        "images_seen": int(payload["images_seen"]),
+        "generator_config": payload["config"],
+        "training_overrides": OmegaConf.to_container(OmegaConf.load(run_dir / ".hydra" / "overrides.yaml")),
+        "training_config": {
+            key: OmegaConf.to_container(OmegaConf.load(run_dir / ".hydra" / "config.yaml"))[key]
+            for key in ("gan", "data", "seed", "torch_threads")
+        },
+        "dataset": {
+            "photos": summary["kept"] + summary["dropped"] + summary["failed"],
+            "kept": summary["kept"],
+            "train_textures": len(list((dataset_dir / "split" / "train").iterdir())),
+            "holdout_textures": len(list((dataset_dir / "split" / "holdout").iterdir())),
+        },
+        "steps": steps,
+        "attribution": ATTRIBUTION,
+        "licence": "weights derived from CC BY 4.0 photos: keep this attribution when redistributing",
+    }
+    card_path = generator_file.with_suffix(".json")
+    card_path.write_text(json.dumps(card, indent=1) + "\n")
+    return card
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m ganfit.gan.default card GENERATOR RUN_DIR DATASET_DIR STEPS.json``: write the generator's card."""
+    import sys
+
+    args = list(sys.argv[1:] if argv is None else argv)
+    if len(args) != 5 or args[0] != "card":
+        raise SystemExit("usage: python -m ganfit.gan.default card GENERATOR.pt RUN_DIR DATASET_DIR STEPS.json")
+    card = write_card(Path(args[1]), Path(args[2]), Path(args[3]), json.loads(Path(args[4]).read_text()))
+    print(f"{args[1]}: sha256 {card['sha256']}, {card['bytes']} bytes, {card['resolution']} px")
+
+
+if __name__ == "__main__":
+    main()
