@@ -117,6 +117,47 @@ def test_texture_broadcasts_shared_texture():
     torch.testing.assert_close(tex.grad, ref_tex.grad)
 
 
+def test_texture_uv_gradient_with_constant_texture():
+    g = torch.Generator().manual_seed(12)
+    tex = torch.rand(1, 6, 5, 3, generator=g, dtype=torch.float64)  # no gradient wanted
+    uv = torch.rand(2, 7, 8, 2, generator=g, dtype=torch.float64)
+    grads = []
+    for fn in (dr.texture, reference.texture):
+        u = uv.clone().requires_grad_(True)
+        fn(tex, u, filter_mode="linear", boundary_mode="clamp").sum().backward()
+        grads.append(u.grad)
+    torch.testing.assert_close(grads[0], grads[1])
+
+
+@pytest.mark.parametrize("boundary_mode", ["wrap", "clamp", "zero"])
+@pytest.mark.parametrize("filter_mode", ["nearest", "linear"])
+def test_texture_gradient_split_over_threads(filter_mode, boundary_mode):
+    # One image, several threads: the texture gradient goes through private per-thread buffers that are zeroed and
+    # summed row by row where used; runs of equal uv (a constant background) are summed before scattering.
+    import numba
+
+    g = torch.Generator().manual_seed(13)
+    tex = torch.rand(1, 9, 7, 3, generator=g, dtype=torch.float64)
+    uv = torch.rand(1, 23, 17, 2, generator=g, dtype=torch.float64) * 1.4 - 0.2
+    uv[:, :, :6] = 0.0  # background-like runs
+    uv[:, 10:, 12:] = torch.tensor([0.9, 0.1], dtype=torch.float64)
+    weight = torch.rand(1, 23, 17, 3, generator=g, dtype=torch.float64)
+    t = tex.clone().requires_grad_(True)
+    reference.texture(t, uv, filter_mode=filter_mode, boundary_mode=boundary_mode).mul(weight).sum().backward()
+    expected = t.grad
+    before = numba.get_num_threads()
+    try:
+        for n_threads in sorted({1, 2, numba.config.NUMBA_NUM_THREADS}):
+            if n_threads > numba.config.NUMBA_NUM_THREADS:
+                continue
+            numba.set_num_threads(n_threads)
+            t = tex.clone().requires_grad_(True)
+            dr.texture(t, uv, filter_mode=filter_mode, boundary_mode=boundary_mode).mul(weight).sum().backward()
+            torch.testing.assert_close(t.grad, expected)
+    finally:
+        numba.set_num_threads(before)
+
+
 @pytest.mark.parametrize("scene", list(range(2)))
 def test_antialias_matches_reference(ctx, scene):
     pos, tri = list(_scenes())[scene]

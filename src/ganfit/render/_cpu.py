@@ -7,6 +7,7 @@ Private module; use :mod:`ganfit.render.ops`. Tensors must be on the CPU; float3
 from __future__ import annotations
 
 import functools
+import threading
 from dataclasses import dataclass
 
 import numba
@@ -27,14 +28,16 @@ def _threads() -> int:
     return max(1, numba.get_num_threads())
 
 
-def _chunks(n_batch: int, height: int, width: int, target_shape: tuple[int, ...]) -> tuple[np.ndarray, int]:
+def _chunks(
+    n_batch: int, height: int, width: int, target_shape: tuple[int, ...], lazy_rows: bool = False
+) -> tuple[np.ndarray, int]:
     """Cached :func:`_make_chunks` for the current thread count (the small numpy ops cost ~0.1 ms per call)."""
-    return _make_chunks(n_batch, height, width, tuple(int(s) for s in target_shape), _threads())
+    return _make_chunks(n_batch, height, width, tuple(int(s) for s in target_shape), _threads(), lazy_rows)
 
 
 @functools.lru_cache(maxsize=256)
 def _make_chunks(
-    n_batch: int, height: int, width: int, target_shape: tuple[int, ...], n_threads: int
+    n_batch: int, height: int, width: int, target_shape: tuple[int, ...], n_threads: int, lazy_rows: bool
 ) -> tuple[np.ndarray, int]:
     """Work split for scatter kernels: ``(chunks[K, 3] = (row_start, row_end, buffer), n_buffers)``.
 
@@ -42,7 +45,8 @@ def _make_chunks(
     least as many images as threads, each image is one chunk writing into its own slice (no extra buffers).
     Otherwise each thread gets a block of rows and a private buffer summed afterwards (in parallel, by
     :func:`_reduce`), unless zeroing and summing those buffers would cost more than the parallelism saves (a texture
-    far larger than the image): then one chunk.
+    far larger than the image): then one chunk. With ``lazy_rows`` (the texture gradient, whose private buffers are
+    zeroed and summed only where used) that exception does not apply.
 
     The returned array is shared between calls: never modify it.
     """
@@ -53,10 +57,30 @@ def _make_chunks(
         return np.stack([starts, starts + height, np.zeros(n_batch, np.int64)], axis=1), 1
     target_numel = int(np.prod(target_shape))
     n = min(n_threads, rows)
-    if target_numel > 32 * rows * width:
+    if target_numel > 32 * rows * width and not lazy_rows:
         n = 1
     edges = np.linspace(0, rows, n + 1).round().astype(np.int64)
     return np.stack([edges[:-1], edges[1:], np.arange(n, dtype=np.int64)], axis=1), n
+
+
+_SCRATCH = threading.local()
+
+
+def _scratch(n: int, size: int, dtype: np.dtype) -> np.ndarray:
+    """A reusable (per Python thread) uninitialised ``[max(n, 1), size]`` buffer for private gradient copies.
+
+    Kept between calls so its pages stay mapped (a fresh multi-megabyte allocation costs page faults every call).
+    """
+    key = (max(n, 1), size, np.dtype(dtype).str)
+    cache = getattr(_SCRATCH, "buffers", None)
+    if cache is None:
+        cache = _SCRATCH.buffers = {}
+    buf = cache.get(key)
+    if buf is None:
+        if len(cache) >= 4:
+            cache.clear()
+        buf = cache[key] = np.empty(key[:2], dtype)
+    return buf
 
 
 def _reduce(gbuf: np.ndarray) -> torch.Tensor:
@@ -243,12 +267,26 @@ class TextureFunction(torch.autograd.Function):
         tex_np = _np(tex)
         uv_np = _np(uv)
         want_tex = bool(ctx.needs_input_grad[0])
-        tex_shape = tuple(tex.shape) if want_tex else (1, 1, 1, tex.shape[3])  # dummy target when not needed
-        chunks, n_buf = _chunks(uv.shape[0], uv.shape[1], uv.shape[2], tex_shape)
-        gtex = np.zeros((n_buf, *tex_shape), tex_np.dtype)
+        n_chan = tex.shape[3]
+        if want_tex:
+            chunks, n_buf = _chunks(uv.shape[0], uv.shape[1], uv.shape[2], tuple(tex.shape), lazy_rows=True)
+            gtex = np.zeros(tex.shape, tex_np.dtype)
+            n_priv = n_buf - 1
+        else:  # dummy target: only the uv gradient is computed
+            chunks, _ = _chunks(uv.shape[0], uv.shape[1], uv.shape[2], (uv.shape[0], 1))
+            chunks = chunks.copy()
+            chunks[:, 2] = 0
+            gtex = np.zeros((1, 1, 1, n_chan), tex_np.dtype)
+            n_priv = 0
+        scratch = _scratch(n_priv, gtex.size if n_priv else 1, tex_np.dtype)
+        dirty = np.zeros((max(n_priv, 1), gtex.shape[0] * gtex.shape[1]), np.uint8)
         guv = np.empty(uv.shape if ctx.linear else (1, 1, 1, 2), uv_np.dtype)
-        k.texture_bwd(tex_np, uv_np, _np(dy.to(tex.dtype)), ctx.linear, ctx.boundary, chunks, want_tex, gtex, guv)
-        g_tex = _reduce(gtex) if want_tex else None
+        k.texture_bwd(
+            tex_np, uv_np, _np(dy.to(tex.dtype)), ctx.linear, ctx.boundary, chunks, want_tex, gtex, scratch, dirty, guv
+        )
+        if n_priv > 0:
+            k.add_dirty_rows(gtex, scratch, dirty)
+        g_tex = torch.from_numpy(gtex) if want_tex else None
         g_uv = torch.from_numpy(guv) if ctx.linear and ctx.needs_input_grad[1] else None
         return g_tex, g_uv, None, None
 

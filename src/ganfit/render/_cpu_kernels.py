@@ -698,99 +698,159 @@ def texture_fwd(tex, uv, linear, boundary, out):
                 )
 
 
+@njit(cache=True, inline="always")
+def _scatter_taps(gflat, base, o00, o10, o01, o11, w00, w10, w01, w11, acc, n_chan):
+    for c in range(n_chan):
+        a = acc[c]
+        gflat[base + o00 + c] += w00 * a
+        gflat[base + o10 + c] += w10 * a
+        gflat[base + o01 + c] += w01 * a
+        gflat[base + o11 + c] += w11 * a
+
+
+@njit(cache=True, inline="always")
+def _touch_row(sflat, dirty, s, row, row_len):
+    """Zero row ``row`` of private buffer ``s`` on its first use (``dirty[s, row]`` marks used rows)."""
+    if dirty[s, row] == 0:
+        dirty[s, row] = 1
+        base = row * row_len
+        for i in range(base, base + row_len):
+            sflat[s, i] = 0.0
+
+
 @njit(cache=True, parallel=True)
-def texture_bwd(tex, uv, dy, linear, boundary, chunks, want_tex, gtex, guv):
-    """With ``want_tex`` accumulate ``gtex[n_buf, Bt, Ht, Wt, C]``; in linear mode write every pixel of
-    ``guv[B, H, W, 2]``.
+def texture_bwd(tex, uv, dy, linear, boundary, chunks, want_tex, gtex, scratch, dirty, guv):
+    """With ``want_tex`` accumulate the texture gradient ``gtex[Bg, Ht, Wt, C]`` (zeroed by the caller); in linear
+    mode write every pixel of ``guv[B, H, W, 2]``.
+
+    ``chunks[K, 3] = (row_start, row_end, buffer)``: buffer 0 scatters straight into ``gtex``; buffer ``s > 0``
+    into the private ``scratch[s - 1]`` (same layout as ``gtex``, flattened), whose texel rows are zeroed lazily on
+    first use and flagged in ``dirty[s - 1, Bg * Ht]``; :func:`add_dirty_rows` then adds them to ``gtex``. Only the
+    texel rows a chunk touches are zeroed and summed, not whole textures.
 
     Runs of neighbouring pixels with identical ``uv`` (the background at uv = 0) sum their incoming gradients
     before one scatter, instead of serialised read-modify-writes of the same texels.
     """
     n_batch, height, width = uv.shape[0], uv.shape[1], uv.shape[2]
-    th, tw, n_chan = tex.shape[1], tex.shape[2], tex.shape[3]
-    n_pix = n_batch * height * width
-    flat = tex.reshape(tex.shape[0], th * tw, n_chan)
-    gflat = gtex.reshape(gtex.shape[0], gtex.shape[1], th * tw, n_chan)
-    uv2 = uv.reshape(n_pix, 2)
-    dy2 = dy.reshape(n_pix, n_chan)
-    guv2 = guv.reshape(guv.shape[0] * guv.shape[1] * guv.shape[2], 2)  # a dummy [1, 1, 1, 2] unless linear
+    n_tb, th, tw, n_chan = tex.shape[0], tex.shape[1], tex.shape[2], tex.shape[3]
+    row_len = tw * n_chan
+    tsz = th * row_len
+    n_gb = gtex.shape[0]
+    tflat = tex.reshape(tex.size)
+    gflat = gtex.reshape(gtex.size)
+    uvf = uv.reshape(uv.size)
+    dyf = dy.reshape(dy.size)
+    guvf = guv.reshape(guv.size)  # a dummy unless linear
     for kk in prange(chunks.shape[0]):
         buf = chunks[kk, 2]
+        sflat = scratch[max(buf - 1, 0)]
         acc = np.zeros(n_chan)  # summed dy of the current run
         du = np.zeros(n_chan)  # d(out_c)/du of the current run's lookup (texel units)
         dv = np.zeros(n_chan)
         for r in range(chunks[kk, 0], chunks[kk, 1]):
             b = r // height
-            tb = b if tex.shape[0] > 1 else 0
-            gb = b if gtex.shape[1] > 1 else 0
+            tbase = (b if n_tb > 1 else 0) * tsz
+            gb = b if n_gb > 1 else 0
+            gbase = gb * tsz
             have = False  # a run is open: its taps below are valid and acc holds its gradient
             pu = np.nan
             pv = np.nan
             o00 = o10 = o01 = o11 = 0
+            row0 = row1 = 0
             w00 = w10 = w01 = w11 = 0.0
             for p in range(r * width, (r + 1) * width + 1):
-                flush = p == (r + 1) * width
+                last = p == (r + 1) * width
                 u = 0.0
                 v = 0.0
-                if not flush:
-                    if linear:
-                        guv2[p, 0] = 0.0
-                        guv2[p, 1] = 0.0
-                    u = np.float64(uv2[p, 0])
-                    v = np.float64(uv2[p, 1])
-                    if not (math.isfinite(u) and math.isfinite(v)):
-                        continue
-                    nonzero = False
-                    for c in range(n_chan):
-                        if dy2[p, c] != 0.0:
-                            nonzero = True
-                    if not nonzero:  # e.g. background pixels masked out downstream: nothing to scatter
-                        continue
-                    flush = not (have and u == pu and v == pv)
-                if flush and have and want_tex:
-                    for c in range(n_chan):
-                        a = acc[c]
-                        gflat[buf, gb, o00, c] += w00 * a
-                        gflat[buf, gb, o10, c] += w10 * a
-                        gflat[buf, gb, o01, c] += w01 * a
-                        gflat[buf, gb, o11, c] += w11 * a
-                    have = False
-                if p == (r + 1) * width:
-                    break
-                if not have:
-                    have = True
-                    pu = u
-                    pv = v
-                    for c in range(n_chan):
-                        acc[c] = 0.0
-                    if not linear:
-                        ix, iy = _nearest_tap(u, v, tw, th, boundary)
-                        o00 = o10 = o01 = o11 = max(iy, 0) * tw + max(ix, 0)
-                        w00 = 1.0 if ix >= 0 else 0.0
-                        w10 = w01 = w11 = 0.0
-                    else:
-                        o00, o10, o01, o11, m00, m10, m01, m11, fu, fv = _bilinear_setup(u, v, tw, th, boundary)
-                        w00 = (1.0 - fu) * (1.0 - fv) * m00
-                        w10 = fu * (1.0 - fv) * m10
-                        w01 = (1.0 - fu) * fv * m01
-                        w11 = fu * fv * m11
+                dbase = p * n_chan
+                if not last:
+                    u = np.float64(uvf[2 * p])
+                    v = np.float64(uvf[2 * p + 1])
+                    if have and u == pu and v == pv:  # same lookup as the open run: extend it
+                        gu = 0.0
+                        gv = 0.0
                         for c in range(n_chan):
-                            a00 = flat[tb, o00, c] * m00
-                            a10 = flat[tb, o10, c] * m10
-                            a01 = flat[tb, o01, c] * m01
-                            a11 = flat[tb, o11, c] * m11
-                            du[c] = ((1.0 - fv) * (a10 - a00) + fv * (a11 - a01)) * tw
-                            dv[c] = ((1.0 - fu) * (a01 - a00) + fu * (a11 - a10)) * th
+                            d = np.float64(dyf[dbase + c])
+                            acc[c] += d
+                            gu += d * du[c]
+                            gv += d * dv[c]
+                        if linear:
+                            guvf[2 * p] = gu
+                            guvf[2 * p + 1] = gv
+                        continue
+                if have and want_tex:
+                    if buf == 0:
+                        _scatter_taps(gflat, gbase, o00, o10, o01, o11, w00, w10, w01, w11, acc, n_chan)
+                    else:
+                        _touch_row(scratch, dirty, buf - 1, gb * th + row0, row_len)
+                        _touch_row(scratch, dirty, buf - 1, gb * th + row1, row_len)
+                        _scatter_taps(sflat, gbase, o00, o10, o01, o11, w00, w10, w01, w11, acc, n_chan)
+                have = False
+                if last:
+                    break
+                if linear:
+                    guvf[2 * p] = 0.0
+                    guvf[2 * p + 1] = 0.0
+                if not (math.isfinite(u) and math.isfinite(v)):
+                    continue
+                nonzero = False
+                for c in range(n_chan):
+                    if dyf[dbase + c] != 0.0:
+                        nonzero = True
+                if not nonzero:  # e.g. background pixels masked out downstream: nothing to scatter
+                    continue
+                have = True
+                pu = u
+                pv = v
+                if not linear:
+                    ix, iy = _nearest_tap(u, v, tw, th, boundary)
+                    row0 = row1 = max(iy, 0)
+                    o00 = o10 = o01 = o11 = (max(iy, 0) * tw + max(ix, 0)) * n_chan
+                    w00 = 1.0 if ix >= 0 else 0.0
+                    w10 = w01 = w11 = 0.0
+                    for c in range(n_chan):
+                        acc[c] = np.float64(dyf[dbase + c])
+                    continue
+                o00, o10, o01, o11, m00, m10, m01, m11, fu, fv = _bilinear_setup(u, v, tw, th, boundary)
+                row0 = o00 // tw
+                row1 = o01 // tw
+                o00 *= n_chan
+                o10 *= n_chan
+                o01 *= n_chan
+                o11 *= n_chan
+                w00 = (1.0 - fu) * (1.0 - fv) * m00
+                w10 = fu * (1.0 - fv) * m10
+                w01 = (1.0 - fu) * fv * m01
+                w11 = fu * fv * m11
                 gu = 0.0
                 gv = 0.0
                 for c in range(n_chan):
-                    d = np.float64(dy2[p, c])
-                    acc[c] += d
+                    a00 = tflat[tbase + o00 + c] * m00
+                    a10 = tflat[tbase + o10 + c] * m10
+                    a01 = tflat[tbase + o01 + c] * m01
+                    a11 = tflat[tbase + o11 + c] * m11
+                    du[c] = ((1.0 - fv) * (a10 - a00) + fv * (a11 - a01)) * tw
+                    dv[c] = ((1.0 - fu) * (a01 - a00) + fu * (a11 - a10)) * th
+                    d = np.float64(dyf[dbase + c])
+                    acc[c] = d
                     gu += d * du[c]
                     gv += d * dv[c]
-                if linear:
-                    guv2[p, 0] = gu
-                    guv2[p, 1] = gv
+                guvf[2 * p] = gu
+                guvf[2 * p + 1] = gv
+
+
+@njit(cache=True, parallel=True)
+def add_dirty_rows(gtex, scratch, dirty):
+    """``gtex[Bg, Ht, Wt, C]`` += the used rows of the private buffers of :func:`texture_bwd` (parallel by row)."""
+    n_rows = gtex.shape[0] * gtex.shape[1]
+    row_len = gtex.shape[2] * gtex.shape[3]
+    gflat = gtex.reshape(gtex.size)
+    for row in prange(n_rows):
+        base = row * row_len
+        for s in range(dirty.shape[0]):
+            if dirty[s, row] != 0:
+                for i in range(base, base + row_len):
+                    gflat[i] += scratch[s, i]
 
 
 # ----------------------------------------------------------------------------------------------------------------
