@@ -131,17 +131,18 @@ def test_texture_uv_gradient_with_constant_texture():
 
 @pytest.mark.parametrize("boundary_mode", ["wrap", "clamp", "zero"])
 @pytest.mark.parametrize("filter_mode", ["nearest", "linear"])
-def test_texture_gradient_split_over_threads(filter_mode, boundary_mode):
+@pytest.mark.parametrize("n_chan", [3, 5])  # kernels specialised for <= 4 channels, and the general one
+def test_texture_gradient_split_over_threads(filter_mode, boundary_mode, n_chan):
     # One image, several threads: the texture gradient goes through private per-thread buffers that are zeroed and
     # summed row by row where used; runs of equal uv (a constant background) are summed before scattering.
     import numba
 
     g = torch.Generator().manual_seed(13)
-    tex = torch.rand(1, 9, 7, 3, generator=g, dtype=torch.float64)
+    tex = torch.rand(1, 9, 7, n_chan, generator=g, dtype=torch.float64)
     uv = torch.rand(1, 23, 17, 2, generator=g, dtype=torch.float64) * 1.4 - 0.2
     uv[:, :, :6] = 0.0  # background-like runs
     uv[:, 10:, 12:] = torch.tensor([0.9, 0.1], dtype=torch.float64)
-    weight = torch.rand(1, 23, 17, 3, generator=g, dtype=torch.float64)
+    weight = torch.rand(1, 23, 17, n_chan, generator=g, dtype=torch.float64)
     t = tex.clone().requires_grad_(True)
     reference.texture(t, uv, filter_mode=filter_mode, boundary_mode=boundary_mode).mul(weight).sum().backward()
     expected = t.grad

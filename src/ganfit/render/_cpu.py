@@ -281,7 +281,8 @@ class TextureFunction(torch.autograd.Function):
         scratch = _scratch(n_priv, gtex.size if n_priv else 1, tex_np.dtype)
         dirty = np.zeros((max(n_priv, 1), gtex.shape[0] * gtex.shape[1]), np.uint8)
         guv = np.empty(uv.shape if ctx.linear else (1, 1, 1, 2), uv_np.dtype)
-        k.texture_bwd(
+        kernel = k.texture_bwd4 if n_chan <= 4 else k.texture_bwd
+        kernel(
             tex_np, uv_np, _np(dy.to(tex.dtype)), ctx.linear, ctx.boundary, chunks, want_tex, gtex, scratch, dirty, guv
         )
         if n_priv > 0:

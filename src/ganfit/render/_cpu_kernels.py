@@ -839,6 +839,179 @@ def texture_bwd(tex, uv, dy, linear, boundary, chunks, want_tex, gtex, scratch, 
                 guvf[2 * p + 1] = gv
 
 
+@njit(cache=True, inline="always")
+def _get4(a, i, n):
+    """``a[i : i + n]`` (n <= 4) as four float64 scalars, zero beyond ``n`` (scalars stay in registers)."""
+    x0 = np.float64(a[i])
+    x1 = np.float64(a[i + 1]) if n > 1 else 0.0
+    x2 = np.float64(a[i + 2]) if n > 2 else 0.0
+    x3 = np.float64(a[i + 3]) if n > 3 else 0.0
+    return x0, x1, x2, x3
+
+
+@njit(cache=True, inline="always")
+def _add4(g, i, n, w, a0, a1, a2, a3):
+    """``g[i : i + n] += w * (a0, a1, a2, a3)[:n]``."""
+    g[i] += w * a0
+    if n > 1:
+        g[i + 1] += w * a1
+    if n > 2:
+        g[i + 2] += w * a2
+    if n > 3:
+        g[i + 3] += w * a3
+
+
+@njit(cache=True, inline="always")
+def _bilinear_d(t00, t10, t01, t11, m00, m10, m01, m11, fu, fv, tw, th):
+    """d(out)/du, d(out)/dv (texel units) of one channel of a bilinear lookup."""
+    a00 = t00 * m00
+    a10 = t10 * m10
+    a01 = t01 * m01
+    a11 = t11 * m11
+    return ((1.0 - fv) * (a10 - a00) + fv * (a11 - a01)) * tw, ((1.0 - fu) * (a01 - a00) + fu * (a11 - a10)) * th
+
+
+@njit(cache=True, parallel=True)
+def texture_bwd4(tex, uv, dy, linear, boundary, chunks, want_tex, gtex, scratch, dirty, guv):
+    """:func:`texture_bwd` for textures of at most 4 channels, with the per-channel state in scalars (registers)
+    instead of small arrays, and separately compiled row loops for the shared and the private buffers (~1.4x
+    faster); same arguments and results."""
+    n_tb, th, tw, n_chan = tex.shape[0], tex.shape[1], tex.shape[2], tex.shape[3]
+    tflat = tex.reshape(tex.size)
+    gflat = gtex.reshape(gtex.size)
+    uvf = uv.reshape(uv.size)
+    dyf = dy.reshape(dy.size)
+    guvf = guv.reshape(guv.size)  # a dummy unless linear
+    dims = (uv.shape[1], uv.shape[2], n_tb, th, tw, n_chan, gtex.shape[0])
+    for kk in prange(chunks.shape[0]):
+        buf = chunks[kk, 2]
+        r0 = chunks[kk, 0]
+        r1 = chunks[kk, 1]
+        if buf == 0:
+            _texture_bwd4_rows(tflat, uvf, dyf, guvf, gflat, None, dims, r0, r1, linear, boundary, want_tex)
+        else:
+            _texture_bwd4_rows(
+                tflat, uvf, dyf, guvf, scratch[buf - 1], dirty[buf - 1], dims, r0, r1, linear, boundary, want_tex
+            )
+
+
+@njit(cache=True)
+def _texture_bwd4_rows(tflat, uvf, dyf, guvf, dst, dirty, dims, r_start, r_end, linear, boundary, want_tex):
+    """Rows ``[r_start, r_end)`` of :func:`texture_bwd4`, scattering into ``dst`` (flat, the layout of ``gtex``);
+    with ``dirty`` (not None) ``dst`` is a private buffer whose rows are zeroed on first use (compiled separately:
+    no per-tap branch in the shared-buffer version)."""
+    height, width, n_tb, th, tw, n_chan, n_gb = dims
+    row_len = tw * n_chan
+    tsz = th * row_len
+    for r in range(r_start, r_end):
+        b = r // height
+        tbase = (b if n_tb > 1 else 0) * tsz
+        gb = b if n_gb > 1 else 0
+        gbase = gb * tsz
+        have = False  # a run is open: its taps are valid and a0..a3 hold its summed gradient
+        pu = np.nan
+        pv = np.nan
+        o00 = o10 = o01 = o11 = 0
+        row0 = row1 = 0
+        w00 = w10 = w01 = w11 = 0.0
+        a0 = a1 = a2 = a3 = 0.0
+        du0 = du1 = du2 = du3 = dv0 = dv1 = dv2 = dv3 = 0.0
+        for p in range(r * width, (r + 1) * width + 1):
+            last = p == (r + 1) * width
+            u = 0.0
+            v = 0.0
+            d0 = d1 = d2 = d3 = 0.0
+            if not last:
+                u = np.float64(uvf[2 * p])
+                v = np.float64(uvf[2 * p + 1])
+                d0, d1, d2, d3 = _get4(dyf, p * n_chan, n_chan)
+                if have and u == pu and v == pv:  # same lookup as the open run: extend it
+                    a0 += d0
+                    a1 += d1
+                    a2 += d2
+                    a3 += d3
+                    if linear:
+                        guvf[2 * p] = d0 * du0 + d1 * du1 + d2 * du2 + d3 * du3
+                        guvf[2 * p + 1] = d0 * dv0 + d1 * dv1 + d2 * dv2 + d3 * dv3
+                    continue
+            if have and want_tex:
+                if dirty is not None:
+                    _touch_row1(dst, dirty, gb * th + row0, row_len)
+                    _touch_row1(dst, dirty, gb * th + row1, row_len)
+                _add4(dst, gbase + o00, n_chan, w00, a0, a1, a2, a3)
+                if linear:
+                    _add4(dst, gbase + o10, n_chan, w10, a0, a1, a2, a3)
+                    _add4(dst, gbase + o01, n_chan, w01, a0, a1, a2, a3)
+                    _add4(dst, gbase + o11, n_chan, w11, a0, a1, a2, a3)
+            have = False
+            if last:
+                break
+            if linear:
+                guvf[2 * p] = 0.0
+                guvf[2 * p + 1] = 0.0
+            if not (math.isfinite(u) and math.isfinite(v)):
+                continue
+            if d0 == 0.0 and d1 == 0.0 and d2 == 0.0 and d3 == 0.0:
+                continue  # e.g. background pixels masked out downstream: nothing to scatter
+            have = True
+            pu = u
+            pv = v
+            a0 = d0
+            a1 = d1
+            a2 = d2
+            a3 = d3
+            if not linear:
+                ix, iy = _nearest_tap(u, v, tw, th, boundary)
+                row0 = row1 = max(iy, 0)
+                o00 = (max(iy, 0) * tw + max(ix, 0)) * n_chan
+                w00 = 1.0 if ix >= 0 else 0.0
+                continue
+            o00, o10, o01, o11, m00, m10, m01, m11, fu, fv = _bilinear_setup(u, v, tw, th, boundary)
+            row0 = o00 // tw
+            row1 = o01 // tw
+            o00 *= n_chan
+            o10 *= n_chan
+            o01 *= n_chan
+            o11 *= n_chan
+            w00 = (1.0 - fu) * (1.0 - fv) * m00
+            w10 = fu * (1.0 - fv) * m10
+            w01 = (1.0 - fu) * fv * m01
+            w11 = fu * fv * m11
+            q00 = tbase + o00
+            q10 = tbase + o10
+            q01 = tbase + o01
+            q11 = tbase + o11
+            du0, dv0 = _bilinear_d(
+                tflat[q00], tflat[q10], tflat[q01], tflat[q11], m00, m10, m01, m11, fu, fv, tw, th
+            )
+            if n_chan > 1:
+                du1, dv1 = _bilinear_d(
+                    tflat[q00 + 1], tflat[q10 + 1], tflat[q01 + 1], tflat[q11 + 1], m00, m10, m01, m11, fu, fv,
+                    tw, th,
+                )
+            if n_chan > 2:
+                du2, dv2 = _bilinear_d(
+                    tflat[q00 + 2], tflat[q10 + 2], tflat[q01 + 2], tflat[q11 + 2], m00, m10, m01, m11, fu, fv,
+                    tw, th,
+                )
+            if n_chan > 3:
+                du3, dv3 = _bilinear_d(
+                    tflat[q00 + 3], tflat[q10 + 3], tflat[q01 + 3], tflat[q11 + 3], m00, m10, m01, m11, fu, fv,
+                    tw, th,
+                )
+            guvf[2 * p] = d0 * du0 + d1 * du1 + d2 * du2 + d3 * du3
+            guvf[2 * p + 1] = d0 * dv0 + d1 * dv1 + d2 * dv2 + d3 * dv3
+
+
+@njit(cache=True, inline="always")
+def _touch_row1(sflat, dirty, row, row_len):
+    """Zero row ``row`` of the private buffer ``sflat`` on its first use (``dirty[row]`` marks used rows)."""
+    if dirty[row] == 0:
+        dirty[row] = 1
+        for i in range(row * row_len, (row + 1) * row_len):
+            sflat[i] = 0.0
+
+
 @njit(cache=True, parallel=True)
 def add_dirty_rows(gtex, scratch, dirty):
     """``gtex[Bg, Ht, Wt, C]`` += the used rows of the private buffers of :func:`texture_bwd` (parallel by row)."""
