@@ -86,7 +86,12 @@ def _scratch(n: int, size: int, dtype: np.dtype) -> np.ndarray:
 def _reduce(gbuf: np.ndarray) -> torch.Tensor:
     """Sum of the per-thread gradient buffers ``gbuf[n_buf, ...]`` (a view of ``gbuf[0]``, summed in place)."""
     if gbuf.shape[0] > 1:
-        k.sum_buffers(gbuf.reshape(gbuf.shape[0], -1))
+        flat = gbuf.reshape(gbuf.shape[0], -1)
+        if flat.shape[1] < (1 << 18):  # small (vertex gradients): numpy, no parallel region to wake threads for
+            for i in range(1, flat.shape[0]):
+                flat[0] += flat[i]
+        else:
+            k.sum_buffers(flat)
     return torch.from_numpy(gbuf[0])
 
 

@@ -205,43 +205,48 @@ def triangle_bboxes(pos, tri, tri_lo, tri_hi, height, width, bbox):
         bbox[b, f, 3] = y1
 
 
+@njit(cache=True, inline="always")
+def _bin_image(bbox, b, band_height, n_bands, counts, offsets, items, fill):
+    """Count (``fill`` False) or store (True, ``offsets`` known) image ``b``'s triangles per row band."""
+    for k in range(n_bands):
+        counts[b * n_bands + k] = 0
+    for f in range(bbox.shape[1]):
+        if bbox[b, f, 1] < bbox[b, f, 0]:
+            continue
+        k0 = bbox[b, f, 2] // band_height
+        k1 = bbox[b, f, 3] // band_height
+        for k in range(k0, k1 + 1):
+            slot = b * n_bands + k
+            if fill:
+                items[offsets[slot] + counts[slot]] = f
+            counts[slot] += 1
+
+
 @njit(cache=True, parallel=True)
 def bin_triangles(bbox, band_height, n_bands, counts, offsets, items):
     """Bucket triangles by the row bands their boxes touch.
 
-    ``counts[B * n_bands]`` (zeroed), ``offsets[B * n_bands + 1]``; ``items`` must be large enough: call with
-    ``items`` of size 0 to only count (returns the total needed), then again with the real array.
+    ``counts[B * n_bands]``, ``offsets[B * n_bands + 1]``; when ``items`` is too small, only counts and returns the
+    total needed (call again with a large enough array). Parallel over images; a single image runs inline (no
+    thread wake-ups for a loop that could not be split anyway).
     """
     n_batch = bbox.shape[0]
-    n_tri = bbox.shape[1]
-    for b in prange(n_batch):
-        for k in range(n_bands):
-            counts[b * n_bands + k] = 0
-        for f in range(n_tri):
-            if bbox[b, f, 1] < bbox[b, f, 0]:
-                continue
-            k0 = bbox[b, f, 2] // band_height
-            k1 = bbox[b, f, 3] // band_height
-            for k in range(k0, k1 + 1):
-                counts[b * n_bands + k] += 1
+    if n_batch == 1:
+        _bin_image(bbox, 0, band_height, n_bands, counts, offsets, items, False)
+    else:
+        for b in prange(n_batch):
+            _bin_image(bbox, b, band_height, n_bands, counts, offsets, items, False)
     offsets[0] = 0
     for i in range(n_batch * n_bands):
         offsets[i + 1] = offsets[i] + counts[i]
     total = offsets[n_batch * n_bands]
     if items.shape[0] < total:
         return total
-    for b in prange(n_batch):
-        for k in range(n_bands):
-            counts[b * n_bands + k] = 0
-        for f in range(n_tri):
-            if bbox[b, f, 1] < bbox[b, f, 0]:
-                continue
-            k0 = bbox[b, f, 2] // band_height
-            k1 = bbox[b, f, 3] // band_height
-            for k in range(k0, k1 + 1):
-                slot = b * n_bands + k
-                items[offsets[slot] + counts[slot]] = f
-                counts[slot] += 1
+    if n_batch == 1:
+        _bin_image(bbox, 0, band_height, n_bands, counts, offsets, items, True)
+    else:
+        for b in prange(n_batch):
+            _bin_image(bbox, b, band_height, n_bands, counts, offsets, items, True)
     return total
 
 
@@ -1047,7 +1052,7 @@ def antialias_prepare(pos, tri, opp, height, width, proj, sil):
     n_pb, n_vert = pos.shape[0], pos.shape[1]
     xh = 0.5 * width
     yh = 0.5 * height
-    for item in prange(n_pb * n_vert):
+    for item in range(n_pb * n_vert):  # cheap: serial, saves a parallel region (thread wake-ups)
         pb = item // n_vert
         i = item % n_vert
         w = np.float64(pos[pb, i, 3])
