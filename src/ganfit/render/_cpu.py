@@ -95,6 +95,25 @@ def _reduce(gbuf: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(gbuf[0])
 
 
+_ROW_BLOCK = 8  # rows per block of the interleaved row order (keeps neighbouring rows, and their texels, together)
+
+
+def _row_order(n_batch: int, height: int) -> np.ndarray:
+    """Permutation of the ``n_batch * height`` raster rows for row-parallel kernels (cached; never modify it)."""
+    return _make_row_order(n_batch, height, _threads())
+
+
+@functools.lru_cache(maxsize=64)
+def _make_row_order(n_batch: int, height: int, n_threads: int) -> np.ndarray:
+    """Identity when every thread gets whole images; otherwise blocks of rows dealt to threads in turn, thread
+    ``t``'s blocks contiguous in the result (numba runs a parallel loop as one contiguous block per thread)."""
+    rows = np.arange(n_batch * height, dtype=np.int64)
+    if n_threads <= 1 or (n_batch % n_threads == 0):
+        return rows
+    blocks = [rows[i : i + _ROW_BLOCK] for i in range(0, rows.size, _ROW_BLOCK)]
+    return np.concatenate([np.concatenate(blocks[t :: n_threads]) for t in range(min(n_threads, len(blocks)))])
+
+
 def _band_order(n_items: int) -> np.ndarray:
     """Interleave work items so each thread's static block of the parallel loop spans the whole image."""
     return _make_band_order(n_items, _threads())
@@ -140,7 +159,7 @@ class RasterizeFunction(torch.autograd.Function):
         rast = rasterize_forward(pos_np, tri_np, tri_lo, tri_hi, height, width)
         if output_db:
             rast_db = np.empty_like(rast)
-            k.rasterize_db(pos_np, tri_np, rast, rast_db)
+            k.rasterize_db(pos_np, tri_np, rast, _row_order(rast.shape[0], rast.shape[1]), rast_db)
         else:
             rast_db = np.zeros((*rast.shape[:3], 0), rast.dtype)
         rast_t = torch.from_numpy(rast)
@@ -228,7 +247,7 @@ class InterpolateFunction(torch.autograd.Function):
         attr_np = _np(attr)
         rast_np = _np(rast)
         out = np.empty((*rast.shape[:3], attr.shape[2]), attr_np.dtype)
-        k.interpolate_fwd(attr_np, rast_np, _np(tri), out)
+        k.interpolate_fwd(attr_np, rast_np, _np(tri), _row_order(rast.shape[0], rast.shape[1]), out)
         ctx.save_for_backward(attr, rast, tri)
         return torch.from_numpy(out)
 
@@ -260,7 +279,7 @@ class TextureFunction(torch.autograd.Function):
     def forward(ctx, tex, uv, linear, boundary):  # type: ignore[override]
         tex_np = _np(tex)
         out = np.empty((*uv.shape[:3], tex.shape[3]), tex_np.dtype)
-        k.texture_fwd(tex_np, _np(uv), linear, boundary, out)
+        k.texture_fwd(tex_np, _np(uv), linear, boundary, _row_order(uv.shape[0], uv.shape[1]), out)
         ctx.save_for_backward(tex, uv)
         ctx.linear = linear
         ctx.boundary = boundary
@@ -353,7 +372,7 @@ class AntialiasFunction(torch.autograd.Function):
         proj = np.empty((*pos.shape[:2], 2), np.float64)
         sil = np.empty((pos.shape[0], topology.tri.shape[0]), np.int8)
         k.antialias_prepare(pos_np, topology.tri, topology.opposite, rast.shape[1], rast.shape[2], proj, sil)
-        pairs = k.antialias_analyse(topology.tri, proj, sil, rast_np)
+        pairs = k.antialias_analyse(topology.tri, proj, sil, rast_np, _row_order(rast.shape[0], rast.shape[1]))
         out = color_np.copy()
         k.antialias_fwd(color_np, pairs[0], pairs[1], out)
         ctx.save_for_backward(color, rast, pos)

@@ -11,6 +11,10 @@ Conventions (identical to nvdiffrast):
     * ``rast[b, y, x] = (u, v, z/w, triangle_id + 1)`` with perspective-correct barycentrics: an attribute is
       ``u a0 + v a1 + (1 - u - v) a2``; ``0`` in the last channel marks an empty pixel.
 
+Row-parallel kernels take ``rows``, a permutation of the ``B * H`` raster rows (see ``_cpu._row_order``): numba
+splits a parallel loop into one contiguous block per thread, and a permutation interleaving blocks of rows gives
+every thread a share of the whole image (the face is not centred vertically: without it one thread gets ~54%).
+
 Scatter-type backward kernels (gradients to vertices / texels) take ``chunks[K, 3] = (row_start, row_end,
 buffer)`` over the flattened ``B * H`` rows and a gradient buffer ``[n_buffers, B_target, ...]``; see
 ``ops._chunks``: either one chunk per image writing into its own target image (no races), or one chunk per thread
@@ -385,12 +389,13 @@ def rasterize_fwd(pos, tri, bbox, band_height, n_bands, offsets, items, order, r
 
 
 @njit(cache=True, parallel=True)
-def rasterize_db(pos, tri, rast, rast_db):
+def rasterize_db(pos, tri, rast, rows, rast_db):
     """Fill ``rast_db[B, H, W, 4] = (du/dX, du/dY, dv/dX, dv/dY)`` (per pixel, X right, Y = raster row)."""
     n_batch, height, width = rast.shape[0], rast.shape[1], rast.shape[2]
     xh = 0.5 * width
     yh = 0.5 * height
-    for r in prange(n_batch * height):
+    for ri in prange(rows.shape[0]):
+        r = rows[ri]
         b = r // height
         y = r % height
         pb = b if pos.shape[0] > 1 else 0
@@ -505,11 +510,12 @@ def rasterize_bwd(pos, tri, rast, dy, chunks, gpos):
 
 
 @njit(cache=True, parallel=True)
-def interpolate_fwd(attr, rast, tri, out):
+def interpolate_fwd(attr, rast, tri, rows, out):
     """``out[B, H, W, C] = u a0 + v a1 + (1 - u - v) a2`` on covered pixels, 0 elsewhere."""
     n_batch, height, width = rast.shape[0], rast.shape[1], rast.shape[2]
     n_chan = attr.shape[2]
-    for r in prange(n_batch * height):
+    for ri in prange(rows.shape[0]):
+        r = rows[ri]
         b = r // height
         y = r % height
         ab = b if attr.shape[0] > 1 else 0
@@ -659,7 +665,7 @@ def _bilinear_setup(u, v, tw: int, th: int, boundary: int):
 
 
 @njit(cache=True, parallel=True)
-def texture_fwd(tex, uv, linear, boundary, out):
+def texture_fwd(tex, uv, linear, boundary, rows, out):
     """``out[B, H, W, C]`` = texture ``tex[Bt, Ht, Wt, C]`` sampled at ``uv[B, H, W, 2]`` (nearest or bilinear).
 
     A pixel with the same ``uv`` as its left neighbour (runs of background pixels at uv = 0) copies its result.
@@ -669,7 +675,8 @@ def texture_fwd(tex, uv, linear, boundary, out):
     flat = tex.reshape(tex.shape[0], th * tw, n_chan)
     uv2 = uv.reshape(n_batch * height * width, 2)
     out2 = out.reshape(n_batch * height * width, n_chan)
-    for r in prange(n_batch * height):
+    for ri in prange(rows.shape[0]):
+        r = rows[ri]
         b = r // height
         tb = b if tex.shape[0] > 1 else 0
         pu = np.nan
@@ -1166,7 +1173,7 @@ def _aa_analyse(tri, proj, sil, rast, b, pb, px, py, d):
 
 
 @njit(cache=True, parallel=True)
-def _aa_rows(tri, proj, sil, rast, row_pix, row_alpha, row_code, row_count):
+def _aa_rows(tri, proj, sil, rast, rows, row_pix, row_alpha, row_code, row_count):
     """Per raster row ``r = b H + y``: the pairs with a nonzero blend, packed at the start of row ``r``'s slots.
 
     ``row_pix[R, K]`` = ``2 x + d``, ``row_alpha``, ``row_code`` (see :func:`_aa_analyse`); ``row_count[R]`` counts
@@ -1174,7 +1181,8 @@ def _aa_rows(tri, proj, sil, rast, row_pix, row_alpha, row_code, row_count):
     """
     n_batch, height, width = rast.shape[0], rast.shape[1], rast.shape[2]
     n_tri = tri.shape[0]
-    for r in prange(n_batch * height):
+    for ri in prange(rows.shape[0]):
+        r = rows[ri]
         b = r // height
         y = r % height
         pb = b if proj.shape[0] > 1 else 0
@@ -1225,7 +1233,7 @@ def _aa_compact(row_pix, row_alpha, row_code, row_count, width, pair_pix, pair_a
             n += 1
 
 
-def antialias_analyse(tri, proj, sil, rast):
+def antialias_analyse(tri, proj, sil, rast, rows):
     """The silhouette pixel pairs of ``rast[B, H, W, 4]``: ``(pair_pix[N] int64, pair_alpha[N] float64,
     pair_code[N] int32)``; ``pair_pix = 2 * (flat pixel index b H W + y W + x) + d`` for the pair of that pixel
     with its right (d = 0) or upper-row (d = 1, row y + 1) neighbour; ``alpha`` and ``code`` as :func:`_aa_analyse`.
@@ -1239,7 +1247,7 @@ def antialias_analyse(tri, proj, sil, rast):
         row_alpha = np.empty((n_rows, capacity), np.float64)
         row_code = np.empty((n_rows, capacity), np.int32)
         row_count = np.empty(n_rows, np.int64)
-        _aa_rows(tri, proj, sil, rast, row_pix, row_alpha, row_code, row_count)
+        _aa_rows(tri, proj, sil, rast, rows, row_pix, row_alpha, row_code, row_count)
         if n_rows == 0 or int(row_count.max()) <= capacity:
             break
     total = int(row_count.sum())
