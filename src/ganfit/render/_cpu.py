@@ -63,6 +63,31 @@ def _make_chunks(
     return np.stack([edges[:-1], edges[1:], np.arange(n, dtype=np.int64)], axis=1), n
 
 
+def _row_chunks(
+    n_batch: int, height: int, width: int, target_shape: tuple[int, ...]
+) -> tuple[np.ndarray, int, np.ndarray]:
+    """:func:`_chunks` over interleaved rows: ``(chunks, n_buffers, rows)``; chunk ``k`` covers the raster rows
+    ``rows[chunks[k, 0] : chunks[k, 1]]``. Per-thread chunks get blocks of rows from the whole image (balanced at
+    batch 1); per-image chunks keep the identity order. Shared between calls: never modify them."""
+    return _make_row_chunks(n_batch, height, width, tuple(int(s) for s in target_shape), _threads())
+
+
+@functools.lru_cache(maxsize=256)
+def _make_row_chunks(
+    n_batch: int, height: int, width: int, target_shape: tuple[int, ...], n_threads: int
+) -> tuple[np.ndarray, int, np.ndarray]:
+    chunks, n_buf = _make_chunks(n_batch, height, width, target_shape, n_threads, False)
+    n_rows = n_batch * height
+    if n_buf == 1:
+        return chunks, n_buf, np.arange(n_rows, dtype=np.int64)
+    rows = np.arange(n_rows, dtype=np.int64)
+    blocks = [rows[i : i + _ROW_BLOCK] for i in range(0, n_rows, _ROW_BLOCK)]
+    parts = [np.concatenate(blocks[t::n_buf]) if blocks[t::n_buf] else rows[:0] for t in range(n_buf)]
+    edges = np.cumsum([0] + [len(part) for part in parts])
+    chunks = np.stack([edges[:-1], edges[1:], np.arange(n_buf, dtype=np.int64)], axis=1)
+    return chunks, n_buf, np.concatenate(parts)
+
+
 _SCRATCH = threading.local()
 
 
@@ -172,10 +197,10 @@ class RasterizeFunction(torch.autograd.Function):
         pos, tri, rast = ctx.saved_tensors
         if not ctx.needs_input_grad[0]:
             return None, None, None, None, None, None, None
-        chunks, n_buf = _chunks(rast.shape[0], rast.shape[1], rast.shape[2], tuple(pos.shape))
+        chunks, n_buf, rows = _row_chunks(rast.shape[0], rast.shape[1], rast.shape[2], tuple(pos.shape))
         pos_np = _np(pos)
         gbuf = np.zeros((n_buf, *pos.shape), pos_np.dtype)
-        k.rasterize_bwd(pos_np, _np(tri), _np(rast), _np(dy.to(pos.dtype)), chunks, gbuf)
+        k.rasterize_bwd(pos_np, _np(tri), _np(rast), _np(dy.to(pos.dtype)), chunks, rows, gbuf)
         g_pos = _reduce(gbuf)
         if ctx.grad_db and ddb is not None and ddb.numel() > 0 and bool(np.any(_np(ddb))):
             with torch.enable_grad():
@@ -258,10 +283,10 @@ class InterpolateFunction(torch.autograd.Function):
         rast_np = _np(rast)
         want_attr = bool(ctx.needs_input_grad[0])
         attr_shape = tuple(attr.shape) if want_attr else (1, 1, attr.shape[2])  # dummy target when not needed
-        chunks, n_buf = _chunks(rast.shape[0], rast.shape[1], rast.shape[2], attr_shape)
+        chunks, n_buf, rows = _row_chunks(rast.shape[0], rast.shape[1], rast.shape[2], attr_shape)
         gattr = np.zeros((n_buf, *attr_shape), attr_np.dtype)
         grast = np.empty(rast.shape, rast_np.dtype)
-        k.interpolate_bwd(attr_np, rast_np, _np(tri), _np(dy.to(attr.dtype)), chunks, want_attr, gattr, grast)
+        k.interpolate_bwd(attr_np, rast_np, _np(tri), _np(dy.to(attr.dtype)), chunks, rows, want_attr, gattr, grast)
         g_attr = _reduce(gattr) if want_attr else None
         return g_attr, torch.from_numpy(grast), None
 

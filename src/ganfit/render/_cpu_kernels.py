@@ -444,14 +444,17 @@ def rasterize_db(pos, tri, rast, rows, rast_db):
 
 
 @njit(cache=True, parallel=True)
-def rasterize_bwd(pos, tri, rast, dy, chunks, gpos):
-    """Gradient of the (u, v) channels w.r.t. clip-space x, y, w: accumulate into ``gpos[n_buf, Bp, V, 4]``."""
+def rasterize_bwd(pos, tri, rast, dy, chunks, rows, gpos):
+    """Gradient of the (u, v) channels w.r.t. clip-space x, y, w: accumulate into ``gpos[n_buf, Bp, V, 4]``.
+
+    Chunk ``k`` covers the raster rows ``rows[chunks[k, 0] : chunks[k, 1]]`` (see ``_cpu._row_chunks``)."""
     height, width = rast.shape[1], rast.shape[2]
     for kk in prange(chunks.shape[0]):
         r_start = chunks[kk, 0]
         r_end = chunks[kk, 1]
         buf = chunks[kk, 2]
-        for r in range(r_start, r_end):
+        for ri in range(r_start, r_end):
+            r = rows[ri]
             b = r // height
             y = r % height
             pb = b if pos.shape[0] > 1 else 0
@@ -536,14 +539,15 @@ def interpolate_fwd(attr, rast, tri, rows, out):
 
 
 @njit(cache=True, parallel=True)
-def interpolate_bwd(attr, rast, tri, dy, chunks, want_attr, gattr, grast):
+def interpolate_bwd(attr, rast, tri, dy, chunks, rows, want_attr, gattr, grast):
     """Write every pixel of ``grast[B, H, W, 4]`` (u, v channels; zero elsewhere) and, with ``want_attr``,
-    accumulate ``gattr[n_buf, Ba, V, C]``."""
+    accumulate ``gattr[n_buf, Ba, V, C]``; chunk ``k`` covers the rows ``rows[chunks[k, 0] : chunks[k, 1]]``."""
     height, width = rast.shape[1], rast.shape[2]
     n_chan = attr.shape[2]
     for kk in prange(chunks.shape[0]):
         buf = chunks[kk, 2]
-        for r in range(chunks[kk, 0], chunks[kk, 1]):
+        for ri in range(chunks[kk, 0], chunks[kk, 1]):
+            r = rows[ri]
             b = r // height
             y = r % height
             ab = b if attr.shape[0] > 1 else 0
