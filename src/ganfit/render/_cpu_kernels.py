@@ -149,8 +149,8 @@ def triangle_bboxes(pos, tri, tri_lo, tri_hi, height, width, bbox):
     n_tri = tri.shape[0]
     n_vert = pos.shape[1]
     for item in prange(n_batch * n_tri):
-        b = item // n_tri
-        f = item % n_tri
+        b = item // n_tri if n_batch > 1 else 0  # no 64-bit divisions per triangle for a single image (~8%)
+        f = item - b * n_tri
         bbox[b, f, 0] = 0
         bbox[b, f, 1] = -1
         bbox[b, f, 2] = 0
@@ -1075,8 +1075,8 @@ def antialias_prepare(pos, tri, opp, height, width, proj, sil):
             proj[pb, i, 1] = np.nan
     n_tri = tri.shape[0]
     for item in prange(n_pb * n_tri):
-        pb = item // n_tri
-        f = item % n_tri
+        pb = item // n_tri if n_pb > 1 else 0
+        f = item - pb * n_tri
         sil[pb, f] = 0
         i0, i1, i2 = tri[f, 0], tri[f, 1], tri[f, 2]
         if min(i0, i1, i2) < 0 or max(i0, i1, i2) >= n_vert:
