@@ -159,6 +159,38 @@ def test_texture_gradient_split_over_threads(filter_mode, boundary_mode, n_chan)
         numba.set_num_threads(before)
 
 
+def test_texture_gradient_scratch_recovers_from_interruption(monkeypatch):
+    # The private texture-gradient buffers are reused and kept zero by the row sum; if a call dies between the
+    # scatter and that sum, the next call must not see its leftovers.
+    import numba
+
+    if numba.config.NUMBA_NUM_THREADS < 2:
+        pytest.skip("needs 2 numba threads for private buffers")
+    g = torch.Generator().manual_seed(14)
+    tex = torch.rand(1, 9, 7, 3, generator=g, dtype=torch.float64)
+    uv = torch.rand(1, 23, 17, 2, generator=g, dtype=torch.float64)
+    t = tex.clone().requires_grad_(True)
+    reference.texture(t, uv, filter_mode="linear").sum().backward()
+    expected = t.grad
+    before = numba.get_num_threads()
+    try:
+        numba.set_num_threads(2)
+
+        def interrupted(*args):
+            raise KeyboardInterrupt
+
+        with monkeypatch.context() as m:
+            m.setattr(_cpu_kernels, "add_dirty_rows", interrupted)
+            with pytest.raises(KeyboardInterrupt):
+                dr.texture(tex.clone().requires_grad_(True), uv, filter_mode="linear").sum().backward()
+        for _ in range(2):
+            t = tex.clone().requires_grad_(True)
+            dr.texture(t, uv, filter_mode="linear").sum().backward()
+            torch.testing.assert_close(t.grad, expected)
+    finally:
+        numba.set_num_threads(before)
+
+
 @pytest.mark.parametrize("scene", list(range(2)))
 def test_antialias_matches_reference(ctx, scene):
     pos, tri = list(_scenes())[scene]

@@ -91,21 +91,35 @@ def _make_row_chunks(
 _SCRATCH = threading.local()
 
 
-def _scratch(n: int, size: int, dtype: np.dtype) -> np.ndarray:
-    """A reusable (per Python thread) uninitialised ``[max(n, 1), size]`` buffer for private gradient copies.
+class _ZeroScratch:
+    """A reusable (per Python thread) all-zero ``[max(n, 1), size]`` buffer for private texture-gradient copies.
 
-    Kept between calls so its pages stay mapped (a fresh multi-megabyte allocation costs page faults every call).
+    Kept between calls so its pages stay mapped and need no zeroing: :func:`k.add_dirty_rows` zeroes the rows it
+    sums. Use as a context manager: should a call be interrupted between the scatter and that sum, the buffer is
+    zeroed in full on its next use.
     """
-    key = (max(n, 1), size, np.dtype(dtype).str)
-    cache = getattr(_SCRATCH, "buffers", None)
-    if cache is None:
-        cache = _SCRATCH.buffers = {}
-    buf = cache.get(key)
-    if buf is None:
-        if len(cache) >= 4:
-            cache.clear()
-        buf = cache[key] = np.empty(key[:2], dtype)
-    return buf
+
+    def __init__(self, n: int, size: int, dtype: np.dtype) -> None:
+        key = (max(n, 1), size, np.dtype(dtype).str)
+        cache = getattr(_SCRATCH, "buffers", None)
+        if cache is None:
+            cache = _SCRATCH.buffers = {}
+        entry = cache.get(key)
+        if entry is None:
+            if len(cache) >= 4:
+                cache.clear()
+            entry = cache[key] = [np.zeros(key[:2], dtype), True]
+        if not entry[1]:
+            entry[0].fill(0)
+        self._entry = entry
+        self.buf = entry[0]
+
+    def __enter__(self) -> np.ndarray:
+        self._entry[1] = False
+        return self.buf
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        self._entry[1] = exc_type is None
 
 
 def _reduce(gbuf: np.ndarray) -> torch.Tensor:
@@ -327,15 +341,16 @@ class TextureFunction(torch.autograd.Function):
             chunks[:, 2] = 0
             gtex = np.zeros((1, 1, 1, n_chan), tex_np.dtype)
             n_priv = 0
-        scratch = _scratch(n_priv, gtex.size if n_priv else 1, tex_np.dtype)
         dirty = np.zeros((max(n_priv, 1), gtex.shape[0] * gtex.shape[1]), np.uint8)
         guv = np.empty(uv.shape if ctx.linear else (1, 1, 1, 2), uv_np.dtype)
         kernel = k.texture_bwd4 if n_chan <= 4 else k.texture_bwd
-        kernel(
-            tex_np, uv_np, _np(dy.to(tex.dtype)), ctx.linear, ctx.boundary, chunks, want_tex, gtex, scratch, dirty, guv
-        )
-        if n_priv > 0:
-            k.add_dirty_rows(gtex, scratch, dirty)
+        with _ZeroScratch(n_priv, gtex.size if n_priv else 1, tex_np.dtype) as scratch:
+            kernel(
+                tex_np, uv_np, _np(dy.to(tex.dtype)), ctx.linear, ctx.boundary, chunks, want_tex, gtex, scratch, dirty,
+                guv,
+            )
+            if n_priv > 0:
+                k.add_dirty_rows(gtex, scratch, dirty)
         g_tex = torch.from_numpy(gtex) if want_tex else None
         g_uv = torch.from_numpy(guv) if ctx.linear and ctx.needs_input_grad[1] else None
         return g_tex, g_uv, None, None

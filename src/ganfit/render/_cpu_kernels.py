@@ -642,6 +642,16 @@ def _nearest_tap(u, v, tw: int, th: int, boundary: int):
 
 
 @njit(cache=True, inline="always")
+def _tap_masks(ix0, ix1, iy0, iy1):
+    """Validity (1.0 / 0.0) of the four bilinear taps (index -1 = outside, 'zero' boundary mode)."""
+    mx0 = 1.0 if ix0 >= 0 else 0.0
+    mx1 = 1.0 if ix1 >= 0 else 0.0
+    my0 = 1.0 if iy0 >= 0 else 0.0
+    my1 = 1.0 if iy1 >= 0 else 0.0
+    return mx0 * my0, mx1 * my0, mx0 * my1, mx1 * my1
+
+
+@njit(cache=True, inline="always")
 def _bilinear_setup(u, v, tw: int, th: int, boundary: int):
     """Flat texel offsets (in texels, row-major) and weights of the four taps; invalid ('zero' mode) taps get
     offset 0 and validity 0. Returns ``(o00, o10, o01, o11, m00, m10, m01, m11, fu, fv)``."""
@@ -724,25 +734,15 @@ def _scatter_taps(gflat, base, o00, o10, o01, o11, w00, w10, w01, w11, acc, n_ch
         gflat[base + o11 + c] += w11 * a
 
 
-@njit(cache=True, inline="always")
-def _touch_row(sflat, dirty, s, row, row_len):
-    """Zero row ``row`` of private buffer ``s`` on its first use (``dirty[s, row]`` marks used rows)."""
-    if dirty[s, row] == 0:
-        dirty[s, row] = 1
-        base = row * row_len
-        for i in range(base, base + row_len):
-            sflat[s, i] = 0.0
-
-
 @njit(cache=True, parallel=True)
 def texture_bwd(tex, uv, dy, linear, boundary, chunks, want_tex, gtex, scratch, dirty, guv):
     """With ``want_tex`` accumulate the texture gradient ``gtex[Bg, Ht, Wt, C]`` (zeroed by the caller); in linear
     mode write every pixel of ``guv[B, H, W, 2]``.
 
     ``chunks[K, 3] = (row_start, row_end, buffer)``: buffer 0 scatters straight into ``gtex``; buffer ``s > 0``
-    into the private ``scratch[s - 1]`` (same layout as ``gtex``, flattened), whose texel rows are zeroed lazily on
-    first use and flagged in ``dirty[s - 1, Bg * Ht]``; :func:`add_dirty_rows` then adds them to ``gtex``. Only the
-    texel rows a chunk touches are zeroed and summed, not whole textures.
+    into the private ``scratch[s - 1]`` (same layout as ``gtex``, flattened, all zero on entry), flagging the texel
+    rows it touches in ``dirty[s - 1, Bg * Ht]``; :func:`add_dirty_rows` then adds those rows to ``gtex`` and zeroes
+    them again. Only the texel rows a chunk touches are summed, not whole textures.
 
     Runs of neighbouring pixels with identical ``uv`` (the background at uv = 0) sum their incoming gradients
     before one scatter, instead of serialised read-modify-writes of the same texels.
@@ -798,8 +798,8 @@ def texture_bwd(tex, uv, dy, linear, boundary, chunks, want_tex, gtex, scratch, 
                     if buf == 0:
                         _scatter_taps(gflat, gbase, o00, o10, o01, o11, w00, w10, w01, w11, acc, n_chan)
                     else:
-                        _touch_row(scratch, dirty, buf - 1, gb * th + row0, row_len)
-                        _touch_row(scratch, dirty, buf - 1, gb * th + row1, row_len)
+                        dirty[buf - 1, gb * th + row0] = 1
+                        dirty[buf - 1, gb * th + row1] = 1
                         _scatter_taps(sflat, gbase, o00, o10, o01, o11, w00, w10, w01, w11, acc, n_chan)
                 have = False
                 if last:
@@ -914,8 +914,8 @@ def texture_bwd4(tex, uv, dy, linear, boundary, chunks, want_tex, gtex, scratch,
 @njit(cache=True)
 def _texture_bwd4_rows(tflat, uvf, dyf, guvf, dst, dirty, dims, r_start, r_end, linear, boundary, want_tex):
     """Rows ``[r_start, r_end)`` of :func:`texture_bwd4`, scattering into ``dst`` (flat, the layout of ``gtex``);
-    with ``dirty`` (not None) ``dst`` is a private buffer whose rows are zeroed on first use (compiled separately:
-    no per-tap branch in the shared-buffer version)."""
+    with ``dirty`` (not None) ``dst`` is a private buffer and the touched texel rows are flagged (compiled
+    separately from the shared-buffer version)."""
     height, width, n_tb, th, tw, n_chan, n_gb = dims
     row_len = tw * n_chan
     tsz = th * row_len
@@ -951,9 +951,9 @@ def _texture_bwd4_rows(tflat, uvf, dyf, guvf, dst, dirty, dims, r_start, r_end, 
                         guvf[2 * p + 1] = d0 * dv0 + d1 * dv1 + d2 * dv2 + d3 * dv3
                     continue
             if have and want_tex:
-                if dirty is not None:
-                    _touch_row1(dst, dirty, gb * th + row0, row_len)
-                    _touch_row1(dst, dirty, gb * th + row1, row_len)
+                if dirty is not None:  # flag the rows for add_dirty_rows (a store, no branch)
+                    dirty[gb * th + row0] = 1
+                    dirty[gb * th + row1] = 1
                 _add4(dst, gbase + o00, n_chan, w00, a0, a1, a2, a3)
                 if linear:
                     _add4(dst, gbase + o10, n_chan, w10, a0, a1, a2, a3)
@@ -982,9 +982,14 @@ def _texture_bwd4_rows(tflat, uvf, dyf, guvf, dst, dirty, dims, r_start, r_end, 
                 o00 = (max(iy, 0) * tw + max(ix, 0)) * n_chan
                 w00 = 1.0 if ix >= 0 else 0.0
                 continue
-            o00, o10, o01, o11, m00, m10, m01, m11, fu, fv = _bilinear_setup(u, v, tw, th, boundary)
-            row0 = o00 // tw
-            row1 = o01 // tw
+            ix0, ix1, iy0, iy1, fu, fv = _linear_taps(u, v, tw, th, boundary)
+            m00, m10, m01, m11 = _tap_masks(ix0, ix1, iy0, iy1)
+            row0 = max(iy0, 0)  # texel rows of the taps (private buffers), no division
+            row1 = max(iy1, 0)
+            o00 = row0 * tw + max(ix0, 0)
+            o10 = row0 * tw + max(ix1, 0)
+            o01 = row1 * tw + max(ix0, 0)
+            o11 = row1 * tw + max(ix1, 0)
             o00 *= n_chan
             o10 *= n_chan
             o01 *= n_chan
@@ -1019,18 +1024,10 @@ def _texture_bwd4_rows(tflat, uvf, dyf, guvf, dst, dirty, dims, r_start, r_end, 
             guvf[2 * p + 1] = d0 * dv0 + d1 * dv1 + d2 * dv2 + d3 * dv3
 
 
-@njit(cache=True, inline="always")
-def _touch_row1(sflat, dirty, row, row_len):
-    """Zero row ``row`` of the private buffer ``sflat`` on its first use (``dirty[row]`` marks used rows)."""
-    if dirty[row] == 0:
-        dirty[row] = 1
-        for i in range(row * row_len, (row + 1) * row_len):
-            sflat[i] = 0.0
-
-
 @njit(cache=True, parallel=True)
 def add_dirty_rows(gtex, scratch, dirty):
-    """``gtex[Bg, Ht, Wt, C]`` += the used rows of the private buffers of :func:`texture_bwd` (parallel by row)."""
+    """``gtex[Bg, Ht, Wt, C]`` += the flagged rows of the private buffers of :func:`texture_bwd`, which are zeroed
+    again on the way (the scratch buffers stay all-zero between calls); parallel by texel row."""
     n_rows = gtex.shape[0] * gtex.shape[1]
     row_len = gtex.shape[2] * gtex.shape[3]
     gflat = gtex.reshape(gtex.size)
@@ -1040,6 +1037,7 @@ def add_dirty_rows(gtex, scratch, dirty):
             if dirty[s, row] != 0:
                 for i in range(base, base + row_len):
                     gflat[i] += scratch[s, i]
+                    scratch[s, i] = 0.0
 
 
 # ----------------------------------------------------------------------------------------------------------------
