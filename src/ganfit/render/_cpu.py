@@ -150,7 +150,7 @@ def _make_row_order(n_batch: int, height: int, n_threads: int) -> np.ndarray:
     if n_threads <= 1 or (n_batch % n_threads == 0):
         return rows
     blocks = [rows[i : i + _ROW_BLOCK] for i in range(0, rows.size, _ROW_BLOCK)]
-    return np.concatenate([np.concatenate(blocks[t :: n_threads]) for t in range(min(n_threads, len(blocks)))])
+    return np.concatenate([np.concatenate(blocks[t::n_threads]) for t in range(min(n_threads, len(blocks)))])
 
 
 def _band_order(n_items: int) -> np.ndarray:
@@ -346,7 +346,16 @@ class TextureFunction(torch.autograd.Function):
         kernel = k.texture_bwd4 if n_chan <= 4 else k.texture_bwd
         with _ZeroScratch(n_priv, gtex.size if n_priv else 1, tex_np.dtype) as scratch:
             kernel(
-                tex_np, uv_np, _np(dy.to(tex.dtype)), ctx.linear, ctx.boundary, chunks, want_tex, gtex, scratch, dirty,
+                tex_np,
+                uv_np,
+                _np(dy.to(tex.dtype)),
+                ctx.linear,
+                ctx.boundary,
+                chunks,
+                want_tex,
+                gtex,
+                scratch,
+                dirty,
                 guv,
             )
             if n_priv > 0:

@@ -391,7 +391,7 @@ def rasterize_fwd(pos, tri, bbox, band_height, n_bands, offsets, items, order, r
 @njit(cache=True, parallel=True)
 def rasterize_db(pos, tri, rast, rows, rast_db):
     """Fill ``rast_db[B, H, W, 4] = (du/dX, du/dY, dv/dX, dv/dY)`` (per pixel, X right, Y = raster row)."""
-    n_batch, height, width = rast.shape[0], rast.shape[1], rast.shape[2]
+    height, width = rast.shape[1], rast.shape[2]
     xh = 0.5 * width
     yh = 0.5 * height
     for ri in prange(rows.shape[0]):
@@ -515,7 +515,7 @@ def rasterize_bwd(pos, tri, rast, dy, chunks, rows, gpos):
 @njit(cache=True, parallel=True)
 def interpolate_fwd(attr, rast, tri, rows, out):
     """``out[B, H, W, C] = u a0 + v a1 + (1 - u - v) a2`` on covered pixels, 0 elsewhere."""
-    n_batch, height, width = rast.shape[0], rast.shape[1], rast.shape[2]
+    height, width = rast.shape[1], rast.shape[2]
     n_chan = attr.shape[2]
     for ri in prange(rows.shape[0]):
         r = rows[ri]
@@ -747,7 +747,7 @@ def texture_bwd(tex, uv, dy, linear, boundary, chunks, want_tex, gtex, scratch, 
     Runs of neighbouring pixels with identical ``uv`` (the background at uv = 0) sum their incoming gradients
     before one scatter, instead of serialised read-modify-writes of the same texels.
     """
-    n_batch, height, width = uv.shape[0], uv.shape[1], uv.shape[2]
+    height, width = uv.shape[1], uv.shape[2]
     n_tb, th, tw, n_chan = tex.shape[0], tex.shape[1], tex.shape[2], tex.shape[3]
     row_len = tw * n_chan
     tsz = th * row_len
@@ -1002,23 +1002,51 @@ def _texture_bwd4_rows(tflat, uvf, dyf, guvf, dst, dirty, dims, r_start, r_end, 
             q10 = tbase + o10
             q01 = tbase + o01
             q11 = tbase + o11
-            du0, dv0 = _bilinear_d(
-                tflat[q00], tflat[q10], tflat[q01], tflat[q11], m00, m10, m01, m11, fu, fv, tw, th
-            )
+            du0, dv0 = _bilinear_d(tflat[q00], tflat[q10], tflat[q01], tflat[q11], m00, m10, m01, m11, fu, fv, tw, th)
             if n_chan > 1:
                 du1, dv1 = _bilinear_d(
-                    tflat[q00 + 1], tflat[q10 + 1], tflat[q01 + 1], tflat[q11 + 1], m00, m10, m01, m11, fu, fv,
-                    tw, th,
+                    tflat[q00 + 1],
+                    tflat[q10 + 1],
+                    tflat[q01 + 1],
+                    tflat[q11 + 1],
+                    m00,
+                    m10,
+                    m01,
+                    m11,
+                    fu,
+                    fv,
+                    tw,
+                    th,
                 )
             if n_chan > 2:
                 du2, dv2 = _bilinear_d(
-                    tflat[q00 + 2], tflat[q10 + 2], tflat[q01 + 2], tflat[q11 + 2], m00, m10, m01, m11, fu, fv,
-                    tw, th,
+                    tflat[q00 + 2],
+                    tflat[q10 + 2],
+                    tflat[q01 + 2],
+                    tflat[q11 + 2],
+                    m00,
+                    m10,
+                    m01,
+                    m11,
+                    fu,
+                    fv,
+                    tw,
+                    th,
                 )
             if n_chan > 3:
                 du3, dv3 = _bilinear_d(
-                    tflat[q00 + 3], tflat[q10 + 3], tflat[q01 + 3], tflat[q11 + 3], m00, m10, m01, m11, fu, fv,
-                    tw, th,
+                    tflat[q00 + 3],
+                    tflat[q10 + 3],
+                    tflat[q01 + 3],
+                    tflat[q11 + 3],
+                    m00,
+                    m10,
+                    m01,
+                    m11,
+                    fu,
+                    fv,
+                    tw,
+                    th,
                 )
             guvf[2 * p] = d0 * du0 + d1 * du1 + d2 * du2 + d3 * du3
             guvf[2 * p + 1] = d0 * dv0 + d1 * dv1 + d2 * dv2 + d3 * dv3
@@ -1181,7 +1209,7 @@ def _aa_rows(tri, proj, sil, rast, rows, row_pix, row_alpha, row_code, row_count
     ``row_pix[R, K]`` = ``2 x + d``, ``row_alpha``, ``row_code`` (see :func:`_aa_analyse`); ``row_count[R]`` counts
     all of a row's pairs, also those beyond the capacity ``K`` (not stored: the caller retries with ``K = 2 W``).
     """
-    n_batch, height, width = rast.shape[0], rast.shape[1], rast.shape[2]
+    height, width = rast.shape[1], rast.shape[2]
     n_tri = tri.shape[0]
     for ri in prange(rows.shape[0]):
         r = rows[ri]
