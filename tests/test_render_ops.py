@@ -117,6 +117,80 @@ def test_texture_broadcasts_shared_texture():
     torch.testing.assert_close(tex.grad, ref_tex.grad)
 
 
+def test_texture_uv_gradient_with_constant_texture():
+    g = torch.Generator().manual_seed(12)
+    tex = torch.rand(1, 6, 5, 3, generator=g, dtype=torch.float64)  # no gradient wanted
+    uv = torch.rand(2, 7, 8, 2, generator=g, dtype=torch.float64)
+    grads = []
+    for fn in (dr.texture, reference.texture):
+        u = uv.clone().requires_grad_(True)
+        fn(tex, u, filter_mode="linear", boundary_mode="clamp").sum().backward()
+        grads.append(u.grad)
+    torch.testing.assert_close(grads[0], grads[1])
+
+
+@pytest.mark.parametrize("boundary_mode", ["wrap", "clamp", "zero"])
+@pytest.mark.parametrize("filter_mode", ["nearest", "linear"])
+@pytest.mark.parametrize("n_chan", [3, 5])  # kernels specialised for <= 4 channels, and the general one
+def test_texture_gradient_split_over_threads(filter_mode, boundary_mode, n_chan):
+    # One image, several threads: the texture gradient goes through private per-thread buffers that are zeroed and
+    # summed row by row where used; runs of equal uv (a constant background) are summed before scattering.
+    import numba
+
+    g = torch.Generator().manual_seed(13)
+    tex = torch.rand(1, 9, 7, n_chan, generator=g, dtype=torch.float64)
+    uv = torch.rand(1, 23, 17, 2, generator=g, dtype=torch.float64) * 1.4 - 0.2
+    uv[:, :, :6] = 0.0  # background-like runs
+    uv[:, 10:, 12:] = torch.tensor([0.9, 0.1], dtype=torch.float64)
+    weight = torch.rand(1, 23, 17, n_chan, generator=g, dtype=torch.float64)
+    t = tex.clone().requires_grad_(True)
+    reference.texture(t, uv, filter_mode=filter_mode, boundary_mode=boundary_mode).mul(weight).sum().backward()
+    expected = t.grad
+    before = numba.get_num_threads()
+    try:
+        for n_threads in sorted({1, 2, numba.config.NUMBA_NUM_THREADS}):
+            if n_threads > numba.config.NUMBA_NUM_THREADS:
+                continue
+            numba.set_num_threads(n_threads)
+            t = tex.clone().requires_grad_(True)
+            dr.texture(t, uv, filter_mode=filter_mode, boundary_mode=boundary_mode).mul(weight).sum().backward()
+            torch.testing.assert_close(t.grad, expected)
+    finally:
+        numba.set_num_threads(before)
+
+
+def test_texture_gradient_scratch_recovers_from_interruption(monkeypatch):
+    # The private texture-gradient buffers are reused and kept zero by the row sum; if a call dies between the
+    # scatter and that sum, the next call must not see its leftovers.
+    import numba
+
+    if numba.config.NUMBA_NUM_THREADS < 2:
+        pytest.skip("needs 2 numba threads for private buffers")
+    g = torch.Generator().manual_seed(14)
+    tex = torch.rand(1, 9, 7, 3, generator=g, dtype=torch.float64)
+    uv = torch.rand(1, 23, 17, 2, generator=g, dtype=torch.float64)
+    t = tex.clone().requires_grad_(True)
+    reference.texture(t, uv, filter_mode="linear").sum().backward()
+    expected = t.grad
+    before = numba.get_num_threads()
+    try:
+        numba.set_num_threads(2)
+
+        def interrupted(*args):
+            raise KeyboardInterrupt
+
+        with monkeypatch.context() as m:
+            m.setattr(_cpu_kernels, "add_dirty_rows", interrupted)
+            with pytest.raises(KeyboardInterrupt):
+                dr.texture(tex.clone().requires_grad_(True), uv, filter_mode="linear").sum().backward()
+        for _ in range(2):
+            t = tex.clone().requires_grad_(True)
+            dr.texture(t, uv, filter_mode="linear").sum().backward()
+            torch.testing.assert_close(t.grad, expected)
+    finally:
+        numba.set_num_threads(before)
+
+
 @pytest.mark.parametrize("scene", list(range(2)))
 def test_antialias_matches_reference(ctx, scene):
     pos, tri = list(_scenes())[scene]

@@ -7,6 +7,7 @@ Private module; use :mod:`ganfit.render.ops`. Tensors must be on the CPU; float3
 from __future__ import annotations
 
 import functools
+import threading
 from dataclasses import dataclass
 
 import numba
@@ -27,14 +28,16 @@ def _threads() -> int:
     return max(1, numba.get_num_threads())
 
 
-def _chunks(n_batch: int, height: int, width: int, target_shape: tuple[int, ...]) -> tuple[np.ndarray, int]:
+def _chunks(
+    n_batch: int, height: int, width: int, target_shape: tuple[int, ...], lazy_rows: bool = False
+) -> tuple[np.ndarray, int]:
     """Cached :func:`_make_chunks` for the current thread count (the small numpy ops cost ~0.1 ms per call)."""
-    return _make_chunks(n_batch, height, width, tuple(int(s) for s in target_shape), _threads())
+    return _make_chunks(n_batch, height, width, tuple(int(s) for s in target_shape), _threads(), lazy_rows)
 
 
 @functools.lru_cache(maxsize=256)
 def _make_chunks(
-    n_batch: int, height: int, width: int, target_shape: tuple[int, ...], n_threads: int
+    n_batch: int, height: int, width: int, target_shape: tuple[int, ...], n_threads: int, lazy_rows: bool
 ) -> tuple[np.ndarray, int]:
     """Work split for scatter kernels: ``(chunks[K, 3] = (row_start, row_end, buffer), n_buffers)``.
 
@@ -42,7 +45,8 @@ def _make_chunks(
     least as many images as threads, each image is one chunk writing into its own slice (no extra buffers).
     Otherwise each thread gets a block of rows and a private buffer summed afterwards (in parallel, by
     :func:`_reduce`), unless zeroing and summing those buffers would cost more than the parallelism saves (a texture
-    far larger than the image): then one chunk.
+    far larger than the image): then one chunk. With ``lazy_rows`` (the texture gradient, whose private buffers are
+    zeroed and summed only where used) that exception does not apply.
 
     The returned array is shared between calls: never modify it.
     """
@@ -53,17 +57,100 @@ def _make_chunks(
         return np.stack([starts, starts + height, np.zeros(n_batch, np.int64)], axis=1), 1
     target_numel = int(np.prod(target_shape))
     n = min(n_threads, rows)
-    if target_numel > 32 * rows * width:
+    if target_numel > 32 * rows * width and not lazy_rows:
         n = 1
     edges = np.linspace(0, rows, n + 1).round().astype(np.int64)
     return np.stack([edges[:-1], edges[1:], np.arange(n, dtype=np.int64)], axis=1), n
 
 
+def _row_chunks(
+    n_batch: int, height: int, width: int, target_shape: tuple[int, ...]
+) -> tuple[np.ndarray, int, np.ndarray]:
+    """:func:`_chunks` over interleaved rows: ``(chunks, n_buffers, rows)``; chunk ``k`` covers the raster rows
+    ``rows[chunks[k, 0] : chunks[k, 1]]``. Per-thread chunks get blocks of rows from the whole image (balanced at
+    batch 1); per-image chunks keep the identity order. Shared between calls: never modify them."""
+    return _make_row_chunks(n_batch, height, width, tuple(int(s) for s in target_shape), _threads())
+
+
+@functools.lru_cache(maxsize=256)
+def _make_row_chunks(
+    n_batch: int, height: int, width: int, target_shape: tuple[int, ...], n_threads: int
+) -> tuple[np.ndarray, int, np.ndarray]:
+    chunks, n_buf = _make_chunks(n_batch, height, width, target_shape, n_threads, False)
+    n_rows = n_batch * height
+    if n_buf == 1:
+        return chunks, n_buf, np.arange(n_rows, dtype=np.int64)
+    rows = np.arange(n_rows, dtype=np.int64)
+    blocks = [rows[i : i + _ROW_BLOCK] for i in range(0, n_rows, _ROW_BLOCK)]
+    parts = [np.concatenate(blocks[t::n_buf]) if blocks[t::n_buf] else rows[:0] for t in range(n_buf)]
+    edges = np.cumsum([0] + [len(part) for part in parts])
+    chunks = np.stack([edges[:-1], edges[1:], np.arange(n_buf, dtype=np.int64)], axis=1)
+    return chunks, n_buf, np.concatenate(parts)
+
+
+_SCRATCH = threading.local()
+
+
+class _ZeroScratch:
+    """A reusable (per Python thread) all-zero ``[max(n, 1), size]`` buffer for private texture-gradient copies.
+
+    Kept between calls so its pages stay mapped and need no zeroing: :func:`k.add_dirty_rows` zeroes the rows it
+    sums. Use as a context manager: should a call be interrupted between the scatter and that sum, the buffer is
+    zeroed in full on its next use.
+    """
+
+    def __init__(self, n: int, size: int, dtype: np.dtype) -> None:
+        key = (max(n, 1), size, np.dtype(dtype).str)
+        cache = getattr(_SCRATCH, "buffers", None)
+        if cache is None:
+            cache = _SCRATCH.buffers = {}
+        entry = cache.get(key)
+        if entry is None:
+            if len(cache) >= 4:
+                cache.clear()
+            entry = cache[key] = [np.zeros(key[:2], dtype), True]
+        if not entry[1]:
+            entry[0].fill(0)
+        self._entry = entry
+        self.buf = entry[0]
+
+    def __enter__(self) -> np.ndarray:
+        self._entry[1] = False
+        return self.buf
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        self._entry[1] = exc_type is None
+
+
 def _reduce(gbuf: np.ndarray) -> torch.Tensor:
     """Sum of the per-thread gradient buffers ``gbuf[n_buf, ...]`` (a view of ``gbuf[0]``, summed in place)."""
     if gbuf.shape[0] > 1:
-        k.sum_buffers(gbuf.reshape(gbuf.shape[0], -1))
+        flat = gbuf.reshape(gbuf.shape[0], -1)
+        if flat.shape[1] < (1 << 18):  # small (vertex gradients): numpy, no parallel region to wake threads for
+            for i in range(1, flat.shape[0]):
+                flat[0] += flat[i]
+        else:
+            k.sum_buffers(flat)
     return torch.from_numpy(gbuf[0])
+
+
+_ROW_BLOCK = 8  # rows per block of the interleaved row order (keeps neighbouring rows, and their texels, together)
+
+
+def _row_order(n_batch: int, height: int) -> np.ndarray:
+    """Permutation of the ``n_batch * height`` raster rows for row-parallel kernels (cached; never modify it)."""
+    return _make_row_order(n_batch, height, _threads())
+
+
+@functools.lru_cache(maxsize=64)
+def _make_row_order(n_batch: int, height: int, n_threads: int) -> np.ndarray:
+    """Identity when every thread gets whole images; otherwise blocks of rows dealt to threads in turn, thread
+    ``t``'s blocks contiguous in the result (numba runs a parallel loop as one contiguous block per thread)."""
+    rows = np.arange(n_batch * height, dtype=np.int64)
+    if n_threads <= 1 or (n_batch % n_threads == 0):
+        return rows
+    blocks = [rows[i : i + _ROW_BLOCK] for i in range(0, rows.size, _ROW_BLOCK)]
+    return np.concatenate([np.concatenate(blocks[t::n_threads]) for t in range(min(n_threads, len(blocks)))])
 
 
 def _band_order(n_items: int) -> np.ndarray:
@@ -111,7 +198,7 @@ class RasterizeFunction(torch.autograd.Function):
         rast = rasterize_forward(pos_np, tri_np, tri_lo, tri_hi, height, width)
         if output_db:
             rast_db = np.empty_like(rast)
-            k.rasterize_db(pos_np, tri_np, rast, rast_db)
+            k.rasterize_db(pos_np, tri_np, rast, _row_order(rast.shape[0], rast.shape[1]), rast_db)
         else:
             rast_db = np.zeros((*rast.shape[:3], 0), rast.dtype)
         rast_t = torch.from_numpy(rast)
@@ -124,10 +211,10 @@ class RasterizeFunction(torch.autograd.Function):
         pos, tri, rast = ctx.saved_tensors
         if not ctx.needs_input_grad[0]:
             return None, None, None, None, None, None, None
-        chunks, n_buf = _chunks(rast.shape[0], rast.shape[1], rast.shape[2], tuple(pos.shape))
+        chunks, n_buf, rows = _row_chunks(rast.shape[0], rast.shape[1], rast.shape[2], tuple(pos.shape))
         pos_np = _np(pos)
         gbuf = np.zeros((n_buf, *pos.shape), pos_np.dtype)
-        k.rasterize_bwd(pos_np, _np(tri), _np(rast), _np(dy.to(pos.dtype)), chunks, gbuf)
+        k.rasterize_bwd(pos_np, _np(tri), _np(rast), _np(dy.to(pos.dtype)), chunks, rows, gbuf)
         g_pos = _reduce(gbuf)
         if ctx.grad_db and ddb is not None and ddb.numel() > 0 and bool(np.any(_np(ddb))):
             with torch.enable_grad():
@@ -199,7 +286,7 @@ class InterpolateFunction(torch.autograd.Function):
         attr_np = _np(attr)
         rast_np = _np(rast)
         out = np.empty((*rast.shape[:3], attr.shape[2]), attr_np.dtype)
-        k.interpolate_fwd(attr_np, rast_np, _np(tri), out)
+        k.interpolate_fwd(attr_np, rast_np, _np(tri), _row_order(rast.shape[0], rast.shape[1]), out)
         ctx.save_for_backward(attr, rast, tri)
         return torch.from_numpy(out)
 
@@ -210,10 +297,10 @@ class InterpolateFunction(torch.autograd.Function):
         rast_np = _np(rast)
         want_attr = bool(ctx.needs_input_grad[0])
         attr_shape = tuple(attr.shape) if want_attr else (1, 1, attr.shape[2])  # dummy target when not needed
-        chunks, n_buf = _chunks(rast.shape[0], rast.shape[1], rast.shape[2], attr_shape)
+        chunks, n_buf, rows = _row_chunks(rast.shape[0], rast.shape[1], rast.shape[2], attr_shape)
         gattr = np.zeros((n_buf, *attr_shape), attr_np.dtype)
         grast = np.empty(rast.shape, rast_np.dtype)
-        k.interpolate_bwd(attr_np, rast_np, _np(tri), _np(dy.to(attr.dtype)), chunks, want_attr, gattr, grast)
+        k.interpolate_bwd(attr_np, rast_np, _np(tri), _np(dy.to(attr.dtype)), chunks, rows, want_attr, gattr, grast)
         g_attr = _reduce(gattr) if want_attr else None
         return g_attr, torch.from_numpy(grast), None
 
@@ -231,7 +318,7 @@ class TextureFunction(torch.autograd.Function):
     def forward(ctx, tex, uv, linear, boundary):  # type: ignore[override]
         tex_np = _np(tex)
         out = np.empty((*uv.shape[:3], tex.shape[3]), tex_np.dtype)
-        k.texture_fwd(tex_np, _np(uv), linear, boundary, out)
+        k.texture_fwd(tex_np, _np(uv), linear, boundary, _row_order(uv.shape[0], uv.shape[1]), out)
         ctx.save_for_backward(tex, uv)
         ctx.linear = linear
         ctx.boundary = boundary
@@ -243,12 +330,37 @@ class TextureFunction(torch.autograd.Function):
         tex_np = _np(tex)
         uv_np = _np(uv)
         want_tex = bool(ctx.needs_input_grad[0])
-        tex_shape = tuple(tex.shape) if want_tex else (1, 1, 1, tex.shape[3])  # dummy target when not needed
-        chunks, n_buf = _chunks(uv.shape[0], uv.shape[1], uv.shape[2], tex_shape)
-        gtex = np.zeros((n_buf, *tex_shape), tex_np.dtype)
+        n_chan = tex.shape[3]
+        if want_tex:
+            chunks, n_buf = _chunks(uv.shape[0], uv.shape[1], uv.shape[2], tuple(tex.shape), lazy_rows=True)
+            gtex = np.zeros(tex.shape, tex_np.dtype)
+            n_priv = n_buf - 1
+        else:  # dummy target: only the uv gradient is computed
+            chunks, _ = _chunks(uv.shape[0], uv.shape[1], uv.shape[2], (uv.shape[0], 1))
+            chunks = chunks.copy()
+            chunks[:, 2] = 0
+            gtex = np.zeros((1, 1, 1, n_chan), tex_np.dtype)
+            n_priv = 0
+        dirty = np.zeros((max(n_priv, 1), gtex.shape[0] * gtex.shape[1]), np.uint8)
         guv = np.empty(uv.shape if ctx.linear else (1, 1, 1, 2), uv_np.dtype)
-        k.texture_bwd(tex_np, uv_np, _np(dy.to(tex.dtype)), ctx.linear, ctx.boundary, chunks, want_tex, gtex, guv)
-        g_tex = _reduce(gtex) if want_tex else None
+        kernel = k.texture_bwd4 if n_chan <= 4 else k.texture_bwd
+        with _ZeroScratch(n_priv, gtex.size if n_priv else 1, tex_np.dtype) as scratch:
+            kernel(
+                tex_np,
+                uv_np,
+                _np(dy.to(tex.dtype)),
+                ctx.linear,
+                ctx.boundary,
+                chunks,
+                want_tex,
+                gtex,
+                scratch,
+                dirty,
+                guv,
+            )
+            if n_priv > 0:
+                k.add_dirty_rows(gtex, scratch, dirty)
+        g_tex = torch.from_numpy(gtex) if want_tex else None
         g_uv = torch.from_numpy(guv) if ctx.linear and ctx.needs_input_grad[1] else None
         return g_tex, g_uv, None, None
 
@@ -309,7 +421,7 @@ class AntialiasFunction(torch.autograd.Function):
         proj = np.empty((*pos.shape[:2], 2), np.float64)
         sil = np.empty((pos.shape[0], topology.tri.shape[0]), np.int8)
         k.antialias_prepare(pos_np, topology.tri, topology.opposite, rast.shape[1], rast.shape[2], proj, sil)
-        pairs = k.antialias_analyse(topology.tri, proj, sil, rast_np)
+        pairs = k.antialias_analyse(topology.tri, proj, sil, rast_np, _row_order(rast.shape[0], rast.shape[1]))
         out = color_np.copy()
         k.antialias_fwd(color_np, pairs[0], pairs[1], out)
         ctx.save_for_backward(color, rast, pos)
