@@ -33,6 +33,17 @@ def _bad_inputs(folder: Path) -> tuple[Path, Path]:
     return unreadable, faceless
 
 
+def _texture_side(cfg) -> int:
+    """Side of the exported texture: the free texture's resolution, or the generator's (GAN textures are exported at
+    the generator's full resolution)."""
+    if cfg.texture.mode == "free":
+        return int(cfg.fitting.texture_resolution)
+    from ganfit.gan import load_generator
+    from ganfit.gan.default import resolve_generator
+
+    return int(load_generator(resolve_generator(cfg.texture.generator)).resolution)
+
+
 @pytest.fixture(scope="module")
 def fitted(tmp_path_factory, photos_root, assets_dir):
     """Two real photos fitted in one batch with the shrunk default preset."""
@@ -65,7 +76,7 @@ def test_all_outputs_written_and_valid(fitted):
         assert len(obj.faces) == len(glb.faces) == 18460
         assert "map_Kd texture.png" in (folder / "mesh.mtl").read_text()
         texture = Image.open(folder / "texture.png")
-        assert texture.size == (cfg.fitting.texture_resolution,) * 2
+        assert texture.size == (_texture_side(cfg),) * 2
         photo = Image.open(path)
         render = Image.open(folder / "render.png")
         assert render.mode == "RGBA" and render.size == photo.size

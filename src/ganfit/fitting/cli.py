@@ -40,7 +40,11 @@ def options_from_config(cfg: DictConfig) -> tuple[JobOptions, FittingConfig]:
 
 def run_from_config(cfg: DictConfig) -> Summary:
     """Run the fit job described by ``cfg``; returns the summary (also written to ``out/summary.json``)."""
+    import torch
+
     options, fitting = options_from_config(cfg)
+    if int(cfg.get("torch_threads", 0)) > 0 and int(cfg.processes) <= 1:
+        torch.set_num_threads(int(cfg.torch_threads))  # on a busy machine fewer threads avoid spinning
     summary = run_job(cfg.image, options, fitting, processes=int(cfg.processes))
     if cfg.get("wandb"):
         log_to_wandb(cfg, summary)
