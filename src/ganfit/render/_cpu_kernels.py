@@ -30,10 +30,14 @@ import numba
 import numpy as np
 from numba import njit, prange
 
-# numba's OpenMP layer and PyTorch's OpenMP runtime both spin-wait for work; on a shared 2-core machine the two pools
-# slow each other down by ~10x. The work-queue layer does not spin. Respect an explicit user choice.
+# Threading layer: OpenMP first, the work queue when numba has no OpenMP layer. Measured on the 2-core machine (idle,
+# batch 1, fwd+bwd; docs/render.md): omp 6.2-9.7 ms at 256x256 and 16.4-17.5 ms at 512x512 against 11.3-15.7 and
+# 17.0-31.6 ms with the work queue, whose every parallel region costs ~50 us of wake-ups; a whole fit was ~10% faster
+# idle and not slower with a busy process on the other core. The fitting's processes are spawned, not forked (numba's
+# OpenMP layer is not fork-safe). An explicit NUMBA_THREADING_LAYER is respected.
 if "NUMBA_THREADING_LAYER" not in os.environ:
-    numba.config.THREADING_LAYER = "workqueue"
+    numba.config.THREADING_LAYER_PRIORITY = ["omp", "workqueue", "tbb"]
+    numba.config.THREADING_LAYER = "default"
 
 _BIG = 1e30
 AA_ROW_SLOTS = 64  # first-try per-row capacity of antialias_analyse's pair list (read at call time)
