@@ -3,10 +3,12 @@
 #   FRL photos -> UV dataset (python -m ganfit.data_build) -> split by person -> train_texture_gan.py
 #   experiment=uv_default -> fp16 export -> card with sha256, commands, timings and attribution.
 # Usage: GANFIT_PHOTOS=... GANFIT_ASSETS=... bash scripts/build_default_generator.sh [WORK_DIR] [extra training overrides]
+# OUT_GENERATOR=path.pt writes somewhere else than data/generators/frl_uv64.pt (its card goes beside it).
 # (`make default-generator` runs it with WORK_DIR=outputs/default-generator). Every step is timed into WORK_DIR/steps.json.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
+OUT=${OUT_GENERATOR:-data/generators/frl_uv64.pt}
 WORK=${1:-outputs/default-generator}
 shift || true
 : "${GANFIT_PHOTOS:?set GANFIT_PHOTOS to the folder holding frl-london/ and frl-canada/}"
@@ -32,6 +34,6 @@ step split "$PY" -m ganfit.data_build.split "$WORK/uv"
 step contact_sheet "$PY" -m ganfit.data_build.contact_sheet "$WORK/uv" columns=20 size=96
 step train "$PY" train_texture_gan.py experiment=uv_default data.root="$WORK/uv/split/train" logger=csv \
     trainer.enable_progress_bar=false torch_threads=1 hydra.run.dir="$WORK/gan" "$@"
-step export "$PY" -m ganfit.gan export "$WORK/gan/checkpoints/last.ckpt" data/generators/frl_uv64.pt --half
+step export "$PY" -m ganfit.gan export "$WORK/gan/checkpoints/last.ckpt" "$OUT" --half
 "$PY" -c 'import json,sys; print(json.dumps([json.loads(l) for l in open(sys.argv[1])], indent=1))' "$STEPS" > "$WORK/steps.json"
-"$PY" -m ganfit.gan.default card data/generators/frl_uv64.pt "$WORK/gan" "$WORK/uv" "$WORK/steps.json"
+"$PY" -m ganfit.gan.default card "$OUT" "$WORK/gan" "$WORK/uv" "$WORK/steps.json"

@@ -31,7 +31,7 @@ import numpy as np
 from numba import njit, prange
 
 # Threading layer: OpenMP first, the work queue when numba has no OpenMP layer. Measured on the 2-core machine (idle,
-# batch 1, fwd+bwd; docs/render.md): omp 6.2-9.7 ms at 256x256 and 16.4-17.5 ms at 512x512 against 11.3-15.7 and
+# batch 1, fwd+bwd; docs/render.md): omp 5.8-10.0 ms at 256x256 and 14.3-20.9 ms at 512x512 against 10.7-15.7 and
 # 17.0-31.6 ms with the work queue, whose every parallel region costs ~50 us of wake-ups; a whole fit was ~10% faster
 # idle and not slower with a busy process on the other core. The fitting's processes are spawned, not forked (numba's
 # OpenMP layer is not fork-safe). An explicit NUMBA_THREADING_LAYER is respected.
