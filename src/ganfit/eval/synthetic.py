@@ -18,9 +18,10 @@ variant of the objective, and reports per variant:
 
 Variants (``VARIANTS``): ``mean_shape`` (camera only; the floor to beat), ``landmarks_only`` (stage 1),
 ``landmarks_pixel`` (+ stage 2 without identity terms), ``landmarks_pixel_identity`` (+ identity, no content/
-moment), ``full`` (the preset's whole objective), ``full_free_texture`` (the same with the free UV texture). The
-first five use ``texture=gan`` when ``texture.generator`` is given, else the free texture (then ``full`` and
-``full_free_texture`` coincide: say so when reporting).
+moment), ``full`` (the preset's whole objective), ``full_free_texture`` (the same with the free UV texture). With
+``texture=gan`` (the default; ``texture.generator: default`` is the shipped generator) the stage-2 variants fit the GAN
+latent (``mean_shape`` and ``landmarks_only`` have no texture to fit); with ``texture=free`` every variant uses the free
+texture (then ``full`` and ``full_free_texture`` coincide: say so when reporting).
 """
 
 from __future__ import annotations
