@@ -34,7 +34,7 @@ from ganfit.render import reference  # noqa: E402
 from ganfit.render.camera import frontal_camera  # noqa: E402
 
 
-def _timeit(fn: Callable[[], None], runs: int, warmup: int) -> tuple[float, float]:
+def timeit_ms(fn: Callable[[], object], runs: int, warmup: int) -> tuple[float, float]:
     """Median wall and process-CPU milliseconds of ``fn`` over ``runs`` calls after ``warmup`` calls."""
     for _ in range(warmup):
         fn()
@@ -112,8 +112,8 @@ def main(argv: list[str] | None = None) -> int:
         runs = args.reference_runs if backend == "reference" else args.runs
         warmup = 1 if backend == "reference" else args.warmup
         forward, forward_backward = make_workload(fm, batch, (res, res), backend)
-        fwd, _ = _timeit(forward, runs, warmup)
-        fb, fb_cpu = _timeit(forward_backward, runs, warmup)
+        fwd, _ = timeit_ms(forward, runs, warmup)
+        fb, fb_cpu = timeit_ms(forward_backward, runs, warmup)
         print(
             f"| {name} | {res}x{res} | {batch} | {fwd:.1f} | {fb:.1f} | {fb / batch:.1f} | {fb_cpu:.1f} |", flush=True
         )

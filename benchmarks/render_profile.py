@@ -15,28 +15,14 @@ import os
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import argparse  # noqa: E402
-import statistics  # noqa: E402
-import time  # noqa: E402
-from collections.abc import Callable  # noqa: E402
 
 import numba  # noqa: E402
 import torch  # noqa: E402
+from render import timeit_ms  # noqa: E402  (benchmarks/render.py, the same timer)
 
 import ganfit.render as dr  # noqa: E402
 from ganfit.face_model import load_face_model  # noqa: E402
 from ganfit.render.camera import frontal_camera  # noqa: E402
-
-
-def _timeit(fn: Callable[[], object], runs: int, warmup: int) -> tuple[float, float]:
-    for _ in range(warmup):
-        fn()
-    wall, cpu = [], []
-    for _ in range(runs):
-        t0, c0 = time.perf_counter(), time.process_time()
-        fn()
-        wall.append(time.perf_counter() - t0)
-        cpu.append(time.process_time() - c0)
-    return statistics.median(wall) * 1e3, statistics.median(cpu) * 1e3
 
 
 def _stages(fm, tri, uv_tri, topo, ctx, batch: int, resolution: tuple[int, int]):
@@ -98,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
         for batch in args.batch:
             total_w = total_c = 0.0
             for name, fn in _stages(fm, tri, uv_tri, topo, ctx, batch, (res, res)):
-                w, c = _timeit(fn, args.runs, args.warmup)
+                w, c = timeit_ms(fn, args.runs, args.warmup)
                 total_w += w
                 total_c += c
                 print(f"| {res} | {batch} | {name} | {w:.2f} | {c:.2f} |", flush=True)

@@ -90,6 +90,7 @@ def write_card(generator_file: Path, run_dir: Path, dataset_dir: Path, steps: di
     payload = torch.load(generator_file, map_location="cpu", weights_only=True)
     state = payload["state_dict"]
     summary = json.loads((dataset_dir / "summary.json").read_text())
+    config = OmegaConf.to_container(OmegaConf.load(run_dir / ".hydra" / "config.yaml"))
     card = {
         "file": generator_file.name,
         "sha256": sha256_of(generator_file),
@@ -101,10 +102,7 @@ def write_card(generator_file: Path, run_dir: Path, dataset_dir: Path, steps: di
         "images_seen": int(payload["images_seen"]),
         "generator_config": payload["config"],
         "training_overrides": OmegaConf.to_container(OmegaConf.load(run_dir / ".hydra" / "overrides.yaml")),
-        "training_config": {
-            key: OmegaConf.to_container(OmegaConf.load(run_dir / ".hydra" / "config.yaml"))[key]
-            for key in ("gan", "data", "seed", "torch_threads")
-        },
+        "training_config": {key: config[key] for key in ("gan", "data", "seed", "torch_threads")},
         "dataset": {
             "photos": summary["kept"] + summary["dropped"] + summary["failed"],
             "kept": summary["kept"],

@@ -891,6 +891,13 @@ def _bilinear_d(t00, t10, t01, t11, m00, m10, m01, m11, fu, fv, tw, th):
     return ((1.0 - fv) * (a10 - a00) + fv * (a11 - a01)) * tw, ((1.0 - fu) * (a01 - a00) + fu * (a11 - a10)) * th
 
 
+@njit(cache=True, inline="always")
+def _channel_d(tflat, c, q00, q10, q01, q11, m00, m10, m01, m11, fu, fv, tw, th):
+    """:func:`_bilinear_d` of channel ``c`` of the four taps at flat offsets ``q00..q11`` of ``tflat``."""
+    t00, t10, t01, t11 = tflat[q00 + c], tflat[q10 + c], tflat[q01 + c], tflat[q11 + c]
+    return _bilinear_d(t00, t10, t01, t11, m00, m10, m01, m11, fu, fv, tw, th)
+
+
 @njit(cache=True, parallel=True)
 def texture_bwd4(tex, uv, dy, linear, boundary, chunks, want_tex, gtex, scratch, dirty, guv):
     """:func:`texture_bwd` for textures of at most 4 channels, with the per-channel state in scalars (registers)
@@ -1006,52 +1013,13 @@ def _texture_bwd4_rows(tflat, uvf, dyf, guvf, dst, dirty, dims, r_start, r_end, 
             q10 = tbase + o10
             q01 = tbase + o01
             q11 = tbase + o11
-            du0, dv0 = _bilinear_d(tflat[q00], tflat[q10], tflat[q01], tflat[q11], m00, m10, m01, m11, fu, fv, tw, th)
+            du0, dv0 = _channel_d(tflat, 0, q00, q10, q01, q11, m00, m10, m01, m11, fu, fv, tw, th)
             if n_chan > 1:
-                du1, dv1 = _bilinear_d(
-                    tflat[q00 + 1],
-                    tflat[q10 + 1],
-                    tflat[q01 + 1],
-                    tflat[q11 + 1],
-                    m00,
-                    m10,
-                    m01,
-                    m11,
-                    fu,
-                    fv,
-                    tw,
-                    th,
-                )
+                du1, dv1 = _channel_d(tflat, 1, q00, q10, q01, q11, m00, m10, m01, m11, fu, fv, tw, th)
             if n_chan > 2:
-                du2, dv2 = _bilinear_d(
-                    tflat[q00 + 2],
-                    tflat[q10 + 2],
-                    tflat[q01 + 2],
-                    tflat[q11 + 2],
-                    m00,
-                    m10,
-                    m01,
-                    m11,
-                    fu,
-                    fv,
-                    tw,
-                    th,
-                )
+                du2, dv2 = _channel_d(tflat, 2, q00, q10, q01, q11, m00, m10, m01, m11, fu, fv, tw, th)
             if n_chan > 3:
-                du3, dv3 = _bilinear_d(
-                    tflat[q00 + 3],
-                    tflat[q10 + 3],
-                    tflat[q01 + 3],
-                    tflat[q11 + 3],
-                    m00,
-                    m10,
-                    m01,
-                    m11,
-                    fu,
-                    fv,
-                    tw,
-                    th,
-                )
+                du3, dv3 = _channel_d(tflat, 3, q00, q10, q01, q11, m00, m10, m01, m11, fu, fv, tw, th)
             guvf[2 * p] = d0 * du0 + d1 * du1 + d2 * du2 + d3 * du3
             guvf[2 * p + 1] = d0 * dv0 + d1 * dv1 + d2 * dv2 + d3 * dv3
 
