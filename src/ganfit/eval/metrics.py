@@ -38,14 +38,18 @@ def rigid_align(source: torch.Tensor, target: torch.Tensor, scale: bool = False)
 
 
 def shape_error_mm(
-    predicted: torch.Tensor, truth: torch.Tensor, vertex_ids: torch.Tensor | np.ndarray | None = None
+    predicted: torch.Tensor,
+    truth: torch.Tensor,
+    vertex_ids: torch.Tensor | np.ndarray | None = None,
+    scale: bool = False,
 ) -> torch.Tensor:
     """Per-vertex Euclidean error [B, N] (mm) between ``predicted`` and ``truth`` [B, V, 3] (mm), over
-    ``vertex_ids`` (default all), after rigidly aligning the prediction to the truth on those vertices."""
+    ``vertex_ids`` (default all), after rigidly aligning the prediction to the truth on those vertices (with a
+    uniform scale too when ``scale``: a similarity alignment, as the NoW benchmark does)."""
     if vertex_ids is not None:
         ids = torch.as_tensor(np.asarray(vertex_ids), dtype=torch.long, device=predicted.device)
         predicted, truth = predicted[:, ids], truth[:, ids]
-    aligned = rigid_align(predicted, truth)
+    aligned = rigid_align(predicted, truth, scale=scale)
     return (aligned - truth).norm(dim=-1)
 
 

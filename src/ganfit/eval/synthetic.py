@@ -8,6 +8,8 @@ variant of the objective, and reports per variant:
 * ``median_shape_error_mm`` / ``mean_shape_error_mm``: per-vertex error of the fitted *neutral* identity shape
   ``fm(ps, 0)`` against the true one, after rigid (Kabsch) alignment, over the face region (mean-face vertices within
   ``region_radius_mm`` of the nose tip); the median/mean over all vertices of all faces;
+* ``scaled_median_shape_error_mm``: the same median after a similarity alignment (rotation, translation and uniform
+  scale, as the NoW benchmark aligns): what remains once the monocular size/distance ambiguity is taken out;
 * ``expressed_median_error_mm``: the same for the expressed shapes ``fm(ps, pe)``;
 * ``landmark_error_px`` / ``landmark_nme``: the fitted model's 68 projected landmarks against the true model's, in
   photo pixels / as a fraction of the true inter-ocular distance;
@@ -141,6 +143,8 @@ def sample_scenes(cfg: DictConfig, face_model, textures: list[np.ndarray]) -> di
         "landmarks": landmarks.astype(np.float32),
         "texture_index": picks,
         "camera": camera,
+        "texture": texture,
+        "light": light,
     }
 
 
@@ -185,6 +189,12 @@ def run_variant(name: str, cfg: DictConfig, truth: dict[str, Any], face_model, j
     from ganfit.identity.api import embed_image
 
     job, fitting = variant_setup(name, cfg)
+    pinned = oracle_parts(cfg) if name != "mean_shape" else ()
+    if "texture" in pinned:
+        job.texture_mode, job.generator = "free", None
+        fitting.texture_init = "skin"  # replaced by the true albedo below, not unwrapped from the photo
+    for part in pinned:
+        fitting.full.lr[part] = 0.0
     torch.manual_seed(int(cfg.seed))
     fitter = build_fitter(job, fitting)
     region = face_region(face_model.mean, face_model.landmark_ids, float(cfg.region_radius_mm))
@@ -198,6 +208,8 @@ def run_variant(name: str, cfg: DictConfig, truth: dict[str, Any], face_model, j
             )
             for i in indices
         ]
+        if pinned:
+            pin_appearance(fitter, truth, indices, pinned)
         started = time.perf_counter()
         result = fitter.fit(photos)
         seconds = (time.perf_counter() - started) / len(indices)
@@ -206,6 +218,7 @@ def run_variant(name: str, cfg: DictConfig, truth: dict[str, Any], face_model, j
             neutral_fit = face_model(ps_fit, torch.zeros_like(result.params.pe))
             neutral_true = face_model(truth["ps"][indices], torch.zeros_like(truth["pe"][indices]))
             neutral_err = shape_error_mm(neutral_fit, neutral_true, region)
+            scaled_err = shape_error_mm(neutral_fit, neutral_true, region, scale=True)
             expressed_err = shape_error_mm(
                 result.vertices, face_model(truth["ps"][indices], truth["pe"][indices]), region
             )
@@ -228,6 +241,7 @@ def run_variant(name: str, cfg: DictConfig, truth: dict[str, Any], face_model, j
                     "face": i,
                     "yaw_deg": float(truth["angles_deg"][i][1]),
                     "errors_mm": neutral_err[k].numpy(),
+                    "scaled_errors_mm": scaled_err[k].numpy(),
                     "expressed_errors_mm": expressed_err[k].numpy(),
                     "landmark_error_px": float(px[0]),
                     "landmark_nme": float(nme[0]),
@@ -239,6 +253,7 @@ def run_variant(name: str, cfg: DictConfig, truth: dict[str, Any], face_model, j
         logger.info("%s: %d/%d faces", name, indices[-1] + 1, n)
     errors = np.concatenate([f["errors_mm"] for f in per_face])
     expressed = np.concatenate([f["expressed_errors_mm"] for f in per_face])
+    scaled = np.concatenate([f["scaled_errors_mm"] for f in per_face])
 
     def mean(key: str) -> float:
         return float(np.nanmean([f[key] for f in per_face]))
@@ -247,6 +262,7 @@ def run_variant(name: str, cfg: DictConfig, truth: dict[str, Any], face_model, j
         "median_shape_error_mm": float(np.median(errors)),
         "mean_shape_error_mm": float(np.mean(errors)),
         "expressed_median_error_mm": float(np.median(expressed)),
+        "scaled_median_shape_error_mm": float(np.median(scaled)),
         "landmark_error_px": mean("landmark_error_px"),
         "landmark_nme": mean("landmark_nme"),
         "photometric_error": mean("photometric_error"),
@@ -257,8 +273,49 @@ def run_variant(name: str, cfg: DictConfig, truth: dict[str, Any], face_model, j
         and fitting.full.steps > 0
         and fitting.full.weights.get("identity", 0) > 0,
         "per_face_median_mm": [float(np.median(f["errors_mm"])) for f in per_face],
+        "per_face_scaled_median_mm": [float(np.median(f["scaled_errors_mm"])) for f in per_face],
         "per_face_yaw_deg": [f["yaw_deg"] for f in per_face],
     }
+
+
+ORACLE_PARTS = ("texture", "light")
+
+
+def oracle_parts(cfg: DictConfig) -> tuple[str, ...]:
+    """The parts of the appearance that ``oracle_appearance`` pins to the truth (a subset of ``ORACLE_PARTS``)."""
+    parts = tuple(str(p) for p in (cfg.get("oracle_appearance") or ()))
+    unknown = sorted(set(parts) - set(ORACLE_PARTS))
+    if unknown:
+        raise ValueError(f"oracle_appearance: unknown parts {unknown}; choose from {list(ORACLE_PARTS)}")
+    return parts
+
+
+def pin_appearance(fitter, truth: dict[str, Any], indices: list[int], parts: tuple[str, ...]) -> None:
+    """Diagnostic (``oracle_appearance=[texture,light]``): make ``fitter`` start every fit of the faces ``indices``
+    from their *true* albedo (as a free texture, resized to the fitting's texture size) and/or light. With those
+    learning rates at 0 they stay there, so the remaining shape error is what the geometry terms and the optimiser
+    leave once the pinned part of the appearance is exact."""
+    import torch.nn.functional as F
+
+    init_params = type(fitter).init_params
+
+    def pinned(photos):
+        params = init_params(fitter, photos)
+        with torch.no_grad():
+            if "texture" in parts:
+                size = params.uv_texture.shape[-1]
+                texture = truth["texture"][indices].to(params.uv_texture)
+                if texture.shape[-1] != size:
+                    texture = F.interpolate(texture, size=(size, size), mode="area")
+                params.uv_texture.copy_(texture)
+            if "light" in parts:
+                if params.sh is not None:
+                    raise ValueError("oracle_appearance=[light] needs fitting.lighting=phong (the scenes' light model)")
+                for key in ("ambient", "light_color", "light_dir"):
+                    getattr(params, key).copy_(truth["light"][key][indices])
+        return params
+
+    fitter.init_params = pinned
 
 
 def markdown_table(results: dict[str, dict[str, Any]]) -> str:
@@ -266,6 +323,7 @@ def markdown_table(results: dict[str, dict[str, Any]]) -> str:
     columns = [
         ("median_shape_error_mm", "median shape err (mm)", "{:.2f}"),
         ("mean_shape_error_mm", "mean shape err (mm)", "{:.2f}"),
+        ("scaled_median_shape_error_mm", "median err, similarity-aligned (mm)", "{:.2f}"),
         ("expressed_median_error_mm", "median expressed err (mm)", "{:.2f}"),
         ("landmark_error_px", "landmark err (px)", "{:.1f}"),
         ("landmark_nme", "landmark NME", "{:.3f}"),
@@ -327,6 +385,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         "seed": int(cfg.seed),
         "detector_fallbacks": fallbacks,
         "oracle_landmarks": bool(cfg.get("oracle_landmarks")),
+        "oracle_appearance": list(oracle_parts(cfg)),
         "textures": str(cfg.textures) if cfg.textures else "flat skin tones (no texture folder given)",
         "fitting": OmegaConf.to_container(cfg.fitting, resolve=True),
         "generator": str(cfg.texture.get("generator")) if cfg.texture.mode == "gan" else None,
