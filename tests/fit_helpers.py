@@ -21,6 +21,7 @@ def compose_fit(overrides: list[str] | None = None, shrink: bool = True) -> Dict
         cfg.fitting.rigid.steps = 30
         cfg.fitting.align.steps = 60
         cfg.fitting.full.steps = 12
+        cfg.fitting.full.warmup_steps = 4
         cfg.fitting.latent_candidates = 2
         cfg.progress = False
     return cfg

@@ -8,6 +8,7 @@ vector; the optimiser minimises their sum, so photos do not influence each other
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import time
@@ -44,16 +45,20 @@ STAGE2_TERMS = (
 
 @dataclass
 class StageConfig:
-    """One optimisation stage: steps, Adam learning rate per parameter group (0 = frozen), loss weights."""
+    """One optimisation stage: steps, Adam learning rate per parameter group (0 = frozen), loss weights, and
+    ``warmup_steps``: the first steps of the stage move only the texture and the light (geometry and camera wait
+    until the appearance roughly matches the photo, so their first Adam steps follow a meaningful gradient)."""
 
     steps: int = 0
     lr: dict[str, float] = field(default_factory=dict)
     weights: dict[str, float] = field(default_factory=dict)
+    warmup_steps: int = 0
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any]) -> StageConfig:
         return cls(
             steps=int(values.get("steps", 0)),
+            warmup_steps=int(values.get("warmup_steps", 0)),
             lr={str(k): float(v) for k, v in dict(values.get("lr", {})).items()},
             weights={str(k): float(v) for k, v in dict(values.get("weights", {})).items()},
         )
@@ -61,7 +66,9 @@ class StageConfig:
 
 @dataclass
 class FittingConfig:
-    """The fitting preset (``conf/fitting/*.yaml``). See those files for each key's meaning."""
+    """The fitting preset (``conf/fitting/*.yaml``). See those files for each key's meaning; ``identity_geometry``
+    False renders a second time with detached geometry for the identity/content/moment terms, so they move only the
+    texture and the light."""
 
     resolution: int = 256
     crop_scale: float = 1.8
@@ -75,6 +82,7 @@ class FittingConfig:
     texture_init: str = "unwrap"
     latent_candidates: int = 8
     feature_taps: tuple[str, ...] | None = None
+    identity_geometry: bool = True
     rigid: StageConfig = field(default_factory=StageConfig)
     align: StageConfig = field(default_factory=StageConfig)
     full: StageConfig = field(default_factory=StageConfig)
@@ -250,11 +258,28 @@ class Fitter:
         loss = losses.landmark_loss(projected, target, right, left, jaw_weight=self.config.jaw_weight, use_jaw=use_jaw)
         return loss, projected
 
-    def render(self, params: FitParameters, vertices: torch.Tensor, texture: torch.Tensor, background):
-        """Render the batch at the fitting resolution over ``background`` [B, 3, S, S] (or black when None)."""
+    def render(
+        self,
+        params: FitParameters,
+        vertices: torch.Tensor,
+        texture: torch.Tensor,
+        background: torch.Tensor | None,
+        geometry_grad: bool = True,
+    ):
+        """Render the batch at the fitting resolution over ``background`` [B, 3, S, S] (or black when None);
+        ``geometry_grad=False`` keeps gradients from reaching the vertices and the camera (texture and light only)."""
         assert self.scene is not None
         size = (self.config.resolution, self.config.resolution)
-        return self.scene.render(vertices, params.camera(), texture, light_of(params), background, size)
+        camera = params.camera()
+        if not geometry_grad:
+            vertices = vertices.detach()
+            camera = dataclasses.replace(
+                camera,
+                rotation=camera.rotation.detach(),
+                translation=camera.translation.detach(),
+                focal=camera.focal.detach(),
+            )
+        return self.scene.render(vertices, camera, texture, light_of(params), background, size)
 
     # -------------------------------------------------------------------------------------------- the fit
     def fit(self, photos: list[PreparedPhoto], progress: Callable[[str, int, int], None] | None = None) -> FitResult:
@@ -300,6 +325,8 @@ class Fitter:
             terms, _ = self._full_terms(params, crops, target, identity_state, stage.weights)
             total = self._total(terms, stage.weights)
             total.sum().backward()
+            if step < stage.warmup_steps:
+                _hold(params, APPEARANCE_GROUPS)
             optimizer.step()
             history.append(_record("full", step, terms, total))
             if progress is not None:
@@ -388,7 +415,10 @@ class Fitter:
         terms["landmark"], _ = self._landmark_term(params, vertices, target)
         terms["pixel"] = losses.pixel_loss(rendered.image, crops, rendered.mask)
         if identity_state is not None:
-            descriptor, features = self.identity.embed(rendered.image, identity_state["theta"])
+            judged = rendered.image
+            if not self.config.identity_geometry:  # identity terms reach only texture and light
+                judged = self.render(params, vertices, texture, crops, geometry_grad=False).image
+            descriptor, features = self.identity.embed(judged, identity_state["theta"])
             terms["identity"] = losses.identity_loss(descriptor, identity_state["descriptor"])
             terms["content"] = losses.content_loss(features, identity_state["features"])
             terms["moment"] = losses.moment_loss(features, identity_state["features"])
@@ -458,6 +488,18 @@ class Fitter:
                 best[better] = candidate[better]
                 best_loss = torch.where(better, loss, best_loss)
             params.pt.copy_(best)
+
+
+APPEARANCE_GROUPS = ("texture", "light")
+
+
+def _hold(params: FitParameters, moving: tuple[str, ...]) -> None:
+    """Drop the gradients of every parameter group not in ``moving``: Adam skips parameters without a gradient, so
+    they stay exactly where they are (and their moment estimates stay empty) for this step."""
+    for name, tensors in params.groups().items():
+        if name not in moving:
+            for tensor in tensors:
+                tensor.grad = None
 
 
 def light_of(params: FitParameters) -> dict[str, torch.Tensor]:
