@@ -16,8 +16,6 @@ import torch
 
 from ganfit.render import _cpu_kernels as k
 
-_BAND_HEIGHT = 16  # rows per rasterization work item (fewer triangles set up twice than with 8)
-
 
 def _np(t: torch.Tensor) -> np.ndarray:
     """Contiguous numpy view (no copy when already contiguous) of a CPU tensor, detached."""
@@ -89,6 +87,19 @@ def _make_row_chunks(
 
 
 _SCRATCH = threading.local()
+
+
+def _scratch(name: str, shape: tuple[int, ...], dtype: type) -> np.ndarray:
+    """A reusable (per Python thread) uninitialised array for data that lives within one call (the rasterizer's
+    per-vertex and per-triangle records): a fresh multi-megabyte allocation per call is served by ``mmap`` and
+    page-faults on first touch. One array per name, replaced when the shape or dtype changes."""
+    cache = getattr(_SCRATCH, "arrays", None)
+    if cache is None:
+        cache = _SCRATCH.arrays = {}
+    arr = cache.get(name)
+    if arr is None or arr.shape != tuple(shape) or arr.dtype != np.dtype(dtype):
+        arr = cache[name] = np.empty(shape, dtype)
+    return arr
 
 
 class _ZeroScratch:
@@ -172,18 +183,22 @@ def rasterize_forward(
 ) -> np.ndarray:
     """Run coverage + depth test; returns ``rast[B, H, W, 4]`` in the dtype of ``pos``."""
     n_batch = tri_lo.shape[0]
-    bbox = np.empty((n_batch, tri.shape[0], 4), np.int32)
-    k.triangle_bboxes(pos, tri, tri_lo, tri_hi, height, width, bbox)
-    n_bands = (height + _BAND_HEIGHT - 1) // _BAND_HEIGHT
+    n_tri = tri.shape[0]
+    bbox = np.empty((n_batch, n_tri, 4), np.int32)
+    vert = _scratch("vert", (pos.shape[0], pos.shape[1], k.VERT_FIELDS), np.float64)
+    vflag = _scratch("vflag", pos.shape[:2], np.int32)
+    coef = _scratch("coef", (n_batch, n_tri, k.COEF_FIELDS), np.float64)
+    k.triangle_setup(pos, tri, tri_lo, tri_hi, height, width, vert, vflag, bbox, coef)
+    n_bands = (height + k.BAND_HEIGHT - 1) // k.BAND_HEIGHT
     counts = np.zeros(n_batch * n_bands, np.int64)
     offsets = np.zeros(n_batch * n_bands + 1, np.int64)
-    items = np.empty(int(tri.shape[0] * n_batch * 1.25) + 16, np.int32)
-    total = k.bin_triangles(bbox, _BAND_HEIGHT, n_bands, counts, offsets, items)
+    items = np.empty(int(n_tri * n_batch * 1.25) + 16, np.int32)
+    total = k.bin_triangles(bbox, n_bands, counts, offsets, items)
     if total > items.shape[0]:
         items = np.empty(total, np.int32)
-        k.bin_triangles(bbox, _BAND_HEIGHT, n_bands, counts, offsets, items)
+        k.bin_triangles(bbox, n_bands, counts, offsets, items)
     rast = np.empty((n_batch, height, width, 4), pos.dtype)
-    k.rasterize_fwd(pos, tri, bbox, _BAND_HEIGHT, n_bands, offsets, items, _band_order(n_batch * n_bands), rast)
+    k.rasterize_fwd(coef, bbox, n_bands, offsets, items, _band_order(n_batch * n_bands), rast)
     return rast
 
 

@@ -146,12 +146,60 @@ def _bbox_to_pixels(xmin: float, xmax: float, ymin: float, ymax: float, width: i
     return x0, x1, y0, y1
 
 
+BAND_HEIGHT = 16  # raster rows per rasterization work item (a compile-time constant: shifts, not divisions)
+VERT_FIELDS = 6  # per-vertex record of triangle_setup: (hx, hy, w, z, px, py)
+COEF_FIELDS = 12  # per-triangle record: (a0, b0, c0, a1, b1, c1, a2, b2, c2, z0, z1, z2)
+_INSIDE = 64  # vertex flag: w > 0 and -w <= z <= w (bits 0-5: outside the frustum plane 2 axis + side)
+
+
+@njit(cache=True, inline="always")
+def _project_vertex(pos, pb, i, xh, yh, vert, vflag):
+    """One vertex's record for :func:`triangle_setup`, with the same float64 expressions as :func:`_setup`."""
+    w = np.float64(pos[pb, i, 3])
+    vert[pb, i, 0] = (pos[pb, i, 0] + w) * xh
+    vert[pb, i, 1] = (pos[pb, i, 1] + w) * yh
+    vert[pb, i, 2] = w
+    vert[pb, i, 3] = pos[pb, i, 2]
+    flags = 0
+    for plane in range(6):
+        sgn = 1.0 if plane % 2 == 0 else -1.0
+        if sgn * pos[pb, i, plane // 2] > pos[pb, i, 3]:
+            flags |= 1 << plane
+    z = pos[pb, i, 2]
+    if pos[pb, i, 3] > 0.0 and -pos[pb, i, 3] <= z <= pos[pb, i, 3]:
+        flags |= _INSIDE
+        vert[pb, i, 4] = (pos[pb, i, 0] / w + 1.0) * xh
+        vert[pb, i, 5] = (pos[pb, i, 1] / w + 1.0) * yh
+    else:
+        vert[pb, i, 4] = 0.0
+        vert[pb, i, 5] = 0.0
+    vflag[pb, i] = flags
+
+
 @njit(cache=True, parallel=True)
-def triangle_bboxes(pos, tri, tri_lo, tri_hi, height, width, bbox):
-    """Fill ``bbox[B, F, 4] = (x0, x1, y0, y1)`` (inclusive pixel indices, ``x1 < x0`` = culled)."""
+def triangle_setup(pos, tri, tri_lo, tri_hi, height, width, vert, vflag, bbox, coef):
+    """Per-triangle work of :func:`rasterize_fwd`, done once per triangle (not per row band it touches).
+
+    First every vertex once: ``vert[Bp, V, 6] = (hx, hy, w, z, px, py)`` (homogeneous pixel coordinates
+    ``hx = (x + w) W/2``, ``hy = (y + w) H/2``, and the projected pixel position when the vertex lies inside the
+    near/far range with w > 0) and ``vflag[Bp, V]`` (frustum outcodes, ``_INSIDE``). Then per triangle
+    ``bbox[B, F, 4] = (x0, x1, y0, y1)`` (inclusive pixel indices; ``x1 < x0`` = nothing to draw: outside, out of
+    its image's range, clipped away or degenerate) and, where drawn, ``coef[B, F, 12]`` = the edge functions and
+    depth coefficients of :func:`_setup_h`. Vertices of a single mesh are projected inline (no parallel region for
+    ~10k cheap items).
+    """
     n_batch = bbox.shape[0]
     n_tri = tri.shape[0]
-    n_vert = pos.shape[1]
+    n_pb, n_vert = pos.shape[0], pos.shape[1]
+    xh = 0.5 * width
+    yh = 0.5 * height
+    if n_pb == 1:
+        for i in range(n_vert):
+            _project_vertex(pos, 0, i, xh, yh, vert, vflag)
+    else:
+        for item in prange(n_pb * n_vert):
+            pb = item // n_vert
+            _project_vertex(pos, pb, item - pb * n_vert, xh, yh, vert, vflag)
     for item in prange(n_batch * n_tri):
         b = item // n_tri if n_batch > 1 else 0  # no 64-bit divisions per triangle for a single image (~8%)
         f = item - b * n_tri
@@ -161,44 +209,20 @@ def triangle_bboxes(pos, tri, tri_lo, tri_hi, height, width, bbox):
         bbox[b, f, 3] = -1
         if f < tri_lo[b] or f >= tri_hi[b]:
             continue
-        pb = b if pos.shape[0] > 1 else 0
+        pb = b if n_pb > 1 else 0
         i0 = tri[f, 0]
         i1 = tri[f, 1]
         i2 = tri[f, 2]
         if i0 < 0 or i1 < 0 or i2 < 0 or i0 >= n_vert or i1 >= n_vert or i2 >= n_vert:
             continue
-        # Trivial rejection against each frustum plane.
-        out_all = False
-        for plane in range(6):
-            axis = plane // 2
-            sgn = 1.0 if plane % 2 == 0 else -1.0
-            if (
-                sgn * pos[pb, i0, axis] > pos[pb, i0, 3]
-                and sgn * pos[pb, i1, axis] > pos[pb, i1, 3]
-                and sgn * pos[pb, i2, axis] > pos[pb, i2, 3]
-            ):
-                out_all = True
-        if out_all:
+        flags = vflag[pb, i0] & vflag[pb, i1] & vflag[pb, i2]
+        if flags & (_INSIDE - 1):  # trivial rejection: all three outside the same frustum plane
             continue
-        inside = True
-        for i in (i0, i1, i2):
-            z = pos[pb, i, 2]
-            w = pos[pb, i, 3]
-            if not (w > 0.0 and -w <= z <= w):
-                inside = False
-        if inside:
-            xmin = _BIG
-            xmax = -_BIG
-            ymin = _BIG
-            ymax = -_BIG
-            for i in (i0, i1, i2):
-                w = np.float64(pos[pb, i, 3])
-                px = (pos[pb, i, 0] / w + 1.0) * (0.5 * width)
-                py = (pos[pb, i, 1] / w + 1.0) * (0.5 * height)
-                xmin = min(xmin, px)
-                xmax = max(xmax, px)
-                ymin = min(ymin, py)
-                ymax = max(ymax, py)
+        if flags & _INSIDE:
+            xmin = min(vert[pb, i0, 4], min(vert[pb, i1, 4], vert[pb, i2, 4]))
+            xmax = max(vert[pb, i0, 4], max(vert[pb, i1, 4], vert[pb, i2, 4]))
+            ymin = min(vert[pb, i0, 5], min(vert[pb, i1, 5], vert[pb, i2, 5]))
+            ymax = max(vert[pb, i0, 5], max(vert[pb, i1, 5], vert[pb, i2, 5]))
             x0, x1, y0, y1 = _bbox_to_pixels(xmin, xmax, ymin, ymax, width, height)
         else:
             v = np.empty((3, 4))
@@ -207,22 +231,52 @@ def triangle_bboxes(pos, tri, tri_lo, tri_hi, height, width, bbox):
                 v[1, c] = pos[pb, i1, c]
                 v[2, c] = pos[pb, i2, c]
             x0, x1, y0, y1 = _clip_bbox(v, width, height)
+        if x1 < x0 or y1 < y0:
+            continue
+        ok, a0, b0, c0, a1, b1, c1, a2, b2, c2, z0, z1, z2 = _setup_h(
+            vert[pb, i0, 0],
+            vert[pb, i0, 1],
+            vert[pb, i0, 2],
+            vert[pb, i0, 3],
+            vert[pb, i1, 0],
+            vert[pb, i1, 1],
+            vert[pb, i1, 2],
+            vert[pb, i1, 3],
+            vert[pb, i2, 0],
+            vert[pb, i2, 1],
+            vert[pb, i2, 2],
+            vert[pb, i2, 3],
+        )
+        if not ok:
+            continue
         bbox[b, f, 0] = x0
         bbox[b, f, 1] = x1
         bbox[b, f, 2] = y0
         bbox[b, f, 3] = y1
+        coef[b, f, 0] = a0
+        coef[b, f, 1] = b0
+        coef[b, f, 2] = c0
+        coef[b, f, 3] = a1
+        coef[b, f, 4] = b1
+        coef[b, f, 5] = c1
+        coef[b, f, 6] = a2
+        coef[b, f, 7] = b2
+        coef[b, f, 8] = c2
+        coef[b, f, 9] = z0
+        coef[b, f, 10] = z1
+        coef[b, f, 11] = z2
 
 
 @njit(cache=True, inline="always")
-def _bin_image(bbox, b, band_height, n_bands, counts, offsets, items, fill):
+def _bin_image(bbox, b, n_bands, counts, offsets, items, fill):
     """Count (``fill`` False) or store (True, ``offsets`` known) image ``b``'s triangles per row band."""
     for k in range(n_bands):
         counts[b * n_bands + k] = 0
     for f in range(bbox.shape[1]):
         if bbox[b, f, 1] < bbox[b, f, 0]:
             continue
-        k0 = bbox[b, f, 2] // band_height
-        k1 = bbox[b, f, 3] // band_height
+        k0 = bbox[b, f, 2] // BAND_HEIGHT
+        k1 = bbox[b, f, 3] // BAND_HEIGHT
         for k in range(k0, k1 + 1):
             slot = b * n_bands + k
             if fill:
@@ -231,8 +285,8 @@ def _bin_image(bbox, b, band_height, n_bands, counts, offsets, items, fill):
 
 
 @njit(cache=True, parallel=True)
-def bin_triangles(bbox, band_height, n_bands, counts, offsets, items):
-    """Bucket triangles by the row bands their boxes touch.
+def bin_triangles(bbox, n_bands, counts, offsets, items):
+    """Bucket triangles by the row bands (of ``BAND_HEIGHT`` rows) their boxes touch.
 
     ``counts[B * n_bands]``, ``offsets[B * n_bands + 1]``; when ``items`` is too small, only counts and returns the
     total needed (call again with a large enough array). Parallel over images; a single image runs inline (no
@@ -240,10 +294,10 @@ def bin_triangles(bbox, band_height, n_bands, counts, offsets, items):
     """
     n_batch = bbox.shape[0]
     if n_batch == 1:
-        _bin_image(bbox, 0, band_height, n_bands, counts, offsets, items, False)
+        _bin_image(bbox, 0, n_bands, counts, offsets, items, False)
     else:
         for b in prange(n_batch):
-            _bin_image(bbox, b, band_height, n_bands, counts, offsets, items, False)
+            _bin_image(bbox, b, n_bands, counts, offsets, items, False)
     offsets[0] = 0
     for i in range(n_batch * n_bands):
         offsets[i + 1] = offsets[i] + counts[i]
@@ -251,29 +305,43 @@ def bin_triangles(bbox, band_height, n_bands, counts, offsets, items):
     if items.shape[0] < total:
         return total
     if n_batch == 1:
-        _bin_image(bbox, 0, band_height, n_bands, counts, offsets, items, True)
+        _bin_image(bbox, 0, n_bands, counts, offsets, items, True)
     else:
         for b in prange(n_batch):
-            _bin_image(bbox, b, band_height, n_bands, counts, offsets, items, True)
+            _bin_image(bbox, b, n_bands, counts, offsets, items, True)
     return total
 
 
 @njit(cache=True, inline="always")
 def _setup(pos, pb, i0, i1, i2, xh, yh):
-    """Normalised edge functions and depth coefficients of one triangle (see :func:`rasterize_fwd`).
+    """:func:`_setup_h` of triangle ``(i0, i1, i2)`` of ``pos[pb]`` (the same expressions as ``triangle_setup``)."""
+    w0 = np.float64(pos[pb, i0, 3])
+    w1 = np.float64(pos[pb, i1, 3])
+    w2 = np.float64(pos[pb, i2, 3])
+    return _setup_h(
+        (pos[pb, i0, 0] + w0) * xh,
+        (pos[pb, i0, 1] + w0) * yh,
+        w0,
+        np.float64(pos[pb, i0, 2]),
+        (pos[pb, i1, 0] + w1) * xh,
+        (pos[pb, i1, 1] + w1) * yh,
+        w1,
+        np.float64(pos[pb, i1, 2]),
+        (pos[pb, i2, 0] + w2) * xh,
+        (pos[pb, i2, 1] + w2) * yh,
+        w2,
+        np.float64(pos[pb, i2, 2]),
+    )
+
+
+@njit(cache=True, inline="always")
+def _setup_h(hx0, hy0, w0, zc0, hx1, hy1, w1, zc1, hx2, hy2, w2, zc2):
+    """Normalised edge functions and depth coefficients of one triangle (see :func:`rasterize_fwd`) from its
+    vertices' homogeneous pixel coordinates ``(hx, hy, w) = ((x + w) W/2, (y + w) H/2, w)`` and clip z.
 
     Returns ``(ok, a0, b0, c0, a1, b1, c1, a2, b2, c2, z0, z1, z2)``: edge ``i`` (opposite vertex ``i``) is
     ``e_i = a_i sx + b_i sy + c_i``, all >= 0 inside; ``z/w = sum(e_i z_i)``. ``ok`` is False for degenerate ones.
     """
-    w0 = np.float64(pos[pb, i0, 3])
-    w1 = np.float64(pos[pb, i1, 3])
-    w2 = np.float64(pos[pb, i2, 3])
-    hx0 = (pos[pb, i0, 0] + w0) * xh
-    hx1 = (pos[pb, i1, 0] + w1) * xh
-    hx2 = (pos[pb, i2, 0] + w2) * xh
-    hy0 = (pos[pb, i0, 1] + w0) * yh
-    hy1 = (pos[pb, i1, 1] + w1) * yh
-    hy2 = (pos[pb, i2, 1] + w2) * yh
     # Rows of the adjugate: edge i is opposite vertex i, built from vertices (i+1, i+2) in cyclic order, so a
     # shared edge gets exactly negated coefficients in its two triangles (the products commute, the differences
     # swap order), which the tie-break in _edge_ok relies on.
@@ -292,10 +360,7 @@ def _setup(pos, pb, i0, i1, i2, xh, yh):
     if det < 0.0:
         a0, b0, c0, a1, b1, c1, a2, b2, c2 = -a0, -b0, -c0, -a1, -b1, -c1, -a2, -b2, -c2
     inv_det = 1.0 / abs(det)
-    z0 = pos[pb, i0, 2] * inv_det
-    z1 = pos[pb, i1, 2] * inv_det
-    z2 = pos[pb, i2, 2] * inv_det
-    return True, a0, b0, c0, a1, b1, c1, a2, b2, c2, z0, z1, z2
+    return True, a0, b0, c0, a1, b1, c1, a2, b2, c2, zc0 * inv_det, zc1 * inv_det, zc2 * inv_det
 
 
 @njit(cache=True)
@@ -325,7 +390,7 @@ def coverage_count(pos, tri, height, width, counts):
 
 
 @njit(cache=True, parallel=True)
-def rasterize_fwd(pos, tri, bbox, band_height, n_bands, offsets, items, order, rast):
+def rasterize_fwd(coef, bbox, n_bands, offsets, items, order, rast):
     """Depth-tested, watertight coverage: fill every pixel of ``rast[B, H, W, 4]`` (zeros where empty).
 
     Homogeneous 2D rasterization (no division by w before the coverage test): for a sample ``s = (sx, sy, 1)`` in
@@ -333,19 +398,18 @@ def rasterize_fwd(pos, tri, bbox, band_height, n_bands, offsets, items, order, r
     sample is covered when all ``e_i`` have the sign of ``det[V0 V1 V2]`` (which also means it lies in front of the
     eye, w > 0), perspective-correct barycentrics are ``e_i / sum(e)`` and ``z/w = sum(e_i z_i) / |det|``. Samples
     outside ``-1 <= z/w <= 1`` are clipped (near/far planes); smaller z/w wins, ties go to the lower triangle id.
+
+    The per-triangle coefficients ``coef`` and boxes ``bbox`` come from :func:`triangle_setup`, the work items
+    ``(image, band of BAND_HEIGHT rows)`` and their triangle lists from :func:`bin_triangles`.
     """
     height = rast.shape[1]
     width = rast.shape[2]
-    n_vert = pos.shape[1]
-    xh = 0.5 * width
-    yh = 0.5 * height
     for oi in prange(order.shape[0]):
         slot = order[oi]
         b = slot // n_bands
         k = slot % n_bands
-        pb = b if pos.shape[0] > 1 else 0
-        r0 = k * band_height
-        r1 = min(r0 + band_height, height)
+        r0 = k * BAND_HEIGHT
+        r1 = min(r0 + BAND_HEIGHT, height)
         zbuf = np.full((r1 - r0, width), np.inf)
         for y in range(r0, r1):
             for x in range(width):
@@ -357,14 +421,18 @@ def rasterize_fwd(pos, tri, bbox, band_height, n_bands, offsets, items, order, r
             x1 = bbox[b, f, 1]
             y0 = max(bbox[b, f, 2], r0)
             y1 = min(bbox[b, f, 3], r1 - 1)
-            i0 = tri[f, 0]
-            i1 = tri[f, 1]
-            i2 = tri[f, 2]
-            if i0 >= n_vert or i1 >= n_vert or i2 >= n_vert:
-                continue
-            ok, a0, b0, c0, a1, b1, c1, a2, b2, c2, z0, z1, z2 = _setup(pos, pb, i0, i1, i2, xh, yh)
-            if not ok:
-                continue
+            a0 = coef[b, f, 0]
+            b0 = coef[b, f, 1]
+            c0 = coef[b, f, 2]
+            a1 = coef[b, f, 3]
+            b1 = coef[b, f, 4]
+            c1 = coef[b, f, 5]
+            a2 = coef[b, f, 6]
+            b2 = coef[b, f, 7]
+            c2 = coef[b, f, 8]
+            z0 = coef[b, f, 9]
+            z1 = coef[b, f, 10]
+            z2 = coef[b, f, 11]
             for y in range(y0, y1 + 1):
                 sy = y + 0.5
                 ey0 = b0 * sy + c0
