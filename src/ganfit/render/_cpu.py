@@ -333,7 +333,11 @@ class TextureFunction(torch.autograd.Function):
     def forward(ctx, tex, uv, linear, boundary):  # type: ignore[override]
         tex_np = _np(tex)
         out = np.empty((*uv.shape[:3], tex.shape[3]), tex_np.dtype)
-        k.texture_fwd(tex_np, _np(uv), linear, boundary, _row_order(uv.shape[0], uv.shape[1]), out)
+        rows = _row_order(uv.shape[0], uv.shape[1])
+        if linear and boundary == BOUNDARY_CODES["clamp"]:
+            k.texture_fwd_clamp(tex_np, _np(uv), rows, out)
+        else:
+            k.texture_fwd(tex_np, _np(uv), linear, boundary, rows, out)
         ctx.save_for_backward(tex, uv)
         ctx.linear = linear
         ctx.boundary = boundary

@@ -800,6 +800,104 @@ def texture_fwd(tex, uv, linear, boundary, rows, out):
                 )
 
 
+TEX_ROWS = 8  # entries of ``rows`` per work item of texture_fwd_clamp (each allocates its own tap buffers)
+
+
+@njit(cache=True, inline="always")
+def _clamp_row_taps(uvf, p0, width, tw, th, n_chan, o0, o1, dq, ty, fus, fvs):
+    """Bilinear 'clamp'-mode taps of the ``width`` pixels from flat pixel index ``p0`` (``uvf`` = the flat uv), as
+    :func:`_linear_taps` computes them: ``o0[x]``, ``o1[x]`` = the flat element offsets (texel index times
+    ``n_chan``) of the taps ``(ix0, iy0)`` and ``(ix0, iy1)``, ``dq[x]`` = the offset from column ``ix0`` to
+    ``ix1`` (0 at a clamped edge), ``ty[0, x], ty[1, x]`` = the texel rows ``iy0, iy1``, ``fus[x]``, ``fvs[x]`` =
+    the fractions.
+
+    Branch-free, into separate contiguous buffers allocated by the caller's work item, so that the compiler
+    vectorises the loop (with one interleaved buffer, or with other code in the loop nest, it did not).
+    Non-finite coordinates get the taps of uv = 0 (callers skip those pixels).
+    """
+    twf = np.float64(tw)
+    thf = np.float64(th)
+    for x in range(width):
+        u = np.float64(uvf[2 * (p0 + x)])
+        v = np.float64(uvf[2 * (p0 + x) + 1])
+        u = u if math.isfinite(u) else 0.0
+        v = v if math.isfinite(v) else 0.0
+        xc = min(max(u * twf - 0.5, 0.0), twf - 1.0)
+        yc = min(max(v * thf - 0.5, 0.0), thf - 1.0)
+        fx = np.floor(xc)
+        fy = np.floor(yc)
+        ix0 = int(fx)
+        iy0 = int(fy)
+        ix1 = ix0 if (xc == 0.0 or xc == twf - 1.0) else ix0 + 1
+        iy1 = iy0 if (yc == 0.0 or yc == thf - 1.0) else iy0 + 1
+        o0[x] = (iy0 * tw + ix0) * n_chan
+        o1[x] = (iy1 * tw + ix0) * n_chan
+        dq[x] = (ix1 - ix0) * n_chan
+        ty[0, x] = iy0
+        ty[1, x] = iy1
+        fus[x] = xc - fx
+        fvs[x] = yc - fy
+
+
+@njit(cache=True, parallel=True)
+def texture_fwd_clamp(tex, uv, rows, out):
+    """:func:`texture_fwd` for the common bilinear 'clamp' mode (the face renderer's), same results bit for bit,
+    ~20% faster: the taps of a row come from the vectorised :func:`_clamp_row_taps` (work items of ``TEX_ROWS``
+    entries of ``rows``)."""
+    height, width = uv.shape[1], uv.shape[2]
+    th, tw, n_chan = tex.shape[1], tex.shape[2], tex.shape[3]
+    tflat = tex.reshape(tex.size)
+    uvf = uv.reshape(uv.size)
+    outf = out.reshape(out.size)
+    tsz = th * tw * n_chan
+    n_rows = rows.shape[0]
+    for item in prange((n_rows + TEX_ROWS - 1) // TEX_ROWS):
+        o0 = np.empty(width, np.int64)
+        o1 = np.empty(width, np.int64)
+        dq = np.empty(width, np.int64)
+        ty = np.empty((2, width), np.int64)
+        fus = np.empty(width)
+        fvs = np.empty(width)
+        for ri in range(item * TEX_ROWS, min((item + 1) * TEX_ROWS, n_rows)):
+            r = rows[ri]
+            tbase = ((r // height) if tex.shape[0] > 1 else 0) * tsz
+            p0 = r * width
+            _clamp_row_taps(uvf, p0, width, tw, th, n_chan, o0, o1, dq, ty, fus, fvs)
+            pu = np.nan
+            pv = np.nan
+            for x in range(width):
+                p = p0 + x
+                o = p * n_chan
+                u = np.float64(uvf[2 * p])
+                v = np.float64(uvf[2 * p + 1])
+                if u == pu and v == pv:  # same lookup as the previous pixel (never true for NaN)
+                    for c in range(n_chan):
+                        outf[o + c] = outf[o - n_chan + c]
+                    continue
+                pu = u
+                pv = v
+                if not (math.isfinite(u) and math.isfinite(v)):
+                    for c in range(n_chan):
+                        outf[o + c] = 0.0
+                    continue
+                fu = fus[x]
+                fv = fvs[x]
+                w00 = (1.0 - fu) * (1.0 - fv) * 1.0  # the expressions of texture_fwd (mask 1.0), same rounding
+                w10 = fu * (1.0 - fv) * 1.0
+                w01 = (1.0 - fu) * fv * 1.0
+                w11 = fu * fv * 1.0
+                q00 = tbase + o0[x]
+                q01 = tbase + o1[x]
+                d = dq[x]
+                for c in range(n_chan):
+                    outf[o + c] = (
+                        w00 * tflat[q00 + c]
+                        + w10 * tflat[q00 + d + c]
+                        + w01 * tflat[q01 + c]
+                        + w11 * tflat[q01 + d + c]
+                    )
+
+
 @njit(cache=True, inline="always")
 def _scatter_taps(gflat, base, o00, o10, o01, o11, w00, w10, w01, w11, acc, n_chan):
     for c in range(n_chan):
@@ -986,7 +1084,14 @@ def texture_bwd4(tex, uv, dy, linear, boundary, chunks, want_tex, gtex, scratch,
         buf = chunks[kk, 2]
         r0 = chunks[kk, 0]
         r1 = chunks[kk, 1]
-        if buf == 0:
+        if linear and boundary == 1:
+            if buf == 0:
+                _texture_bwd4_rows_clamp(tflat, uvf, dyf, guvf, gflat, None, dims, r0, r1, want_tex)
+            else:
+                _texture_bwd4_rows_clamp(
+                    tflat, uvf, dyf, guvf, scratch[buf - 1], dirty[buf - 1], dims, r0, r1, want_tex
+                )
+        elif buf == 0:
             _texture_bwd4_rows(tflat, uvf, dyf, guvf, gflat, None, dims, r0, r1, linear, boundary, want_tex)
         else:
             _texture_bwd4_rows(
@@ -1092,6 +1197,104 @@ def _texture_bwd4_rows(tflat, uvf, dyf, guvf, dst, dirty, dims, r_start, r_end, 
                 du2, dv2 = _channel_d(tflat, 2, q00, q10, q01, q11, m00, m10, m01, m11, fu, fv, tw, th)
             if n_chan > 3:
                 du3, dv3 = _channel_d(tflat, 3, q00, q10, q01, q11, m00, m10, m01, m11, fu, fv, tw, th)
+            guvf[2 * p] = d0 * du0 + d1 * du1 + d2 * du2 + d3 * du3
+            guvf[2 * p + 1] = d0 * dv0 + d1 * dv1 + d2 * dv2 + d3 * dv3
+
+
+@njit(cache=True)
+def _texture_bwd4_rows_clamp(tflat, uvf, dyf, guvf, dst, dirty, dims, r_start, r_end, want_tex):
+    """:func:`_texture_bwd4_rows` for the bilinear 'clamp' mode, with each row's taps from the vectorised
+    :func:`_clamp_row_taps` (same results bit for bit)."""
+    height, width, n_tb, th, tw, n_chan, n_gb = dims
+    tsz = th * tw * n_chan
+    twf = np.float64(tw)
+    thf = np.float64(th)
+    o0s = np.empty(width, np.int64)
+    o1s = np.empty(width, np.int64)
+    dqs = np.empty(width, np.int64)
+    tys = np.empty((2, width), np.int64)
+    fus = np.empty(width)
+    fvs = np.empty(width)
+    for r in range(r_start, r_end):
+        b = r // height
+        tbase = (b if n_tb > 1 else 0) * tsz
+        gb = b if n_gb > 1 else 0
+        gbase = gb * tsz
+        p0 = r * width
+        _clamp_row_taps(uvf, p0, width, tw, th, n_chan, o0s, o1s, dqs, tys, fus, fvs)
+        have = False  # a run is open: its taps are valid and a0..a3 hold its summed gradient
+        pu = np.nan
+        pv = np.nan
+        o00 = o10 = o01 = o11 = 0
+        row0 = row1 = 0
+        w00 = w10 = w01 = w11 = 0.0
+        a0 = a1 = a2 = a3 = 0.0
+        du0 = du1 = du2 = du3 = dv0 = dv1 = dv2 = dv3 = 0.0
+        for x in range(width + 1):
+            p = p0 + x
+            last = x == width
+            u = 0.0
+            v = 0.0
+            d0 = d1 = d2 = d3 = 0.0
+            if not last:
+                u = np.float64(uvf[2 * p])
+                v = np.float64(uvf[2 * p + 1])
+                d0, d1, d2, d3 = _get4(dyf, p * n_chan, n_chan)
+                if have and u == pu and v == pv:  # same lookup as the open run: extend it
+                    a0 += d0
+                    a1 += d1
+                    a2 += d2
+                    a3 += d3
+                    guvf[2 * p] = d0 * du0 + d1 * du1 + d2 * du2 + d3 * du3
+                    guvf[2 * p + 1] = d0 * dv0 + d1 * dv1 + d2 * dv2 + d3 * dv3
+                    continue
+            if have and want_tex:
+                if dirty is not None:  # flag the rows for add_dirty_rows (a store, no branch)
+                    dirty[gb * th + row0] = 1
+                    dirty[gb * th + row1] = 1
+                _add4(dst, gbase + o00, n_chan, w00, a0, a1, a2, a3)
+                _add4(dst, gbase + o10, n_chan, w10, a0, a1, a2, a3)
+                _add4(dst, gbase + o01, n_chan, w01, a0, a1, a2, a3)
+                _add4(dst, gbase + o11, n_chan, w11, a0, a1, a2, a3)
+            have = False
+            if last:
+                break
+            guvf[2 * p] = 0.0
+            guvf[2 * p + 1] = 0.0
+            if not (math.isfinite(u) and math.isfinite(v)):
+                continue
+            if d0 == 0.0 and d1 == 0.0 and d2 == 0.0 and d3 == 0.0:
+                continue  # e.g. background pixels masked out downstream: nothing to scatter
+            have = True
+            pu = u
+            pv = v
+            a0 = d0
+            a1 = d1
+            a2 = d2
+            a3 = d3
+            row0 = tys[0, x]
+            row1 = tys[1, x]
+            o00 = o0s[x]
+            o10 = o00 + dqs[x]
+            o01 = o1s[x]
+            o11 = o01 + dqs[x]
+            fu = fus[x]
+            fv = fvs[x]
+            w00 = (1.0 - fu) * (1.0 - fv) * 1.0  # the expressions of _texture_bwd4_rows (masks 1.0)
+            w10 = fu * (1.0 - fv) * 1.0
+            w01 = (1.0 - fu) * fv * 1.0
+            w11 = fu * fv * 1.0
+            q00 = tbase + o00
+            q10 = tbase + o10
+            q01 = tbase + o01
+            q11 = tbase + o11
+            du0, dv0 = _channel_d(tflat, 0, q00, q10, q01, q11, 1.0, 1.0, 1.0, 1.0, fu, fv, twf, thf)
+            if n_chan > 1:
+                du1, dv1 = _channel_d(tflat, 1, q00, q10, q01, q11, 1.0, 1.0, 1.0, 1.0, fu, fv, twf, thf)
+            if n_chan > 2:
+                du2, dv2 = _channel_d(tflat, 2, q00, q10, q01, q11, 1.0, 1.0, 1.0, 1.0, fu, fv, twf, thf)
+            if n_chan > 3:
+                du3, dv3 = _channel_d(tflat, 3, q00, q10, q01, q11, 1.0, 1.0, 1.0, 1.0, fu, fv, twf, thf)
             guvf[2 * p] = d0 * du0 + d1 * du1 + d2 * du2 + d3 * du3
             guvf[2 * p + 1] = d0 * dv0 + d1 * dv1 + d2 * dv2 + d3 * dv3
 
