@@ -439,6 +439,7 @@ def rasterize_fwd(coef, bbox, n_bands, offsets, items, order, rast):
                 ey1 = b1 * sy + c1
                 ey2 = b2 * sy + c2
                 zrow = y - r0
+                entered = False
                 for x in range(x0, x1 + 1):
                     sx = x + 0.5
                     e0 = a0 * sx + ey0
@@ -449,7 +450,12 @@ def rasterize_fwd(coef, bbox, n_bands, offsets, items, order, rast):
                     m = min(e0, min(e1, e2))
                     if not m > 0.0:
                         if not (m == 0.0 and _edge_ok(e0, a0, b0) and _edge_ok(e1, a1, b1) and _edge_ok(e2, a2, b2)):
+                            # Each edge test is monotonic in x (e = a sx + ey rounds monotonically), so the
+                            # covered samples of a row are one interval: past it, the row is done.
+                            if entered:
+                                break
                             continue
+                    entered = True
                     esum = e0 + e1 + e2
                     if not esum > 0.0:
                         continue
