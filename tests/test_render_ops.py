@@ -159,6 +159,42 @@ def test_texture_gradient_split_over_threads(filter_mode, boundary_mode, n_chan)
         numba.set_num_threads(before)
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("n_chan", [1, 3, 4])
+def test_texture_clamp_fast_path_matches_general_kernels(dtype, n_chan):
+    # Bilinear 'clamp' lookups (<= 4 channels) take their taps from a vectorised row loop; forward and backward must
+    # equal the general per-pixel kernels bit for bit (edges, runs of equal uv, NaN, zero incoming gradients).
+    from ganfit.render import _cpu
+
+    g = torch.Generator().manual_seed(15)
+    tex = torch.rand(2, 7, 9, n_chan, generator=g, dtype=dtype)
+    uv = torch.rand(2, 13, 17, 2, generator=g, dtype=dtype) * 1.6 - 0.3
+    uv[:, :, :5] = 0.0
+    uv[1, 4, 9:12] = 0.37
+    uv[0, 3, 6, 0] = float("nan")
+    uv[0, 8, 2] = torch.tensor([1.0 / 18.0, 0.5 / 7.0 + 1.0 / 7.0], dtype=dtype)  # exactly on texel centres
+    dy = torch.rand(2, 13, 17, n_chan, generator=g, dtype=dtype)
+    dy[0, 5] = 0.0
+    tex_np, uv_np, dy_np = tex.numpy(), uv.numpy(), dy.numpy()
+    rows = _cpu._row_order(2, 13)
+    out_fast = np.empty((2, 13, 17, n_chan), tex_np.dtype)
+    out_gen = np.empty_like(out_fast)
+    _cpu_kernels.texture_fwd_clamp(tex_np, uv_np, rows, out_fast)
+    _cpu_kernels.texture_fwd(tex_np, uv_np, True, 1, rows, out_gen)
+    assert np.array_equal(out_fast, out_gen)
+    chunks = np.array([[0, 26, 0]], np.int64)
+    grads = []
+    for kernel in (_cpu_kernels.texture_bwd4, _cpu_kernels.texture_bwd):
+        gtex = np.zeros(tex_np.shape, tex_np.dtype)
+        guv = np.empty(uv_np.shape, uv_np.dtype)
+        scratch = np.zeros((1, 1), tex_np.dtype)
+        dirty = np.zeros((1, 14), np.uint8)
+        kernel(tex_np, uv_np, dy_np, True, 1, chunks, True, gtex, scratch, dirty, guv)
+        grads.append((gtex, guv))
+    assert np.array_equal(grads[0][0], grads[1][0])
+    assert np.array_equal(grads[0][1], grads[1][1])
+
+
 def test_texture_gradient_scratch_recovers_from_interruption(monkeypatch):
     # The private texture-gradient buffers are reused and kept zero by the row sum; if a call dies between the
     # scatter and that sum, the next call must not see its leftovers.

@@ -16,8 +16,6 @@ import torch
 
 from ganfit.render import _cpu_kernels as k
 
-_BAND_HEIGHT = 16  # rows per rasterization work item (fewer triangles set up twice than with 8)
-
 
 def _np(t: torch.Tensor) -> np.ndarray:
     """Contiguous numpy view (no copy when already contiguous) of a CPU tensor, detached."""
@@ -91,6 +89,19 @@ def _make_row_chunks(
 _SCRATCH = threading.local()
 
 
+def _scratch(name: str, shape: tuple[int, ...], dtype: type) -> np.ndarray:
+    """A reusable (per Python thread) uninitialised array for data that lives within one call (the rasterizer's
+    per-vertex and per-triangle records): a fresh multi-megabyte allocation per call is served by ``mmap`` and
+    page-faults on first touch. One array per name, replaced when the shape or dtype changes."""
+    cache = getattr(_SCRATCH, "arrays", None)
+    if cache is None:
+        cache = _SCRATCH.arrays = {}
+    arr = cache.get(name)
+    if arr is None or arr.shape != tuple(shape) or arr.dtype != np.dtype(dtype):
+        arr = cache[name] = np.empty(shape, dtype)
+    return arr
+
+
 class _ZeroScratch:
     """A reusable (per Python thread) all-zero ``[max(n, 1), size]`` buffer for private texture-gradient copies.
 
@@ -122,8 +133,9 @@ class _ZeroScratch:
         self._entry[1] = exc_type is None
 
 
-def _reduce(gbuf: np.ndarray) -> torch.Tensor:
-    """Sum of the per-thread gradient buffers ``gbuf[n_buf, ...]`` (a view of ``gbuf[0]``, summed in place)."""
+def _reduce(gbuf: np.ndarray, dtype: np.dtype | None = None) -> torch.Tensor:
+    """Sum of the per-thread gradient buffers ``gbuf[n_buf, ...]`` (summed in place into ``gbuf[0]``), as
+    ``dtype`` (default: the buffers' own)."""
     if gbuf.shape[0] > 1:
         flat = gbuf.reshape(gbuf.shape[0], -1)
         if flat.shape[1] < (1 << 18):  # small (vertex gradients): numpy, no parallel region to wake threads for
@@ -131,7 +143,10 @@ def _reduce(gbuf: np.ndarray) -> torch.Tensor:
                 flat[0] += flat[i]
         else:
             k.sum_buffers(flat)
-    return torch.from_numpy(gbuf[0])
+    out = gbuf[0]
+    if dtype is not None and out.dtype != dtype:
+        out = out.astype(dtype)
+    return torch.from_numpy(out)
 
 
 _ROW_BLOCK = 8  # rows per block of the interleaved row order (keeps neighbouring rows, and their texels, together)
@@ -172,18 +187,22 @@ def rasterize_forward(
 ) -> np.ndarray:
     """Run coverage + depth test; returns ``rast[B, H, W, 4]`` in the dtype of ``pos``."""
     n_batch = tri_lo.shape[0]
-    bbox = np.empty((n_batch, tri.shape[0], 4), np.int32)
-    k.triangle_bboxes(pos, tri, tri_lo, tri_hi, height, width, bbox)
-    n_bands = (height + _BAND_HEIGHT - 1) // _BAND_HEIGHT
+    n_tri = tri.shape[0]
+    bbox = np.empty((n_batch, n_tri, 4), np.int32)
+    vert = _scratch("vert", (pos.shape[0], pos.shape[1], k.VERT_FIELDS), np.float64)
+    vflag = _scratch("vflag", pos.shape[:2], np.int32)
+    coef = _scratch("coef", (n_batch, n_tri, k.COEF_FIELDS), np.float64)
+    k.triangle_setup(pos, tri, tri_lo, tri_hi, height, width, vert, vflag, bbox, coef)
+    n_bands = (height + k.BAND_HEIGHT - 1) // k.BAND_HEIGHT
     counts = np.zeros(n_batch * n_bands, np.int64)
     offsets = np.zeros(n_batch * n_bands + 1, np.int64)
-    items = np.empty(int(tri.shape[0] * n_batch * 1.25) + 16, np.int32)
-    total = k.bin_triangles(bbox, _BAND_HEIGHT, n_bands, counts, offsets, items)
+    items = np.empty(int(n_tri * n_batch * 1.25) + 16, np.int32)
+    total = k.bin_triangles(bbox, n_bands, counts, offsets, items)
     if total > items.shape[0]:
         items = np.empty(total, np.int32)
-        k.bin_triangles(bbox, _BAND_HEIGHT, n_bands, counts, offsets, items)
+        k.bin_triangles(bbox, n_bands, counts, offsets, items)
     rast = np.empty((n_batch, height, width, 4), pos.dtype)
-    k.rasterize_fwd(pos, tri, bbox, _BAND_HEIGHT, n_bands, offsets, items, _band_order(n_batch * n_bands), rast)
+    k.rasterize_fwd(coef, bbox, n_bands, offsets, items, _band_order(n_batch * n_bands), rast)
     return rast
 
 
@@ -213,9 +232,11 @@ class RasterizeFunction(torch.autograd.Function):
             return None, None, None, None, None, None, None
         chunks, n_buf, rows = _row_chunks(rast.shape[0], rast.shape[1], rast.shape[2], tuple(pos.shape))
         pos_np = _np(pos)
-        gbuf = np.zeros((n_buf, *pos.shape), pos_np.dtype)
+        # float64 accumulation whatever the input dtype: neighbouring pixels update the same vertices, and the
+        # float32 load-convert-add-convert-store chain made the kernel ~20% slower (and rounded at every step).
+        gbuf = np.zeros((n_buf, *pos.shape), np.float64)
         k.rasterize_bwd(pos_np, _np(tri), _np(rast), _np(dy.to(pos.dtype)), chunks, rows, gbuf)
-        g_pos = _reduce(gbuf)
+        g_pos = _reduce(gbuf, pos_np.dtype)
         if ctx.grad_db and ddb is not None and ddb.numel() > 0 and bool(np.any(_np(ddb))):
             with torch.enable_grad():
                 pos_r = pos.detach().requires_grad_(True)
@@ -298,10 +319,10 @@ class InterpolateFunction(torch.autograd.Function):
         want_attr = bool(ctx.needs_input_grad[0])
         attr_shape = tuple(attr.shape) if want_attr else (1, 1, attr.shape[2])  # dummy target when not needed
         chunks, n_buf, rows = _row_chunks(rast.shape[0], rast.shape[1], rast.shape[2], attr_shape)
-        gattr = np.zeros((n_buf, *attr_shape), attr_np.dtype)
+        gattr = np.zeros((n_buf, *attr_shape), np.float64)  # float64 accumulation, as in the rasterize backward
         grast = np.empty(rast.shape, rast_np.dtype)
         k.interpolate_bwd(attr_np, rast_np, _np(tri), _np(dy.to(attr.dtype)), chunks, rows, want_attr, gattr, grast)
-        g_attr = _reduce(gattr) if want_attr else None
+        g_attr = _reduce(gattr, attr_np.dtype) if want_attr else None
         return g_attr, torch.from_numpy(grast), None
 
 
@@ -318,7 +339,11 @@ class TextureFunction(torch.autograd.Function):
     def forward(ctx, tex, uv, linear, boundary):  # type: ignore[override]
         tex_np = _np(tex)
         out = np.empty((*uv.shape[:3], tex.shape[3]), tex_np.dtype)
-        k.texture_fwd(tex_np, _np(uv), linear, boundary, _row_order(uv.shape[0], uv.shape[1]), out)
+        rows = _row_order(uv.shape[0], uv.shape[1])
+        if linear and boundary == BOUNDARY_CODES["clamp"]:
+            k.texture_fwd_clamp(tex_np, _np(uv), rows, out)
+        else:
+            k.texture_fwd(tex_np, _np(uv), linear, boundary, rows, out)
         ctx.save_for_backward(tex, uv)
         ctx.linear = linear
         ctx.boundary = boundary

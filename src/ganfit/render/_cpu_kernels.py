@@ -146,12 +146,60 @@ def _bbox_to_pixels(xmin: float, xmax: float, ymin: float, ymax: float, width: i
     return x0, x1, y0, y1
 
 
+BAND_HEIGHT = 16  # raster rows per rasterization work item (a compile-time constant: shifts, not divisions)
+VERT_FIELDS = 6  # per-vertex record of triangle_setup: (hx, hy, w, z, px, py)
+COEF_FIELDS = 12  # per-triangle record: (a0, b0, c0, a1, b1, c1, a2, b2, c2, z0, z1, z2)
+_INSIDE = 64  # vertex flag: w > 0 and -w <= z <= w (bits 0-5: outside the frustum plane 2 axis + side)
+
+
+@njit(cache=True, inline="always")
+def _project_vertex(pos, pb, i, xh, yh, vert, vflag):
+    """One vertex's record for :func:`triangle_setup`, with the same float64 expressions as :func:`_setup`."""
+    w = np.float64(pos[pb, i, 3])
+    vert[pb, i, 0] = (pos[pb, i, 0] + w) * xh
+    vert[pb, i, 1] = (pos[pb, i, 1] + w) * yh
+    vert[pb, i, 2] = w
+    vert[pb, i, 3] = pos[pb, i, 2]
+    flags = 0
+    for plane in range(6):
+        sgn = 1.0 if plane % 2 == 0 else -1.0
+        if sgn * pos[pb, i, plane // 2] > pos[pb, i, 3]:
+            flags |= 1 << plane
+    z = pos[pb, i, 2]
+    if pos[pb, i, 3] > 0.0 and -pos[pb, i, 3] <= z <= pos[pb, i, 3]:
+        flags |= _INSIDE
+        vert[pb, i, 4] = (pos[pb, i, 0] / w + 1.0) * xh
+        vert[pb, i, 5] = (pos[pb, i, 1] / w + 1.0) * yh
+    else:
+        vert[pb, i, 4] = 0.0
+        vert[pb, i, 5] = 0.0
+    vflag[pb, i] = flags
+
+
 @njit(cache=True, parallel=True)
-def triangle_bboxes(pos, tri, tri_lo, tri_hi, height, width, bbox):
-    """Fill ``bbox[B, F, 4] = (x0, x1, y0, y1)`` (inclusive pixel indices, ``x1 < x0`` = culled)."""
+def triangle_setup(pos, tri, tri_lo, tri_hi, height, width, vert, vflag, bbox, coef):
+    """Per-triangle work of :func:`rasterize_fwd`, done once per triangle (not per row band it touches).
+
+    First every vertex once: ``vert[Bp, V, 6] = (hx, hy, w, z, px, py)`` (homogeneous pixel coordinates
+    ``hx = (x + w) W/2``, ``hy = (y + w) H/2``, and the projected pixel position when the vertex lies inside the
+    near/far range with w > 0) and ``vflag[Bp, V]`` (frustum outcodes, ``_INSIDE``). Then per triangle
+    ``bbox[B, F, 4] = (x0, x1, y0, y1)`` (inclusive pixel indices; ``x1 < x0`` = nothing to draw: outside, out of
+    its image's range, clipped away or degenerate) and, where drawn, ``coef[B, F, 12]`` = the edge functions and
+    depth coefficients of :func:`_setup_h`. Vertices of a single mesh are projected inline (no parallel region for
+    ~10k cheap items).
+    """
     n_batch = bbox.shape[0]
     n_tri = tri.shape[0]
-    n_vert = pos.shape[1]
+    n_pb, n_vert = pos.shape[0], pos.shape[1]
+    xh = 0.5 * width
+    yh = 0.5 * height
+    if n_pb == 1:
+        for i in range(n_vert):
+            _project_vertex(pos, 0, i, xh, yh, vert, vflag)
+    else:
+        for item in prange(n_pb * n_vert):
+            pb = item // n_vert
+            _project_vertex(pos, pb, item - pb * n_vert, xh, yh, vert, vflag)
     for item in prange(n_batch * n_tri):
         b = item // n_tri if n_batch > 1 else 0  # no 64-bit divisions per triangle for a single image (~8%)
         f = item - b * n_tri
@@ -161,44 +209,20 @@ def triangle_bboxes(pos, tri, tri_lo, tri_hi, height, width, bbox):
         bbox[b, f, 3] = -1
         if f < tri_lo[b] or f >= tri_hi[b]:
             continue
-        pb = b if pos.shape[0] > 1 else 0
+        pb = b if n_pb > 1 else 0
         i0 = tri[f, 0]
         i1 = tri[f, 1]
         i2 = tri[f, 2]
         if i0 < 0 or i1 < 0 or i2 < 0 or i0 >= n_vert or i1 >= n_vert or i2 >= n_vert:
             continue
-        # Trivial rejection against each frustum plane.
-        out_all = False
-        for plane in range(6):
-            axis = plane // 2
-            sgn = 1.0 if plane % 2 == 0 else -1.0
-            if (
-                sgn * pos[pb, i0, axis] > pos[pb, i0, 3]
-                and sgn * pos[pb, i1, axis] > pos[pb, i1, 3]
-                and sgn * pos[pb, i2, axis] > pos[pb, i2, 3]
-            ):
-                out_all = True
-        if out_all:
+        flags = vflag[pb, i0] & vflag[pb, i1] & vflag[pb, i2]
+        if flags & (_INSIDE - 1):  # trivial rejection: all three outside the same frustum plane
             continue
-        inside = True
-        for i in (i0, i1, i2):
-            z = pos[pb, i, 2]
-            w = pos[pb, i, 3]
-            if not (w > 0.0 and -w <= z <= w):
-                inside = False
-        if inside:
-            xmin = _BIG
-            xmax = -_BIG
-            ymin = _BIG
-            ymax = -_BIG
-            for i in (i0, i1, i2):
-                w = np.float64(pos[pb, i, 3])
-                px = (pos[pb, i, 0] / w + 1.0) * (0.5 * width)
-                py = (pos[pb, i, 1] / w + 1.0) * (0.5 * height)
-                xmin = min(xmin, px)
-                xmax = max(xmax, px)
-                ymin = min(ymin, py)
-                ymax = max(ymax, py)
+        if flags & _INSIDE:
+            xmin = min(vert[pb, i0, 4], min(vert[pb, i1, 4], vert[pb, i2, 4]))
+            xmax = max(vert[pb, i0, 4], max(vert[pb, i1, 4], vert[pb, i2, 4]))
+            ymin = min(vert[pb, i0, 5], min(vert[pb, i1, 5], vert[pb, i2, 5]))
+            ymax = max(vert[pb, i0, 5], max(vert[pb, i1, 5], vert[pb, i2, 5]))
             x0, x1, y0, y1 = _bbox_to_pixels(xmin, xmax, ymin, ymax, width, height)
         else:
             v = np.empty((3, 4))
@@ -207,22 +231,52 @@ def triangle_bboxes(pos, tri, tri_lo, tri_hi, height, width, bbox):
                 v[1, c] = pos[pb, i1, c]
                 v[2, c] = pos[pb, i2, c]
             x0, x1, y0, y1 = _clip_bbox(v, width, height)
+        if x1 < x0 or y1 < y0:
+            continue
+        ok, a0, b0, c0, a1, b1, c1, a2, b2, c2, z0, z1, z2 = _setup_h(
+            vert[pb, i0, 0],
+            vert[pb, i0, 1],
+            vert[pb, i0, 2],
+            vert[pb, i0, 3],
+            vert[pb, i1, 0],
+            vert[pb, i1, 1],
+            vert[pb, i1, 2],
+            vert[pb, i1, 3],
+            vert[pb, i2, 0],
+            vert[pb, i2, 1],
+            vert[pb, i2, 2],
+            vert[pb, i2, 3],
+        )
+        if not ok:
+            continue
         bbox[b, f, 0] = x0
         bbox[b, f, 1] = x1
         bbox[b, f, 2] = y0
         bbox[b, f, 3] = y1
+        coef[b, f, 0] = a0
+        coef[b, f, 1] = b0
+        coef[b, f, 2] = c0
+        coef[b, f, 3] = a1
+        coef[b, f, 4] = b1
+        coef[b, f, 5] = c1
+        coef[b, f, 6] = a2
+        coef[b, f, 7] = b2
+        coef[b, f, 8] = c2
+        coef[b, f, 9] = z0
+        coef[b, f, 10] = z1
+        coef[b, f, 11] = z2
 
 
 @njit(cache=True, inline="always")
-def _bin_image(bbox, b, band_height, n_bands, counts, offsets, items, fill):
+def _bin_image(bbox, b, n_bands, counts, offsets, items, fill):
     """Count (``fill`` False) or store (True, ``offsets`` known) image ``b``'s triangles per row band."""
     for k in range(n_bands):
         counts[b * n_bands + k] = 0
     for f in range(bbox.shape[1]):
         if bbox[b, f, 1] < bbox[b, f, 0]:
             continue
-        k0 = bbox[b, f, 2] // band_height
-        k1 = bbox[b, f, 3] // band_height
+        k0 = bbox[b, f, 2] // BAND_HEIGHT
+        k1 = bbox[b, f, 3] // BAND_HEIGHT
         for k in range(k0, k1 + 1):
             slot = b * n_bands + k
             if fill:
@@ -231,8 +285,8 @@ def _bin_image(bbox, b, band_height, n_bands, counts, offsets, items, fill):
 
 
 @njit(cache=True, parallel=True)
-def bin_triangles(bbox, band_height, n_bands, counts, offsets, items):
-    """Bucket triangles by the row bands their boxes touch.
+def bin_triangles(bbox, n_bands, counts, offsets, items):
+    """Bucket triangles by the row bands (of ``BAND_HEIGHT`` rows) their boxes touch.
 
     ``counts[B * n_bands]``, ``offsets[B * n_bands + 1]``; when ``items`` is too small, only counts and returns the
     total needed (call again with a large enough array). Parallel over images; a single image runs inline (no
@@ -240,10 +294,10 @@ def bin_triangles(bbox, band_height, n_bands, counts, offsets, items):
     """
     n_batch = bbox.shape[0]
     if n_batch == 1:
-        _bin_image(bbox, 0, band_height, n_bands, counts, offsets, items, False)
+        _bin_image(bbox, 0, n_bands, counts, offsets, items, False)
     else:
         for b in prange(n_batch):
-            _bin_image(bbox, b, band_height, n_bands, counts, offsets, items, False)
+            _bin_image(bbox, b, n_bands, counts, offsets, items, False)
     offsets[0] = 0
     for i in range(n_batch * n_bands):
         offsets[i + 1] = offsets[i] + counts[i]
@@ -251,29 +305,43 @@ def bin_triangles(bbox, band_height, n_bands, counts, offsets, items):
     if items.shape[0] < total:
         return total
     if n_batch == 1:
-        _bin_image(bbox, 0, band_height, n_bands, counts, offsets, items, True)
+        _bin_image(bbox, 0, n_bands, counts, offsets, items, True)
     else:
         for b in prange(n_batch):
-            _bin_image(bbox, b, band_height, n_bands, counts, offsets, items, True)
+            _bin_image(bbox, b, n_bands, counts, offsets, items, True)
     return total
 
 
 @njit(cache=True, inline="always")
 def _setup(pos, pb, i0, i1, i2, xh, yh):
-    """Normalised edge functions and depth coefficients of one triangle (see :func:`rasterize_fwd`).
+    """:func:`_setup_h` of triangle ``(i0, i1, i2)`` of ``pos[pb]`` (the same expressions as ``triangle_setup``)."""
+    w0 = np.float64(pos[pb, i0, 3])
+    w1 = np.float64(pos[pb, i1, 3])
+    w2 = np.float64(pos[pb, i2, 3])
+    return _setup_h(
+        (pos[pb, i0, 0] + w0) * xh,
+        (pos[pb, i0, 1] + w0) * yh,
+        w0,
+        np.float64(pos[pb, i0, 2]),
+        (pos[pb, i1, 0] + w1) * xh,
+        (pos[pb, i1, 1] + w1) * yh,
+        w1,
+        np.float64(pos[pb, i1, 2]),
+        (pos[pb, i2, 0] + w2) * xh,
+        (pos[pb, i2, 1] + w2) * yh,
+        w2,
+        np.float64(pos[pb, i2, 2]),
+    )
+
+
+@njit(cache=True, inline="always")
+def _setup_h(hx0, hy0, w0, zc0, hx1, hy1, w1, zc1, hx2, hy2, w2, zc2):
+    """Normalised edge functions and depth coefficients of one triangle (see :func:`rasterize_fwd`) from its
+    vertices' homogeneous pixel coordinates ``(hx, hy, w) = ((x + w) W/2, (y + w) H/2, w)`` and clip z.
 
     Returns ``(ok, a0, b0, c0, a1, b1, c1, a2, b2, c2, z0, z1, z2)``: edge ``i`` (opposite vertex ``i``) is
     ``e_i = a_i sx + b_i sy + c_i``, all >= 0 inside; ``z/w = sum(e_i z_i)``. ``ok`` is False for degenerate ones.
     """
-    w0 = np.float64(pos[pb, i0, 3])
-    w1 = np.float64(pos[pb, i1, 3])
-    w2 = np.float64(pos[pb, i2, 3])
-    hx0 = (pos[pb, i0, 0] + w0) * xh
-    hx1 = (pos[pb, i1, 0] + w1) * xh
-    hx2 = (pos[pb, i2, 0] + w2) * xh
-    hy0 = (pos[pb, i0, 1] + w0) * yh
-    hy1 = (pos[pb, i1, 1] + w1) * yh
-    hy2 = (pos[pb, i2, 1] + w2) * yh
     # Rows of the adjugate: edge i is opposite vertex i, built from vertices (i+1, i+2) in cyclic order, so a
     # shared edge gets exactly negated coefficients in its two triangles (the products commute, the differences
     # swap order), which the tie-break in _edge_ok relies on.
@@ -292,10 +360,7 @@ def _setup(pos, pb, i0, i1, i2, xh, yh):
     if det < 0.0:
         a0, b0, c0, a1, b1, c1, a2, b2, c2 = -a0, -b0, -c0, -a1, -b1, -c1, -a2, -b2, -c2
     inv_det = 1.0 / abs(det)
-    z0 = pos[pb, i0, 2] * inv_det
-    z1 = pos[pb, i1, 2] * inv_det
-    z2 = pos[pb, i2, 2] * inv_det
-    return True, a0, b0, c0, a1, b1, c1, a2, b2, c2, z0, z1, z2
+    return True, a0, b0, c0, a1, b1, c1, a2, b2, c2, zc0 * inv_det, zc1 * inv_det, zc2 * inv_det
 
 
 @njit(cache=True)
@@ -325,7 +390,7 @@ def coverage_count(pos, tri, height, width, counts):
 
 
 @njit(cache=True, parallel=True)
-def rasterize_fwd(pos, tri, bbox, band_height, n_bands, offsets, items, order, rast):
+def rasterize_fwd(coef, bbox, n_bands, offsets, items, order, rast):
     """Depth-tested, watertight coverage: fill every pixel of ``rast[B, H, W, 4]`` (zeros where empty).
 
     Homogeneous 2D rasterization (no division by w before the coverage test): for a sample ``s = (sx, sy, 1)`` in
@@ -333,19 +398,18 @@ def rasterize_fwd(pos, tri, bbox, band_height, n_bands, offsets, items, order, r
     sample is covered when all ``e_i`` have the sign of ``det[V0 V1 V2]`` (which also means it lies in front of the
     eye, w > 0), perspective-correct barycentrics are ``e_i / sum(e)`` and ``z/w = sum(e_i z_i) / |det|``. Samples
     outside ``-1 <= z/w <= 1`` are clipped (near/far planes); smaller z/w wins, ties go to the lower triangle id.
+
+    The per-triangle coefficients ``coef`` and boxes ``bbox`` come from :func:`triangle_setup`, the work items
+    ``(image, band of BAND_HEIGHT rows)`` and their triangle lists from :func:`bin_triangles`.
     """
     height = rast.shape[1]
     width = rast.shape[2]
-    n_vert = pos.shape[1]
-    xh = 0.5 * width
-    yh = 0.5 * height
     for oi in prange(order.shape[0]):
         slot = order[oi]
         b = slot // n_bands
         k = slot % n_bands
-        pb = b if pos.shape[0] > 1 else 0
-        r0 = k * band_height
-        r1 = min(r0 + band_height, height)
+        r0 = k * BAND_HEIGHT
+        r1 = min(r0 + BAND_HEIGHT, height)
         zbuf = np.full((r1 - r0, width), np.inf)
         for y in range(r0, r1):
             for x in range(width):
@@ -357,27 +421,41 @@ def rasterize_fwd(pos, tri, bbox, band_height, n_bands, offsets, items, order, r
             x1 = bbox[b, f, 1]
             y0 = max(bbox[b, f, 2], r0)
             y1 = min(bbox[b, f, 3], r1 - 1)
-            i0 = tri[f, 0]
-            i1 = tri[f, 1]
-            i2 = tri[f, 2]
-            if i0 >= n_vert or i1 >= n_vert or i2 >= n_vert:
-                continue
-            ok, a0, b0, c0, a1, b1, c1, a2, b2, c2, z0, z1, z2 = _setup(pos, pb, i0, i1, i2, xh, yh)
-            if not ok:
-                continue
+            a0 = coef[b, f, 0]
+            b0 = coef[b, f, 1]
+            c0 = coef[b, f, 2]
+            a1 = coef[b, f, 3]
+            b1 = coef[b, f, 4]
+            c1 = coef[b, f, 5]
+            a2 = coef[b, f, 6]
+            b2 = coef[b, f, 7]
+            c2 = coef[b, f, 8]
+            z0 = coef[b, f, 9]
+            z1 = coef[b, f, 10]
+            z2 = coef[b, f, 11]
             for y in range(y0, y1 + 1):
                 sy = y + 0.5
                 ey0 = b0 * sy + c0
                 ey1 = b1 * sy + c1
                 ey2 = b2 * sy + c2
                 zrow = y - r0
+                entered = False
                 for x in range(x0, x1 + 1):
                     sx = x + 0.5
                     e0 = a0 * sx + ey0
                     e1 = a1 * sx + ey1
                     e2 = a2 * sx + ey2
-                    if not (_edge_ok(e0, a0, b0) and _edge_ok(e1, a1, b1) and _edge_ok(e2, a2, b2)):
-                        continue
+                    # One (branch-free) min and one branch for the common cases; the tie-break only for samples
+                    # exactly on an edge: the same test as _edge_ok on all three, ~15% faster than three branches.
+                    m = min(e0, min(e1, e2))
+                    if not m > 0.0:
+                        if not (m == 0.0 and _edge_ok(e0, a0, b0) and _edge_ok(e1, a1, b1) and _edge_ok(e2, a2, b2)):
+                            # Each edge test is monotonic in x (e = a sx + ey rounds monotonically), so the
+                            # covered samples of a row are one interval: past it, the row is done.
+                            if entered:
+                                break
+                            continue
+                    entered = True
                     esum = e0 + e1 + e2
                     if not esum > 0.0:
                         continue
@@ -728,6 +806,104 @@ def texture_fwd(tex, uv, linear, boundary, rows, out):
                 )
 
 
+TEX_ROWS = 8  # entries of ``rows`` per work item of texture_fwd_clamp (each allocates its own tap buffers)
+
+
+@njit(cache=True, inline="always")
+def _clamp_row_taps(uvf, p0, width, tw, th, n_chan, o0, o1, dq, ty, fus, fvs):
+    """Bilinear 'clamp'-mode taps of the ``width`` pixels from flat pixel index ``p0`` (``uvf`` = the flat uv), as
+    :func:`_linear_taps` computes them: ``o0[x]``, ``o1[x]`` = the flat element offsets (texel index times
+    ``n_chan``) of the taps ``(ix0, iy0)`` and ``(ix0, iy1)``, ``dq[x]`` = the offset from column ``ix0`` to
+    ``ix1`` (0 at a clamped edge), ``ty[0, x], ty[1, x]`` = the texel rows ``iy0, iy1``, ``fus[x]``, ``fvs[x]`` =
+    the fractions.
+
+    Branch-free, into separate contiguous buffers allocated by the caller's work item, so that the compiler
+    vectorises the loop (with one interleaved buffer, or with other code in the loop nest, it did not).
+    Non-finite coordinates get the taps of uv = 0 (callers skip those pixels).
+    """
+    twf = np.float64(tw)
+    thf = np.float64(th)
+    for x in range(width):
+        u = np.float64(uvf[2 * (p0 + x)])
+        v = np.float64(uvf[2 * (p0 + x) + 1])
+        u = u if math.isfinite(u) else 0.0
+        v = v if math.isfinite(v) else 0.0
+        xc = min(max(u * twf - 0.5, 0.0), twf - 1.0)
+        yc = min(max(v * thf - 0.5, 0.0), thf - 1.0)
+        fx = np.floor(xc)
+        fy = np.floor(yc)
+        ix0 = int(fx)
+        iy0 = int(fy)
+        ix1 = ix0 if (xc == 0.0 or xc == twf - 1.0) else ix0 + 1
+        iy1 = iy0 if (yc == 0.0 or yc == thf - 1.0) else iy0 + 1
+        o0[x] = (iy0 * tw + ix0) * n_chan
+        o1[x] = (iy1 * tw + ix0) * n_chan
+        dq[x] = (ix1 - ix0) * n_chan
+        ty[0, x] = iy0
+        ty[1, x] = iy1
+        fus[x] = xc - fx
+        fvs[x] = yc - fy
+
+
+@njit(cache=True, parallel=True)
+def texture_fwd_clamp(tex, uv, rows, out):
+    """:func:`texture_fwd` for the common bilinear 'clamp' mode (the face renderer's), same results bit for bit,
+    ~20% faster: the taps of a row come from the vectorised :func:`_clamp_row_taps` (work items of ``TEX_ROWS``
+    entries of ``rows``)."""
+    height, width = uv.shape[1], uv.shape[2]
+    th, tw, n_chan = tex.shape[1], tex.shape[2], tex.shape[3]
+    tflat = tex.reshape(tex.size)
+    uvf = uv.reshape(uv.size)
+    outf = out.reshape(out.size)
+    tsz = th * tw * n_chan
+    n_rows = rows.shape[0]
+    for item in prange((n_rows + TEX_ROWS - 1) // TEX_ROWS):
+        o0 = np.empty(width, np.int64)
+        o1 = np.empty(width, np.int64)
+        dq = np.empty(width, np.int64)
+        ty = np.empty((2, width), np.int64)
+        fus = np.empty(width)
+        fvs = np.empty(width)
+        for ri in range(item * TEX_ROWS, min((item + 1) * TEX_ROWS, n_rows)):
+            r = rows[ri]
+            tbase = ((r // height) if tex.shape[0] > 1 else 0) * tsz
+            p0 = r * width
+            _clamp_row_taps(uvf, p0, width, tw, th, n_chan, o0, o1, dq, ty, fus, fvs)
+            pu = np.nan
+            pv = np.nan
+            for x in range(width):
+                p = p0 + x
+                o = p * n_chan
+                u = np.float64(uvf[2 * p])
+                v = np.float64(uvf[2 * p + 1])
+                if u == pu and v == pv:  # same lookup as the previous pixel (never true for NaN)
+                    for c in range(n_chan):
+                        outf[o + c] = outf[o - n_chan + c]
+                    continue
+                pu = u
+                pv = v
+                if not (math.isfinite(u) and math.isfinite(v)):
+                    for c in range(n_chan):
+                        outf[o + c] = 0.0
+                    continue
+                fu = fus[x]
+                fv = fvs[x]
+                w00 = (1.0 - fu) * (1.0 - fv) * 1.0  # the expressions of texture_fwd (mask 1.0), same rounding
+                w10 = fu * (1.0 - fv) * 1.0
+                w01 = (1.0 - fu) * fv * 1.0
+                w11 = fu * fv * 1.0
+                q00 = tbase + o0[x]
+                q01 = tbase + o1[x]
+                d = dq[x]
+                for c in range(n_chan):
+                    outf[o + c] = (
+                        w00 * tflat[q00 + c]
+                        + w10 * tflat[q00 + d + c]
+                        + w01 * tflat[q01 + c]
+                        + w11 * tflat[q01 + d + c]
+                    )
+
+
 @njit(cache=True, inline="always")
 def _scatter_taps(gflat, base, o00, o10, o01, o11, w00, w10, w01, w11, acc, n_chan):
     for c in range(n_chan):
@@ -914,7 +1090,14 @@ def texture_bwd4(tex, uv, dy, linear, boundary, chunks, want_tex, gtex, scratch,
         buf = chunks[kk, 2]
         r0 = chunks[kk, 0]
         r1 = chunks[kk, 1]
-        if buf == 0:
+        if linear and boundary == 1:
+            if buf == 0:
+                _texture_bwd4_rows_clamp(tflat, uvf, dyf, guvf, gflat, None, dims, r0, r1, want_tex)
+            else:
+                _texture_bwd4_rows_clamp(
+                    tflat, uvf, dyf, guvf, scratch[buf - 1], dirty[buf - 1], dims, r0, r1, want_tex
+                )
+        elif buf == 0:
             _texture_bwd4_rows(tflat, uvf, dyf, guvf, gflat, None, dims, r0, r1, linear, boundary, want_tex)
         else:
             _texture_bwd4_rows(
@@ -1020,6 +1203,104 @@ def _texture_bwd4_rows(tflat, uvf, dyf, guvf, dst, dirty, dims, r_start, r_end, 
                 du2, dv2 = _channel_d(tflat, 2, q00, q10, q01, q11, m00, m10, m01, m11, fu, fv, tw, th)
             if n_chan > 3:
                 du3, dv3 = _channel_d(tflat, 3, q00, q10, q01, q11, m00, m10, m01, m11, fu, fv, tw, th)
+            guvf[2 * p] = d0 * du0 + d1 * du1 + d2 * du2 + d3 * du3
+            guvf[2 * p + 1] = d0 * dv0 + d1 * dv1 + d2 * dv2 + d3 * dv3
+
+
+@njit(cache=True)
+def _texture_bwd4_rows_clamp(tflat, uvf, dyf, guvf, dst, dirty, dims, r_start, r_end, want_tex):
+    """:func:`_texture_bwd4_rows` for the bilinear 'clamp' mode, with each row's taps from the vectorised
+    :func:`_clamp_row_taps` (same results bit for bit)."""
+    height, width, n_tb, th, tw, n_chan, n_gb = dims
+    tsz = th * tw * n_chan
+    twf = np.float64(tw)
+    thf = np.float64(th)
+    o0s = np.empty(width, np.int64)
+    o1s = np.empty(width, np.int64)
+    dqs = np.empty(width, np.int64)
+    tys = np.empty((2, width), np.int64)
+    fus = np.empty(width)
+    fvs = np.empty(width)
+    for r in range(r_start, r_end):
+        b = r // height
+        tbase = (b if n_tb > 1 else 0) * tsz
+        gb = b if n_gb > 1 else 0
+        gbase = gb * tsz
+        p0 = r * width
+        _clamp_row_taps(uvf, p0, width, tw, th, n_chan, o0s, o1s, dqs, tys, fus, fvs)
+        have = False  # a run is open: its taps are valid and a0..a3 hold its summed gradient
+        pu = np.nan
+        pv = np.nan
+        o00 = o10 = o01 = o11 = 0
+        row0 = row1 = 0
+        w00 = w10 = w01 = w11 = 0.0
+        a0 = a1 = a2 = a3 = 0.0
+        du0 = du1 = du2 = du3 = dv0 = dv1 = dv2 = dv3 = 0.0
+        for x in range(width + 1):
+            p = p0 + x
+            last = x == width
+            u = 0.0
+            v = 0.0
+            d0 = d1 = d2 = d3 = 0.0
+            if not last:
+                u = np.float64(uvf[2 * p])
+                v = np.float64(uvf[2 * p + 1])
+                d0, d1, d2, d3 = _get4(dyf, p * n_chan, n_chan)
+                if have and u == pu and v == pv:  # same lookup as the open run: extend it
+                    a0 += d0
+                    a1 += d1
+                    a2 += d2
+                    a3 += d3
+                    guvf[2 * p] = d0 * du0 + d1 * du1 + d2 * du2 + d3 * du3
+                    guvf[2 * p + 1] = d0 * dv0 + d1 * dv1 + d2 * dv2 + d3 * dv3
+                    continue
+            if have and want_tex:
+                if dirty is not None:  # flag the rows for add_dirty_rows (a store, no branch)
+                    dirty[gb * th + row0] = 1
+                    dirty[gb * th + row1] = 1
+                _add4(dst, gbase + o00, n_chan, w00, a0, a1, a2, a3)
+                _add4(dst, gbase + o10, n_chan, w10, a0, a1, a2, a3)
+                _add4(dst, gbase + o01, n_chan, w01, a0, a1, a2, a3)
+                _add4(dst, gbase + o11, n_chan, w11, a0, a1, a2, a3)
+            have = False
+            if last:
+                break
+            guvf[2 * p] = 0.0
+            guvf[2 * p + 1] = 0.0
+            if not (math.isfinite(u) and math.isfinite(v)):
+                continue
+            if d0 == 0.0 and d1 == 0.0 and d2 == 0.0 and d3 == 0.0:
+                continue  # e.g. background pixels masked out downstream: nothing to scatter
+            have = True
+            pu = u
+            pv = v
+            a0 = d0
+            a1 = d1
+            a2 = d2
+            a3 = d3
+            row0 = tys[0, x]
+            row1 = tys[1, x]
+            o00 = o0s[x]
+            o10 = o00 + dqs[x]
+            o01 = o1s[x]
+            o11 = o01 + dqs[x]
+            fu = fus[x]
+            fv = fvs[x]
+            w00 = (1.0 - fu) * (1.0 - fv) * 1.0  # the expressions of _texture_bwd4_rows (masks 1.0)
+            w10 = fu * (1.0 - fv) * 1.0
+            w01 = (1.0 - fu) * fv * 1.0
+            w11 = fu * fv * 1.0
+            q00 = tbase + o00
+            q10 = tbase + o10
+            q01 = tbase + o01
+            q11 = tbase + o11
+            du0, dv0 = _channel_d(tflat, 0, q00, q10, q01, q11, 1.0, 1.0, 1.0, 1.0, fu, fv, twf, thf)
+            if n_chan > 1:
+                du1, dv1 = _channel_d(tflat, 1, q00, q10, q01, q11, 1.0, 1.0, 1.0, 1.0, fu, fv, twf, thf)
+            if n_chan > 2:
+                du2, dv2 = _channel_d(tflat, 2, q00, q10, q01, q11, 1.0, 1.0, 1.0, 1.0, fu, fv, twf, thf)
+            if n_chan > 3:
+                du3, dv3 = _channel_d(tflat, 3, q00, q10, q01, q11, 1.0, 1.0, 1.0, 1.0, fu, fv, twf, thf)
             guvf[2 * p] = d0 * du0 + d1 * du1 + d2 * du2 + d3 * du3
             guvf[2 * p + 1] = d0 * dv0 + d1 * dv1 + d2 * dv2 + d3 * dv3
 
