@@ -1,10 +1,11 @@
 """Seconds per photo of the GANFIT fit on CPU, per preset, single photo and batched. Prints a markdown table.
 
-    python benchmarks/fit.py [--presets fast default] [--batch 4] [--repeats 1] [--photos DIR]
+    python benchmarks/fit.py [--presets fast default] [--batch 4] [--repeats 1] [--texture gan|free] [--photos DIR]
 
 Uses the real config (conf/fit.yaml + conf/fitting/<preset>.yaml), real photos from GANFIT_PHOTOS (deep3d-examples),
-the dlib identity network and the CPU renderer; free texture. Timing covers the optimisation (stage 1 + stage 2),
-not model loading, detection or export. torch uses 2 threads. Report machine load with the numbers.
+the dlib identity network and the CPU renderer; the shipped GAN texture (``--texture free``: the per-texel one).
+Timing covers the optimisation (stage 1 + stage 2), not model loading, detection or export. torch uses 2 threads.
+Report machine load with the numbers.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ def main() -> None:
     parser.add_argument("--presets", nargs="+", default=["fast", "default"])
     parser.add_argument("--batch", type=int, default=4, help="photos per optimisation in the batched run")
     parser.add_argument("--repeats", type=int, default=1, help="runs per configuration (median reported)")
+    parser.add_argument("--texture", default="gan", choices=["gan", "free"], help="texture mode (fit.py: gan)")
     parser.add_argument("--photos", default=None, help="folder of photos (default GANFIT_PHOTOS/deep3d-examples)")
     args = parser.parse_args()
     torch.set_num_threads(2)
@@ -38,7 +40,7 @@ def main() -> None:
     from ganfit.fitting.cli import options_from_config
     from ganfit.fitting.fitter import Fitter
     from ganfit.fitting.photos import prepare_photo
-    from ganfit.fitting.runner import identity_judge
+    from ganfit.fitting.runner import build_generator, identity_judge
     from ganfit.fitting.shading import FaceScene
     from ganfit.image_io import read_image
     from ganfit.landmarks import detect_face
@@ -50,12 +52,13 @@ def main() -> None:
     rows = []
     for preset in args.presets:
         with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-            cfg = compose(config_name="fit", overrides=[f"fitting={preset}"])
+            cfg = compose(config_name="fit", overrides=[f"fitting={preset}", f"texture={args.texture}"])
         options, fitting = options_from_config(cfg)
         face_model = instantiate(OmegaConf.create(options.face_model))
         identity = identity_judge(instantiate(OmegaConf.create(options.identity)), fitting.feature_taps)
         scene = FaceScene(face_model, **options.renderer)
-        fitter = Fitter(face_model, fitting, scene=scene, identity=identity)
+        generator = build_generator(options.generator) if options.texture_mode == "gan" else None
+        fitter = Fitter(face_model, fitting, scene=scene, identity=identity, generator=generator)
         photos = [
             prepare_photo(image, mark, fitting.resolution, fitting.crop_scale, f.stem)
             for image, mark, f in zip(images, marks, files, strict=True)
@@ -84,7 +87,7 @@ def main() -> None:
             )
     load = os.getloadavg()
     print(
-        f"\nCPU threads: {torch.get_num_threads()}, load average at the end: "
+        f"\ntexture: {args.texture}, CPU threads: {torch.get_num_threads()}, load average at the end: "
         f"{load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f}"
     )
     print(
