@@ -477,3 +477,32 @@ def test_no_output_db_context():
     pos, tri = random_scene(batch=1, n_tri=5, seed=16, dtype=torch.float32)
     rast, db = dr.rasterize(dr.RasterizeCpuContext(output_db=False), pos, tri, RES)
     assert db.shape == (1, *RES, 0)
+
+
+def test_allocator_tuning_is_applied_once_and_can_be_switched_off():
+    """The CPU context fixes glibc's malloc thresholds (docs/render.md); GANFIT_MALLOC_TUNING=0 or glibc's own
+    variables leave the allocator alone. Each case runs in a fresh process (the setting is process-wide)."""
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import ganfit.render as dr, ganfit.render._allocator as a; dr.RasterizeCpuContext(); "
+        "print(a._applied, a.tune_allocator())"
+    )
+    if not sys.platform.startswith("linux"):
+        pytest.skip("glibc-only tuning")
+    results = {}
+    for name, extra in (
+        ("default", {}),
+        ("off", {"GANFIT_MALLOC_TUNING": "0"}),
+        ("user", {"MALLOC_TRIM_THRESHOLD_": "1"}),
+    ):
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("MALLOC_", "GLIBC_TUNABLES", "GANFIT_MALLOC"))}
+        out = subprocess.run(
+            [sys.executable, "-c", code], env={**env, **extra}, capture_output=True, text=True, check=True
+        )
+        results[name] = out.stdout.split()
+    assert results["default"] == ["True", "True"]  # applied by the context, and reported as applied afterwards
+    assert results["off"] == ["False", "False"]  # decided once, not applied
+    assert results["user"] == ["False", "False"]

@@ -33,6 +33,7 @@ import numpy as np
 import torch
 
 from ganfit.render import _cpu
+from ganfit.render._allocator import tune_allocator
 from ganfit.render._cpu import TopologyHash
 
 __all__ = [
@@ -85,7 +86,8 @@ def _require_nvdiffrast(what: str) -> Any:
 
 
 class RasterizeCpuContext:
-    """Context of the CPU rasterizer (cheap to create; holds no state but the options).
+    """Context of the CPU rasterizer (cheap to create; holds no state but the options). Creating the first one fixes
+    glibc's malloc thresholds for the process (``ganfit.render._allocator``; ``GANFIT_MALLOC_TUNING=0`` opts out).
 
     Args:
         output_db: also compute the image-space derivatives of the barycentrics (``rast_db``). Costs a pass over
@@ -98,6 +100,7 @@ class RasterizeCpuContext:
             raise ValueError(f"RasterizeCpuContext: device must be the CPU, got {device!r}")
         self.output_db = bool(output_db)
         self.active_depth_peeler = None
+        tune_allocator()
 
 
 class RasterizeCudaContext:
