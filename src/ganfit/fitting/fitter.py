@@ -322,11 +322,10 @@ class Fitter:
         optimizer = self._optimizer(params, stage) if self.scene is not None else None
         for step in range(stage.steps if optimizer is not None else 0):
             optimizer.zero_grad(set_to_none=True)
+            _train_only(params, stage, APPEARANCE_GROUPS if step < stage.warmup_steps else None)
             terms, _ = self._full_terms(params, crops, target, identity_state, stage.weights)
             total = self._total(terms, stage.weights)
             total.sum().backward()
-            if step < stage.warmup_steps:
-                _hold(params, APPEARANCE_GROUPS)
             optimizer.step()
             history.append(_record("full", step, terms, total))
             if progress is not None:
@@ -416,7 +415,7 @@ class Fitter:
         terms["pixel"] = losses.pixel_loss(rendered.image, crops, rendered.mask)
         if identity_state is not None:
             judged = rendered.image
-            if not self.config.identity_geometry:  # identity terms reach only texture and light
+            if not self.config.identity_geometry and _geometry_moves(params):  # identity: texture and light only
                 judged = self.render(params, vertices, texture, crops, geometry_grad=False).image
             descriptor, features = self.identity.embed(judged, identity_state["theta"])
             terms["identity"] = losses.identity_loss(descriptor, identity_state["descriptor"])
@@ -493,13 +492,20 @@ class Fitter:
 APPEARANCE_GROUPS = ("texture", "light")
 
 
-def _hold(params: FitParameters, moving: tuple[str, ...]) -> None:
-    """Drop the gradients of every parameter group not in ``moving``: Adam skips parameters without a gradient, so
-    they stay exactly where they are (and their moment estimates stay empty) for this step."""
+def _train_only(params: FitParameters, stage: StageConfig, groups: tuple[str, ...] | None) -> None:
+    """Let only ``groups`` (None: every group with a learning rate in ``stage``) require gradients this step. The
+    others get no gradient, so Adam leaves them and their moment estimates untouched, and no backward pass is spent
+    on them (during the warm-up: none through the geometry)."""
     for name, tensors in params.groups().items():
-        if name not in moving:
-            for tensor in tensors:
-                tensor.grad = None
+        moving = stage.lr.get(name, 0.0) > 0 and (groups is None or name in groups)
+        for tensor in tensors:
+            tensor.requires_grad_(moving)
+
+
+def _geometry_moves(params: FitParameters) -> bool:
+    """Whether any shape, expression or camera parameter requires a gradient now."""
+    groups = params.groups()
+    return any(t.requires_grad for name in groups if name not in APPEARANCE_GROUPS for t in groups[name])
 
 
 def light_of(params: FitParameters) -> dict[str, torch.Tensor]:
