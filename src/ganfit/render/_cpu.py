@@ -89,19 +89,6 @@ def _make_row_chunks(
 _SCRATCH = threading.local()
 
 
-def _scratch(name: str, shape: tuple[int, ...], dtype: type) -> np.ndarray:
-    """A reusable (per Python thread) uninitialised array for data that lives within one call (the rasterizer's
-    per-vertex and per-triangle records): a fresh multi-megabyte allocation per call is served by ``mmap`` and
-    page-faults on first touch. One array per name, replaced when the shape or dtype changes."""
-    cache = getattr(_SCRATCH, "arrays", None)
-    if cache is None:
-        cache = _SCRATCH.arrays = {}
-    arr = cache.get(name)
-    if arr is None or arr.shape != tuple(shape) or arr.dtype != np.dtype(dtype):
-        arr = cache[name] = np.empty(shape, dtype)
-    return arr
-
-
 class _ZeroScratch:
     """A reusable (per Python thread) all-zero ``[max(n, 1), size]`` buffer for private texture-gradient copies.
 
@@ -189,9 +176,9 @@ def rasterize_forward(
     n_batch = tri_lo.shape[0]
     n_tri = tri.shape[0]
     bbox = np.empty((n_batch, n_tri, 4), np.int32)
-    vert = _scratch("vert", (pos.shape[0], pos.shape[1], k.VERT_FIELDS), np.float64)
-    vflag = _scratch("vflag", pos.shape[:2], np.int32)
-    coef = _scratch("coef", (n_batch, n_tri, k.COEF_FIELDS), np.float64)
+    vert = np.empty((pos.shape[0], pos.shape[1], k.VERT_FIELDS), np.float64)
+    vflag = np.empty(pos.shape[:2], np.int32)
+    coef = np.empty((n_batch, n_tri, k.COEF_FIELDS), np.float64)
     k.triangle_setup(pos, tri, tri_lo, tri_hi, height, width, vert, vflag, bbox, coef)
     n_bands = (height + k.BAND_HEIGHT - 1) // k.BAND_HEIGHT
     counts = np.zeros(n_batch * n_bands, np.int64)
