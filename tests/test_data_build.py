@@ -13,7 +13,7 @@ import torch
 from omegaconf import OmegaConf
 from PIL import Image
 
-from ganfit.data_build.config import compose_config
+from ganfit.config import compose_config
 from ganfit.data_build.texture import push_pull_fill, uv_mirror_error
 
 
@@ -115,7 +115,7 @@ def test_contact_sheet(tmp_path: Path) -> None:
 
 def test_missing_photos_give_a_clear_error(tmp_path: Path) -> None:
     from ganfit.data_build.__main__ import run_from_config
-    from ganfit.fitting.runner import InputSpecError
+    from ganfit.jobs.inputs import InputSpecError
 
     cfg = _shrunk(tmp_path / "o", tmp_path / "nowhere")
     with pytest.raises(InputSpecError, match="nowhere"):

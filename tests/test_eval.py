@@ -12,7 +12,7 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from ganfit.eval.metrics import landmark_error, masked_photometric_error, rank1, rigid_align, shape_error_mm
+from ganfit.metrics.scores import landmark_error, masked_photometric_error, rank1, rigid_align, shape_error_mm
 
 
 def test_rigid_align_removes_rotation_and_translation() -> None:
@@ -54,7 +54,7 @@ def test_rank1() -> None:
 
 @pytest.mark.slow
 def test_synthetic_benchmark_tiny(assets_dir: Path, tmp_path: Path) -> None:
-    from ganfit.data_build.config import compose_config
+    from ganfit.config import compose_config
     from ganfit.eval.synthetic import markdown_table, run
 
     cfg = compose_config("eval_synthetic", ["n=2", f"out={tmp_path}", "variants=[mean_shape,landmarks_only]"])
@@ -89,7 +89,7 @@ def test_synthetic_benchmark_tiny(assets_dir: Path, tmp_path: Path) -> None:
 def test_photo_evaluation_with_rank1(photos_root: Path, assets_dir: Path, tmp_path: Path) -> None:
     import shutil
 
-    from ganfit.data_build.config import compose_config
+    from ganfit.config import compose_config
     from ganfit.eval.photos import run
 
     probes, gallery = tmp_path / "probes", tmp_path / "gallery"
@@ -101,7 +101,7 @@ def test_photo_evaluation_with_rank1(photos_root: Path, assets_dir: Path, tmp_pa
         shutil.copy(london / "smiling_front" / f"{person}_08.jpg", gallery)
     out = tmp_path / "eval"
     cfg = compose_config(
-        "eval_photos", [f"image={probes}", f"gallery={gallery}", f"out={out}", "identity.name=null", "progress=false"]
+        "eval_photos", [f"image={probes}", f"gallery={gallery}", f"out={out}", "~identity", "progress=false"]
     )
     OmegaConf.set_struct(cfg, False)
     cfg.fitting.resolution = 96

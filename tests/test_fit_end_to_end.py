@@ -11,7 +11,6 @@ from omegaconf import OmegaConf
 from PIL import Image
 from tests.fit_helpers import compose_fit
 
-pytest.importorskip("ganfit.render", reason="ganfit.render (the renderer) is not merged yet")
 
 
 def _photos(photos_root: Path, count: int) -> list[Path]:
@@ -47,7 +46,7 @@ def _texture_side(cfg) -> int:
 @pytest.fixture(scope="module")
 def fitted(tmp_path_factory, photos_root, assets_dir):
     """Two real photos fitted in one batch with the shrunk default preset."""
-    from ganfit.fitting.cli import run_from_config
+    from ganfit.jobs.fit_job import run_fit_job as run_from_config
 
     out = tmp_path_factory.mktemp("fit")
     files = _photos(photos_root, 2)
@@ -124,7 +123,7 @@ def test_landmarks_within_5_percent_and_identity_rises(fitted):
 
 def test_bad_inputs_reported_and_done_photos_skipped(tmp_path, photos_root, assets_dir):
     """Fast: no photo here needs fitting. The two bad inputs fail with their reasons; a finished photo is skipped."""
-    from ganfit.fitting.cli import run_from_config
+    from ganfit.jobs.fit_job import run_fit_job as run_from_config
 
     folder = tmp_path / "in"
     unreadable, faceless = _bad_inputs(folder)
@@ -144,7 +143,7 @@ def test_bad_inputs_reported_and_done_photos_skipped(tmp_path, photos_root, asse
 
 @pytest.mark.slow
 def test_folder_run_with_bad_files_then_resume(tmp_path, photos_root, assets_dir):
-    from ganfit.fitting.cli import run_from_config
+    from ganfit.jobs.fit_job import run_fit_job as run_from_config
 
     folder = tmp_path / "in"
     _bad_inputs(folder)
@@ -164,7 +163,7 @@ def test_folder_run_with_bad_files_then_resume(tmp_path, photos_root, assets_dir
 @pytest.mark.slow
 def test_two_processes_shard_the_photos(tmp_path, photos_root, assets_dir):
     """Lightning Fabric, 2 CPU processes (gloo): each fits a shard; the summary covers every photo."""
-    from ganfit.fitting.cli import run_from_config
+    from ganfit.jobs.fit_job import run_fit_job as run_from_config
 
     folder = tmp_path / "in"
     _bad_inputs(folder)
@@ -180,20 +179,20 @@ def test_two_processes_shard_the_photos(tmp_path, photos_root, assets_dir):
 
 def test_inputs_glob_list_and_awkward_names(tmp_path):
     """Folders, globs and list files resolve; names with spaces and commas survive (via a list file)."""
-    from ganfit.fitting.runner import InputSpecError, collect_inputs, output_names
+    from ganfit.jobs.inputs import InputSpecError, collect_inputs, output_names
 
     folder = tmp_path / "my photos"
     (folder / "a").mkdir(parents=True)
     (folder / "b").mkdir()
     for name in ("a/face 1, smiling.jpg", "b/face 1, smiling.jpg", "a/other.png", "a/notes.txt"):
         (folder / name).write_bytes(b"x")
-    found = collect_inputs(folder)
+    found = collect_inputs(folder).sources
     assert len(found) == 3  # the .txt is not a photo
     assert output_names(found) == ["a_face 1, smiling", "other", "b_face 1, smiling"]
-    assert collect_inputs(str(folder / "a" / "*.png")) == [str(folder / "a" / "other.png")]
+    assert collect_inputs(str(folder / "a" / "*.png")).sources == [str(folder / "a" / "other.png")]
     listing = tmp_path / "list.txt"
     listing.write_text("# photos\nmy photos/a/face 1, smiling.jpg\n\n")
-    assert collect_inputs(listing) == [str(tmp_path / "my photos" / "a" / "face 1, smiling.jpg")]
+    assert collect_inputs(listing).sources == [str(tmp_path / "my photos" / "a" / "face 1, smiling.jpg")]
     with pytest.raises(InputSpecError, match="no such file"):
-        collect_inputs(tmp_path / "missing")
-    assert collect_inputs(None) == ["astronaut"]
+        collect_inputs(tmp_path / "missing").sources
+    assert collect_inputs(None).sources == ["astronaut"]

@@ -16,12 +16,11 @@ from omegaconf import OmegaConf
 from PIL import Image
 from tests.fit_helpers import compose_fit
 
-pytest.importorskip("ganfit.render", reason="ganfit.render is not merged yet")
-gan = pytest.importorskip("ganfit.gan", reason="ganfit.gan is not merged yet")
+import ganfit.gan as gan
 
 
 def test_gan_texture_fit_writes_generator_resolution(tmp_path, photos_root, assets_dir):
-    from ganfit.fitting.cli import run_from_config
+    from ganfit.jobs.fit_job import run_fit_job as run_from_config
 
     torch.manual_seed(0)
     generator = gan.Generator(resolution=64, fmap_base=256, fmap_max=32)

@@ -10,8 +10,10 @@ import torch
 from tests.fit_helpers import compose_fit
 
 from ganfit.fitting import losses
-from ganfit.fitting.fitter import Fitter, FittingConfig
-from ganfit.fitting.params import axis_angle_to_matrix, project, solve_pnp, to_camera
+from ganfit.fitting.fitter import Fitter
+from ganfit.fitting.params import solve_pnp
+from ganfit.jobs.components import fitting_config
+from ganfit.render.camera import Camera, axis_angle_to_matrix
 from ganfit.fitting.photos import PreparedPhoto, prepare_photo
 
 
@@ -31,27 +33,34 @@ def test_axis_angle_matches_cv2_rodrigues():
         np.testing.assert_allclose(matrix.numpy(), expected, atol=1e-9)
 
 
-def test_projection_matches_the_renderer_camera():
-    """The general pinhole (used to map fits back to the photo) equals ganfit.render's camera at the centre."""
-    from ganfit.render.camera import Camera
-
+def test_principal_point_projection_and_clip_space_agree():
+    """The camera's principal point: an explicit image centre equals the default; an off-centre one shifts the
+    projection by exactly the offset, and the clip-space coordinates the rasterizer sees agree with it."""
     points = torch.tensor([[[10.0, 20.0, 30.0], [-30.0, -5.0, 0.0]]])
     rotation, translation, focal = (
         torch.tensor([[0.1, 0.3, 0.0]]),
         torch.tensor([[0.0, 5.0, -900.0]]),
         torch.tensor([600.0]),
     )
-    ours = project(to_camera(points, rotation, translation), focal, torch.tensor([[100.0, 90.0]]))
-    theirs = Camera(rotation=rotation, translation=translation, focal=focal).project(points, (180, 200))
-    np.testing.assert_allclose(ours.numpy(), theirs.numpy(), rtol=1e-6)
-    assert ours[0, 0, 1] < ours[0, 1, 1]  # +Y up in model space is towards the top of the image
+    centred = Camera(rotation, translation, focal).project(points, (180, 200))
+    explicit = Camera(rotation, translation, focal, principal=torch.tensor([[100.0, 90.0]])).project(points, (180, 200))
+    np.testing.assert_allclose(centred.numpy(), explicit.numpy(), rtol=1e-6)
+    assert centred[0, 0, 1] < centred[0, 1, 1]  # +Y up in model space is towards the top of the image
+    shifted_camera = Camera(rotation, translation, focal, principal=torch.tensor([[130.0, 70.0]]))
+    shifted = shifted_camera.project(points, (180, 200))
+    np.testing.assert_allclose((shifted - centred).numpy(), [[[30.0, -20.0], [30.0, -20.0]]], atol=1e-4)
+    clip = shifted_camera.to_clip(points, (180, 200))
+    ndc = clip[..., :2] / clip[..., 3:]
+    from_ndc = torch.stack([(ndc[..., 0] + 1) / 2 * 200, (1 - ndc[..., 1]) / 2 * 180], -1)
+    np.testing.assert_allclose(from_ndc.numpy(), shifted.numpy(), atol=1e-3)
 
 
 def test_pnp_recovers_pose(face_model):
     landmarks = face_model.landmarks(face_model.mean[None])
     rotation = torch.tensor([[0.1, 0.5, -0.05]])
     translation = torch.tensor([[12.0, -4.0, -900.0]])
-    pixels = project(to_camera(landmarks, rotation, translation), torch.tensor([700.0]), torch.tensor([[256.0, 240.0]]))
+    camera = Camera(rotation, translation, torch.tensor([700.0]), principal=torch.tensor([[256.0, 240.0]]))
+    pixels = camera.project(landmarks, (480, 512))
     rvec, tvec = solve_pnp(landmarks[0].numpy(), pixels[0].numpy(), 700.0, (256.0, 240.0))
     np.testing.assert_allclose(rvec, rotation[0].numpy(), atol=1e-3)
     np.testing.assert_allclose(tvec, translation[0].numpy(), atol=0.5)
@@ -76,7 +85,7 @@ def test_losses_are_per_photo():
 def test_stage1_recovers_synthetic_landmarks(face_model):
     """Landmarks projected from known parameters (incl. 35 deg yaw) are re-fitted to < 3% of the eye distance."""
     cfg = compose_fit()
-    fitting = FittingConfig.from_mapping(dict(cfg.fitting))
+    fitting = fitting_config(cfg.fitting)
     batch, size = 3, fitting.resolution
     ps, pe = face_model.sample(batch, torch.Generator().manual_seed(3), expression_scale=0.4)
     rotation = torch.tensor([[0.05, 0.6, 0.02], [0.0, 0.0, 0.0], [-0.1, -0.3, 0.05]])
@@ -84,9 +93,7 @@ def test_stage1_recovers_synthetic_landmarks(face_model):
     focal = torch.full((batch,), fitting.focal_factor * size)
     with torch.no_grad():
         vertices = face_model(ps, pe)
-        points = project(
-            to_camera(face_model.landmarks(vertices), rotation, translation), focal, torch.full((batch, 2), size / 2)
-        )
+        points = Camera(rotation, translation, focal).project(face_model.landmarks(vertices), (size, size))
     blank = np.zeros((size, size, 3), np.uint8)
     photos = [
         PreparedPhoto(f"s{i}", None, blank, points[i].numpy(), blank, points[i].numpy(), 1.0, (0.0, 0.0))
@@ -106,7 +113,7 @@ def test_stage1_on_real_photos(face_model, photos_root):
     from ganfit.landmarks import detect_face
 
     cfg = compose_fit()
-    fitting = FittingConfig.from_mapping(dict(cfg.fitting))
+    fitting = fitting_config(cfg.fitting)
     files = sorted((photos_root / "deep3d-examples").glob("*.jpg"))[:3]
     photos = []
     for path in files:

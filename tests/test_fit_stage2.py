@@ -6,10 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from omegaconf import OmegaConf
 from tests.fit_helpers import compose_fit
 
-pytest.importorskip("ganfit.render", reason="ganfit.render (the renderer) is not merged yet")
 
 GEOMETRY = ("shape", "expression", "rotation", "translation", "focal")
 
@@ -26,18 +24,14 @@ def photo(photos_root):
 
 
 def _fitter(overrides: list[str], steps: int = 4, warmup_steps: int = 0):
-    from ganfit.fitting.cli import options_from_config
-    from ganfit.fitting.runner import build_fitter
+    from ganfit.jobs.components import build_fitter
 
-    cfg = compose_fit(overrides)  # shrunk: its stage-2 step counts are set after the overrides, so set ours here
-    OmegaConf.set_struct(cfg, False)
-    cfg.fitting.full.steps, cfg.fitting.full.warmup_steps = steps, warmup_steps
-    job, fitting = options_from_config(cfg)
-    return build_fitter(job, fitting)
+    cfg = compose_fit([*overrides, f"fitting.full.steps={steps}", f"fitting.full.warmup_steps={warmup_steps}"])
+    return build_fitter(cfg)
 
 
 def test_warmup_moves_only_texture_and_light(photo, assets_dir):
-    fitter = _fitter(["texture=free", "identity.name=null"], steps=4, warmup_steps=4)
+    fitter = _fitter(["texture=free", "~identity"], steps=4, warmup_steps=4)
     held = fitter.fit([photo])
     fitter.config.full.steps = 0
     stage1 = fitter.fit([photo])

@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 import torch
 
-pytest.importorskip("ganfit.render", reason="ganfit.render is not merged yet")
 
 
 def test_unwrap_recovers_rendered_texture(assets_dir):
     from ganfit.face_model import load_face_model
-    from ganfit.fitting.shading import FaceScene, make_camera
+    from ganfit.fitting.shading import FaceScene
+    from ganfit.render.camera import Camera
     from ganfit.fitting.unwrap import UvUnwrapper, fill_texture
 
     face_model = load_face_model(assets_dir)
@@ -19,7 +19,7 @@ def test_unwrap_recovers_rendered_texture(assets_dir):
     # smooth asymmetric test texture: red ramps with u, green with v, blue constant
     v, u = torch.meshgrid(torch.linspace(0, 1, texels), torch.linspace(0, 1, texels), indexing="ij")
     texture = torch.stack([0.2 + 0.6 * u, 0.2 + 0.6 * v, torch.full_like(u, 0.5)])[None]
-    camera = make_camera(torch.tensor([[0.0, 0.3, 0.0]]), torch.tensor([[0.0, 0.0, -700.0]]), torch.tensor([900.0]))
+    camera = Camera(torch.tensor([[0.0, 0.3, 0.0]]), torch.tensor([[0.0, 0.0, -700.0]]), torch.tensor([900.0]))
     light = {"ambient": torch.ones(1, 3), "light_color": torch.zeros(1, 3), "light_dir": torch.tensor([[0.0, 0, 1]])}
     vertices = face_model(*face_model.zeros(1))
     with torch.no_grad():
@@ -40,7 +40,6 @@ def test_sh_lighting_renders_and_gets_gradients(assets_dir):
     """The spherical-harmonics light option goes through the renderer and receives gradients."""
     from ganfit.face_model import load_face_model
     from ganfit.fitting import losses
-    from ganfit.fitting.fitter import light_of
     from ganfit.fitting.params import FitParameters, ParamsConfig
     from ganfit.fitting.shading import FaceScene
 
@@ -49,11 +48,11 @@ def test_sh_lighting_renders_and_gets_gradients(assets_dir):
     with torch.no_grad():
         params.translation[:, 2] = -1500.0
     vertices = face_model(params.ps, params.pe)
-    out = FaceScene(face_model).render(vertices, params.camera(), params.uv_texture, light_of(params), None, (96, 96))
+    out = FaceScene(face_model).render(vertices, params.camera(), params.uv_texture, params.light(), None, (96, 96))
     face = out.mask > 0.5
     assert face.float().mean() > 0.05
     # constant band 0.8 / Y00 with albedo 0.5 -> colour 0.4 where the face is covered
     covered = face.expand(-1, 3, -1, -1)
     assert float(out.image.detach()[covered].mean()) == pytest.approx(0.4, abs=0.02)
-    (out.image.mean() + losses.light_prior(light_of(params)).sum()).backward()
+    (out.image.mean() + losses.light_prior(params.light()).sum()).backward()
     assert params.sh.grad is not None and params.sh.grad.abs().sum() > 0

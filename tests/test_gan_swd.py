@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from ganfit.eval.swd import laplacian_pyramid, swd
+from ganfit.metrics.swd import laplacian_pyramid, swd
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +29,7 @@ def test_laplacian_pyramid_levels_and_reconstruction() -> None:
     pyr = laplacian_pyramid(x, 3)
     assert [p.shape[-1] for p in pyr] == [32, 16, 8]
     # Reconstruction (pyrUp + band) recovers the input exactly, as ProGAN's reconstruct_laplacian_pyramid.
-    from ganfit.eval.swd import _pyr_up
+    from ganfit.metrics.swd import _pyr_up
 
     rec = pyr[-1]
     for band in pyr[-2::-1]:

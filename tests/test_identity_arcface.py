@@ -12,6 +12,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
+from ganfit.config import CONF_DIR
 import torch
 from torch import nn
 
@@ -154,12 +156,12 @@ def test_hydra_config_instantiates_arcface(tmp_path) -> None:
     from omegaconf import MissingMandatoryValue
 
     path = _export(_random_iresnet(), tmp_path / "model.onnx", folded=True)
-    conf_dir = str(Path(__file__).resolve().parents[1] / "conf")
+    conf_dir = str(CONF_DIR)  # the packaged configs
     with initialize_config_dir(config_dir=conf_dir, version_base="1.3"):
-        cfg = compose(overrides=["+identity=arcface", f"identity.onnx_path={path}"])
-        net = instantiate(cfg.identity)
+        cfg = compose(overrides=["+identity=arcface", f"identity.arcface.onnx_path={path}"])
+        net = instantiate(cfg.identity.arcface)
         assert isinstance(net, IResNet) and net.descriptor_dim == 24
         with pytest.raises(MissingMandatoryValue):
-            instantiate(compose(overrides=["+identity=arcface"]).identity)
-        dlib_cfg = compose(overrides=["+identity=dlib"]).identity
+            instantiate(compose(overrides=["+identity=arcface"]).identity.arcface)
+        dlib_cfg = compose(overrides=["+identity=dlib"]).identity.dlib
         assert dlib_cfg.name == "dlib" and dlib_cfg.dat_path is None

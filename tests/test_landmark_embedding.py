@@ -1,4 +1,4 @@
-"""The detector-matched landmark embedding of the ICT mesh (ganfit.landmarks.ict_embedding)."""
+"""The detector-matched landmark embedding of the ICT mesh (ganfit.tools.learn_landmark_embedding)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ganfit.landmarks.ict_embedding import load_embedding, snap_to_surface, surface_points
+from ganfit.face_model import load_embedding
+from ganfit.tools.learn_landmark_embedding import snap_to_surface, surface_points
 
 
 def test_shipped_embedding_is_valid(assets_dir: Path) -> None:

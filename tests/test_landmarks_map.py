@@ -1,4 +1,4 @@
-"""Tests for the derivation of the mediapipe -> iBUG-68 table (ganfit.landmarks.derive_mediapipe_map)."""
+"""Tests for the derivation of the mediapipe -> iBUG-68 table (ganfit.tools.derive_mediapipe_map)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 
 from ganfit.image_io import read_image
 from ganfit.landmarks import detect_face
-from ganfit.landmarks.derive_mediapipe_map import (
+from ganfit.tools.derive_mediapipe_map import (
     LOWER_LIP_IBUG,
     UPPER_LIP_IBUG,
     fit_map,
@@ -85,7 +85,7 @@ def test_table_rows_are_local(k: int, photos_root: Path) -> None:
 
 @pytest.mark.slow
 def test_shipped_table_is_reproduced_by_the_derivation_script(photos_root: Path, tmp_path: Path) -> None:
-    from ganfit.landmarks.derive_mediapipe_map import main
+    from ganfit.tools.derive_mediapipe_map import main
 
     out = tmp_path / "map.json"
     main(["--photos", str(photos_root / "frl-canada"), "--out", str(out)])

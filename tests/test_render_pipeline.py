@@ -17,7 +17,7 @@ from ganfit.render.camera import Camera, axis_angle_to_matrix, frontal_camera
 from ganfit.render.lighting import DirectionalLight, SphericalHarmonicsLight, sh_basis
 from ganfit.render.pipeline import FaceRenderer
 
-CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
+from ganfit.config import CONF_DIR
 
 
 def _quad(x0: float, y0: float, x1: float, y1: float, z: float = 0.0) -> np.ndarray:
@@ -30,7 +30,7 @@ def _marker_scene():
     tris = np.array([[0, 1, 2], [0, 2, 3], [4, 5, 6], [4, 6, 7]], np.int64)
     uvs = np.array([[0.25, 0.5], [0.75, 0.5]], np.float32)  # texel 0 (red) and texel 1 (green) of a 1x2 texture
     uv_tris = np.array([[0, 0, 0], [0, 0, 0], [1, 1, 1], [1, 1, 1]], np.int64)
-    texture = torch.tensor([[[[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]]])  # [1, 1, 2, 3]
+    texture = torch.tensor([[[[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]]]).permute(0, 3, 1, 2)  # [1, 3, 1, 2] NCHW
     return torch.from_numpy(verts)[None], tris, uvs, uv_tris, texture
 
 
@@ -41,7 +41,7 @@ def test_known_asymmetric_mesh_lands_where_the_camera_says():
     camera = Camera(torch.eye(3)[None], torch.tensor([[0.0, 0.0, -400.0]]), torch.tensor([200.0]))
     normals = torch.tensor([0.0, 0.0, 1.0]).expand_as(verts)
     out = renderer(verts, normals, texture, camera, SphericalHarmonicsLight.ambient(1))
-    img = out.image[0]
+    img = out.image[0].permute(1, 2, 0)  # NCHW out: to [H, W, 3]
     red = (img[..., 0] > 0.9) & (img[..., 1] < 0.1)
     green = (img[..., 1] > 0.9) & (img[..., 0] < 0.1)
     assert red.sum() > 20 and green.sum() > 20
@@ -57,7 +57,7 @@ def test_known_asymmetric_mesh_lands_where_the_camera_says():
     # Analytic: x = W/2 + f X / d, y = H/2 - f Y / d.
     assert torch.allclose(px[0], torch.tensor([40 + 200 * 50 / 400, 32.0]))
     assert torch.allclose(px[1], torch.tensor([40.0, 32 - 200 * 35 / 400]))
-    assert (out.mask[0, ..., 0] > 0.5).sum() == red.sum() + green.sum()
+    assert (out.mask[0, 0] > 0.5).sum() == red.sum() + green.sum()
 
 
 def test_yaw_moves_the_positive_x_side_away():
@@ -126,9 +126,9 @@ def test_pipeline_gradients_reach_every_parameter():
     focal = torch.tensor([100.0], dtype=torch.float64, requires_grad=True)
     coeffs = SphericalHarmonicsLight.ambient(1, dtype=torch.float64).coeffs.requires_grad_(True)
     normals = torch.tensor([0.0, 0.0, 1.0], dtype=torch.float64).expand_as(verts)
-    background = torch.full((1, 32, 32, 3), 0.3, dtype=torch.float64)
+    background = torch.full((1, 3, 32, 32), 0.3, dtype=torch.float64)
     out = renderer(verts, normals, texture, Camera(aa, trans, focal), SphericalHarmonicsLight(coeffs), background)
-    (out.image * torch.linspace(0, 1, 3, dtype=torch.float64)).sum().backward()
+    (out.image * torch.linspace(0, 1, 3, dtype=torch.float64)[:, None, None]).sum().backward()
     for name, t in {
         "vertices": verts,
         "texture": texture,
@@ -148,11 +148,11 @@ def test_renderer_config_composes_and_backend_errors():
         uvs_ = None
 
     with initialize_config_dir(config_dir=str(CONF_DIR / "renderer"), version_base=None):
-        cfg = compose(config_name="cpu", overrides=["resolution=[24,32]"])
+        cfg = compose(config_name="cpu")
     model = _Model()
     model.uvs = torch.from_numpy(uvs)
     model.uv_triangles = torch.from_numpy(uv_tris)
-    renderer = instantiate(cfg, face_model=model)
+    renderer = instantiate(cfg)(model, (24, 32))  # a partial: the factory the fit calls per resolution
     assert isinstance(renderer, FaceRenderer) and renderer.resolution == (24, 32)
     with pytest.raises(ValueError, match="backend"):
         FaceRenderer(tris, uvs, uv_tris, (8, 8), backend="opengl")
@@ -160,7 +160,7 @@ def test_renderer_config_composes_and_backend_errors():
         gpu = FaceRenderer(tris, uvs, uv_tris, (8, 8), backend="nvdiffrast")
         cam = frontal_camera(1, (8, 8))
         with pytest.raises(dr.BackendUnavailableError):
-            gpu(verts, torch.zeros_like(verts), torch.rand(1, 2, 2, 3), cam, SphericalHarmonicsLight.ambient(1))
+            gpu(verts, torch.zeros_like(verts), torch.rand(1, 3, 2, 2), cam, SphericalHarmonicsLight.ambient(1))
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -175,11 +175,11 @@ def face_model(assets_dir):
 
 
 def _test_texture(size: int = 256) -> torch.Tensor:
-    """A UV test card: u ramps red, v ramps green, 8x8 checker in blue. ``[1, size, size, 3]``."""
+    """A UV test card: u ramps red, v ramps green, 8x8 checker in blue. ``[1, 3, size, size]``."""
     t = (torch.arange(size) + 0.5) / size
     v, u = torch.meshgrid(t, t, indexing="ij")
     checker = ((u * 8).floor() + (v * 8).floor()) % 2
-    return torch.stack([u, v, 0.2 + 0.6 * checker], -1)[None]
+    return torch.stack([u, v, 0.2 + 0.6 * checker], 0)[None]
 
 
 def test_ict_mean_face_render(face_model, tmp_path):
@@ -191,8 +191,8 @@ def test_ict_mean_face_render(face_model, tmp_path):
     out = renderer(
         verts, face_model.vertex_normals(verts), _test_texture(), frontal_camera(1, res), DirectionalLight.neutral(1)
     )
-    img = out.image[0]
-    mask = out.mask[0, ..., 0]
+    img = out.image[0].permute(1, 2, 0)
+    mask = out.mask[0, 0]
     path = tmp_path / "ict_mean_face.png"
     Image.fromarray((img.clamp(0, 1) * 255).round().byte().numpy()).save(path)
     assert path.stat().st_size > 1000

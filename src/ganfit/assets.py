@@ -6,7 +6,7 @@ That folder holds either the upstream ``FaceXModel/`` folder or an archive of it
 ``.tar.gz``, ``.tar`` or ``.zip``). Without ``GANFIT_ASSETS`` the default is ``~/.cache/ganfit/assets``.
 
 ``python -m ganfit.assets fetch`` downloads the model from its upstream repository at a pinned commit and
-verifies every file against the sha256 manifest in ``data/ict_facekit_manifest.json``. It is the only code in
+verifies every file against the sha256 manifest in ``ganfit/data/ict_facekit_manifest.json``. It is the only code in
 ganfit that touches the network; nothing downloads at run or test time.
 """
 
@@ -38,8 +38,8 @@ ICT_UPSTREAM = "https://github.com/ICT-VGL/ICT-FaceKit"
 ICT_COMMIT = "da5f95a6"
 ICT_ARCHIVE_URL = f"https://codeload.github.com/ICT-VGL/ICT-FaceKit/tar.gz/{ICT_COMMIT}"
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-DATA_DIR = REPO_ROOT / "data"
+DATA_DIR = Path(__file__).resolve().parent / "data"
+"""Small files the project made itself (manifests, landmark tables, the shipped generator), inside the package."""
 ICT_MANIFEST = DATA_DIR / "ict_facekit_manifest.json"
 
 FETCH_HINT = (

@@ -274,7 +274,7 @@ class FaceModel(nn.Module):
         jaw_contour_right / jaw_contour_left  int64 [17]  jaw outline candidates (ICT "extended jawline")
         fitting_vertex_ids, rigid_vertex_ids  int64       ICT's vertex sets, restricted to the face area
 
-    ``set_landmark_embedding`` replaces the landmarks by surface points (``ganfit.landmarks.ict_embedding``).
+    ``set_landmark_embedding`` replaces the landmarks by surface points (:func:`load_embedding`).
     """
 
     mean: torch.Tensor
@@ -416,6 +416,26 @@ def _cached_data(assets_dir: str | None) -> FaceModelData:
     return load_face_model_data(assets_dir)
 
 
+DEFAULT_EMBEDDING = assets.DATA_DIR / "ict_landmark_embedding.json"
+"""Detector-matched landmark surface points of the ICT face (``python -m ganfit.tools.learn_landmark_embedding``)."""
+
+
+def load_embedding(path: str | Path | None) -> tuple[np.ndarray, np.ndarray] | None:
+    """``(corner vertex ids int64 [68, 3], barycentric weights float32 [68, 3])`` from a JSON file; ``"default"`` is
+    the project's ``ganfit/data/ict_landmark_embedding.json``; None -> None (use ICT's landmark vertices)."""
+    if path is None:
+        return None
+    path = DEFAULT_EMBEDDING if str(path) == "default" else Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"landmark embedding {path} not found (face_model.landmark_embedding=null uses ICT's)")
+    payload = json.loads(path.read_text())
+    ids = np.asarray(payload["vertex_ids"], dtype=np.int64)
+    weights = np.asarray(payload["weights"], dtype=np.float32)
+    if ids.shape != (68, 3) or weights.shape != (68, 3):
+        raise ValueError(f"{path}: vertex_ids and weights must be [68, 3], got {ids.shape} and {weights.shape}")
+    return ids, weights
+
+
 def load_face_model(
     assets_dir: str | os.PathLike[str] | None = None,
     device: torch.device | str | None = None,
@@ -424,13 +444,11 @@ def load_face_model(
     """The ICT face model, converted once and cached (see :func:`ganfit.assets.locate_ict` for ``assets_dir``).
 
     ``landmark_embedding``: None keeps ICT's landmark vertices; ``"default"`` (the configs' choice) or a path loads
-    detector-matched surface points (:mod:`ganfit.landmarks.ict_embedding`).
+    detector-matched surface points (:func:`load_embedding`).
     """
     data = _cached_data(str(assets_dir) if assets_dir else None)
     model = FaceModel(data)
     if landmark_embedding is not None:
-        from ganfit.landmarks.ict_embedding import load_embedding
-
         corner_ids, weights = load_embedding(landmark_embedding)  # type: ignore[misc]
         model.set_landmark_embedding(corner_ids, weights)
     return model.to(device) if device is not None else model

@@ -1,9 +1,8 @@
 """The dataset job: photos -> fitted (free texture) -> unwrapped UV albedo textures + confidence masks + metadata.
 
-Reuses the fitting runner's pieces (``collect_inputs``, ``output_names``, ``load_photo``, ``build_fitter``,
-``Outcome``/``Summary``) and its behaviour: photos batched through one optimisation, a progress bar, photos already
-processed skipped unless ``overwrite``, one bad photo never stops the rest, a summary at the end, and the same job
-sharded over CPU processes with Lightning Fabric.
+A task of the photo-job engine (``ganfit.jobs.engine``), so it behaves like fit.py: photos batched through one
+optimisation, a progress bar, photos already processed skipped unless ``overwrite``, one bad photo never stops the
+rest, a summary at the end, the same job sharded with Lightning Fabric.
 
 Layout of ``out/``::
 
@@ -21,29 +20,25 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from omegaconf import DictConfig, OmegaConf
+from PIL import Image
 
+from ganfit.atomic import atomic_save, atomic_write_json, atomic_write_text, to_jsonable
+from ganfit.config.compose import parse_bool
 from ganfit.data_build.skin_mask import skin_mask
 from ganfit.data_build.texture import PhotoUnwrapper, UnwrapConfig
-from ganfit.fitting.fitter import FittingConfig, light_of
-from ganfit.fitting.runner import (
-    ASTRONAUT,
-    JobOptions,
-    Outcome,
-    Summary,
-    build_fitter,
-    collect_inputs,
-    load_photo,
-    output_names,
-    run_sharded,
-)
+from ganfit.fitting.shading import make_light
+from ganfit.jobs.components import build_fitter, fitting_config, seeded
+from ganfit.jobs.engine import Outcome, PhotoItem, PrepareOptions, run_sharded
+from ganfit.jobs.fit_job import Summary
+from ganfit.jobs.inputs import collect_inputs, output_names
 
 logger = logging.getLogger(__name__)
 
@@ -75,41 +70,14 @@ class Thresholds:
         return out
 
 
-@dataclass
-class BuildOptions:
-    """Everything of a dataset job besides the fitting preset (picklable, for Fabric workers)."""
-
-    job: JobOptions = field(default_factory=JobOptions)
-    unwrap: UnwrapConfig = field(default_factory=UnwrapConfig)
-    thresholds: Thresholds = field(default_factory=Thresholds)
-
-
-def _atomic_png(path: Path, image: np.ndarray) -> None:
-    from PIL import Image
-
-    tmp = path.with_name(path.name + ".tmp")
-    Image.fromarray(image).save(tmp, format="PNG")
-    os.replace(tmp, path)
-
-
-def _atomic_json(path: Path, payload: Any) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(payload, indent=2, default=_jsonable))
-    os.replace(tmp, path)
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, (tuple, set)):
-        return list(value)
-    return str(value)
-
-
 def _to_uint8(image: torch.Tensor) -> np.ndarray:
     """[C, H, W] in [0, 1] -> uint8 [H, W, C] (or [H, W] for C = 1)."""
     array = (image.detach().clamp(0, 1).permute(1, 2, 0).cpu().numpy() * 255.0 + 0.5).astype(np.uint8)
     return array[..., 0] if array.shape[-1] == 1 else array
+
+
+def _save_png(path: Path, image: np.ndarray) -> None:
+    atomic_save(path, lambda handle: Image.fromarray(image).save(handle, format="PNG"))
 
 
 def is_done(out: Path, name: str) -> bool:
@@ -117,164 +85,126 @@ def is_done(out: Path, name: str) -> bool:
     return (out / "meta" / f"{name}.json").is_file()
 
 
-def process_shard(
-    sources: list[str],
-    names: list[str],
-    options: BuildOptions,
-    fitting: FittingConfig,
-    position: int = 0,
-) -> list[Outcome]:
-    """Fit, unwrap and write ``sources`` (this process's shard) in batches of ``fitting.batch_size``.
+class BuildTask:
+    """The engine task of the dataset builder (a composed ``data_build`` config as a plain container)."""
 
-    Outcome statuses: ``kept`` (texture written), ``dropped`` (fit beyond thresholds), ``failed`` (unreadable, no
-    face, fit crashed), ``skipped`` (done by an earlier run).
-    """
-    from tqdm import tqdm
+    progress_label = "building"
 
-    from ganfit.fitting.photos import prepare_photo
-    from ganfit.image_io import ImageInputError
-    from ganfit.landmarks import NoFaceError, detect_face
+    def __init__(self, cfg: dict[str, Any]) -> None:
+        self.cfg_container = cfg
+        self.cfg = OmegaConf.create(cfg)
+        self.out = Path(str(self.cfg.out))
+        self.overwrite = parse_bool(self.cfg.overwrite, "overwrite")
+        self.fitting = fitting_config(self.cfg.fitting)
+        self.unwrap_config = UnwrapConfig(**self.cfg_container["build"])
+        self.thresholds = Thresholds(**self.cfg_container["thresholds"])
+        self.batch_size = max(1, self.fitting.batch_size)
+        self.prepare_options = PrepareOptions(
+            landmarks_backend=str(self.cfg.landmarks.backend),
+            face_index=int(self.cfg.landmarks.face_index),
+            resolution=self.fitting.resolution,
+            crop_scale=self.fitting.crop_scale,
+        )
+        self.fitter = None
+        self.unwrapper: PhotoUnwrapper | None = None
 
-    job = options.job
-    out = Path(job.out)
-    for sub in ("textures", "masks", "meta"):
-        (out / sub).mkdir(parents=True, exist_ok=True)
-    outcomes: list[Outcome] = []
-    pending = []
-    for source, name in zip(sources, names, strict=True):
-        if not job.overwrite and is_done(out, name):
-            record = json.loads((out / "meta" / f"{name}.json").read_text())
-            outcomes.append(Outcome(name, source, "skipped", f"already {record.get('status')}", 0.0, record))
-        else:
-            pending.append((source, name))
-    if not pending:
+    def __getstate__(self) -> dict[str, Any]:
+        return {"cfg_container": self.cfg_container}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(state["cfg_container"])  # type: ignore[misc]
+
+    def check_done(self, name: str, source: str) -> Outcome | None:
+        if self.overwrite or not is_done(self.out, name):
+            return None
+        record = json.loads((self.out / "meta" / f"{name}.json").read_text())
+        return Outcome(name, source, "skipped", f"already {record.get('status')}", 0.0, record)
+
+    def setup(self) -> None:
+        for sub in ("textures", "masks", "meta"):
+            (self.out / sub).mkdir(parents=True, exist_ok=True)
+        seeded(int(self.cfg.seed))
+        self.fitter = build_fitter(self.cfg)
+        self.unwrapper = PhotoUnwrapper(self.fitter.face_model, self.unwrap_config)
+
+    def prepare(self, item: PhotoItem) -> None:
+        item.extra["mask"] = None
+        if self.unwrap_config.skin_mask:
+            pixels = skin_mask(item.image.shape[:2], item.detection.landmarks, item.detection.dense)
+            item.extra["mask"] = torch.from_numpy(pixels)[None, None]
+
+    def process(self, items: list[PhotoItem]) -> list[Outcome]:
+        assert self.fitter is not None and self.unwrapper is not None
+        fitter = self.fitter
+        photos = [item.photo for item in items]
+        started = time.perf_counter()
+        result = fitter.fit(photos)
+        with torch.no_grad():
+            images = [
+                torch.from_numpy(np.array(p.image)).permute(2, 0, 1)[None].float().div(255.0).to(fitter.device)
+                for p in photos
+            ]
+            textures = self.unwrapper.unwrap(
+                images,
+                [(p.scale, p.offset) for p in photos],
+                result.vertices,
+                result.params.camera(),
+                make_light({k: v.detach() for k, v in result.params.light().items()}),
+                self.fitting.resolution,
+                pixel_masks=[item.extra["mask"] for item in items] if self.unwrap_config.skin_mask else None,
+            )
+        seconds = (time.perf_counter() - started) / len(items)
+        outcomes = []
+        for index, item in enumerate(items):
+            try:
+                outcomes.append(self._write(item, index, result, textures, seconds))
+            except Exception as error:
+                logger.exception("writing failed for %s", item.name)
+                outcomes.append(Outcome(item.name, item.source, "failed", f"{type(error).__name__}: {error}"))
         return outcomes
-    torch.manual_seed(job.seed)
-    fitter = build_fitter(job, fitting)
-    unwrapper = PhotoUnwrapper(fitter.face_model, options.unwrap)
-    bar = tqdm(total=len(pending), desc="building", unit="photo", disable=not job.progress, position=position)
-    batch: list[tuple[Any, str, torch.Tensor | None]] = []
 
-    def write(photo, source: str, index: int, result, textures, seconds: float) -> Outcome:
+    def _write(self, item: PhotoItem, index: int, result, textures, seconds: float) -> Outcome:
         metrics = dict(result.metrics[index])
         metrics["visible_fraction"] = float(textures.visible_fraction()[index])
-        reasons = options.thresholds.reasons(metrics)
+        reasons = self.thresholds.reasons(metrics)
+        name = item.name
         record = {
-            "name": photo.name,
-            "source": source,
+            "name": name,
+            "source": item.source,
             "status": "dropped" if reasons else "kept",
             "reasons": reasons,
-            "texture": None if reasons else f"textures/{photo.name}.png",
-            "mask": None if reasons else f"masks/{photo.name}.png",
+            "texture": None if reasons else f"textures/{name}.png",
+            "mask": None if reasons else f"masks/{name}.png",
             "metrics": metrics,
             "seconds": seconds,
             "fitting": {
-                "resolution": fitting.resolution,
-                "steps": [fitting.rigid.steps, fitting.align.steps, fitting.full.steps],
+                "resolution": self.fitting.resolution,
+                "steps": [self.fitting.rigid.steps, self.fitting.align.steps, self.fitting.full.steps],
             },
         }
         if not reasons:
-            _atomic_png(out / "textures" / f"{photo.name}.png", _to_uint8(textures.albedo[index]))
-            _atomic_png(out / "masks" / f"{photo.name}.png", _to_uint8(textures.confidence[index]))
-        _atomic_json(out / "meta" / f"{photo.name}.json", record)
-        return Outcome(photo.name, source, record["status"], "; ".join(reasons), seconds, record)
-
-    def flush() -> None:
-        if not batch:
-            return
-        photos = [p for p, _, _ in batch]
-        masks = [m for _, _, m in batch]
-        started = time.perf_counter()
-        try:
-            result = fitter.fit(photos)
-            with torch.no_grad():
-                images = [
-                    torch.from_numpy(np.array(p.image)).permute(2, 0, 1)[None].float().div(255.0).to(fitter.device)
-                    for p in photos
-                ]
-                from ganfit.fitting.shading import make_light
-
-                textures = unwrapper.unwrap(
-                    images,
-                    [(p.scale, p.offset) for p in photos],
-                    result.vertices,
-                    result.params.camera(),
-                    make_light({k: v.detach() for k, v in light_of(result.params).items()}),
-                    fitting.resolution,
-                    pixel_masks=masks if options.unwrap.skin_mask else None,
-                )
-        except Exception as error:  # a failed batch fails its photos, not the run
-            logger.exception("fitting/unwrapping failed for %s", [p.name for p in photos])
-            for photo, source, _ in batch:
-                outcomes.append(Outcome(photo.name, source, "failed", f"fit failed: {type(error).__name__}: {error}"))
-        else:
-            seconds = (time.perf_counter() - started) / len(photos)
-            for index, (photo, source, _) in enumerate(batch):
-                try:
-                    outcomes.append(write(photo, source, index, result, textures, seconds))
-                except Exception as error:
-                    logger.exception("writing failed for %s", photo.name)
-                    outcomes.append(Outcome(photo.name, source, "failed", f"{type(error).__name__}: {error}"))
-        bar.update(len(batch))
-        batch.clear()
-
-    for source, name in pending:
-        try:
-            image = load_photo(source)
-            detection = detect_face(image, backend=job.landmarks_backend, face_index=job.face_index, name=source)
-            photo = prepare_photo(
-                image,
-                detection.landmarks,
-                fitting.resolution,
-                fitting.crop_scale,
-                name=name,
-                path=None if source == ASTRONAUT else Path(source),
-            )
-            mask = None
-            if options.unwrap.skin_mask:
-                pixels = skin_mask(image.shape[:2], detection.landmarks, detection.dense)
-                mask = torch.from_numpy(pixels)[None, None]
-        except (ImageInputError, NoFaceError) as error:
-            outcomes.append(Outcome(name, source, "failed", f"{type(error).__name__}: {error}"))
-            bar.update(1)
-            continue
-        except Exception as error:
-            logger.exception("could not prepare %s", source)
-            outcomes.append(Outcome(name, source, "failed", f"{type(error).__name__}: {error}"))
-            bar.update(1)
-            continue
-        batch.append((photo, source, mask))
-        if len(batch) >= fitting.batch_size:
-            flush()
-    flush()
-    bar.close()
-    return outcomes
+            _save_png(self.out / "textures" / f"{name}.png", _to_uint8(textures.albedo[index]))
+            _save_png(self.out / "masks" / f"{name}.png", _to_uint8(textures.confidence[index]))
+        atomic_write_json(self.out / "meta" / f"{name}.json", record)  # last: marks the photo as done
+        return Outcome(name, item.source, record["status"], "; ".join(reasons), seconds, record)
 
 
 def write_metadata(out: Path) -> int:
     """Rebuild ``out/metadata.jsonl`` from ``out/meta/*.json`` (sorted by name); returns the line count."""
     records = [json.loads(p.read_text()) for p in sorted((out / "meta").glob("*.json"))]
-    tmp = out / "metadata.jsonl.tmp"
-    tmp.write_text("".join(json.dumps(r, default=_jsonable) + "\n" for r in records))
-    os.replace(tmp, out / "metadata.jsonl")
+    atomic_write_text(out / "metadata.jsonl", "".join(json.dumps(r, default=to_jsonable) + "\n" for r in records))
     return len(records)
 
 
-def run_build(spec: str | None, options: BuildOptions, fitting: FittingConfig, processes: int = 1) -> Summary:
-    """Build the dataset from every photo named by ``spec`` (file, folder, glob, list file) into ``options.job.out``."""
-    sources = collect_inputs(spec)
-    names = output_names(sources)
-    out = Path(options.job.out)
-    out.mkdir(parents=True, exist_ok=True)
-    outcomes = run_sharded(process_shard, sources, names, out, options, fitting, processes)
-    write_metadata(out)
-    summary = BuildSummary(str(out), outcomes)
-    _atomic_json(out / "summary.json", summary.to_json())
-    return summary
-
-
 class BuildSummary(Summary):
-    """The fitting runner's summary with the dataset's statuses (kept / dropped / failed / skipped)."""
+    """The fit job's summary with the dataset's statuses (kept / dropped / failed / skipped)."""
+
+    @property
+    def exit_code(self) -> int:
+        """0 something was kept or done before; 1 nothing usable (every photo failed or was dropped); 130 Ctrl-C."""
+        if self.interrupted:
+            return 130
+        return 0 if self.count("kept") + self.count("skipped") > 0 else 1
 
     def format(self) -> str:
         kept_before = sum(1 for o in self.outcomes if o.status == "skipped" and o.metrics.get("status") == "kept")
@@ -290,9 +220,29 @@ class BuildSummary(Summary):
             lines.append(f"  seconds per photo: median {np.median(seconds):.1f}, mean {np.mean(seconds):.1f}")
         return "\n".join(lines)
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self, previous: dict[str, Any] | None = None) -> dict[str, Any]:
         return {
             "out": self.out,
+            "interrupted": self.interrupted,
             **{status: self.count(status) for status in ("kept", "dropped", "failed", "skipped")},
             "photos": [asdict(o) for o in self.outcomes],
         }
+
+
+def run_build(cfg: DictConfig) -> BuildSummary:
+    """Build the dataset of a composed ``data_build`` config (``image=`` photos into ``out=``)."""
+    if str(cfg.texture.mode) != "free":
+        raise ValueError("the dataset builder fits with texture=free (the unwrapped photo is the dataset)")
+    inputs = collect_inputs(str(cfg.image))
+    names = output_names(inputs.sources)
+    out = Path(str(cfg.out))
+    out.mkdir(parents=True, exist_ok=True)
+    task = BuildTask(OmegaConf.to_container(cfg, resolve=True))  # type: ignore[arg-type]
+    processes = int(cfg.processes)
+    result = run_sharded(task, inputs.sources, names, out, processes, progress=parse_bool(cfg.progress, "progress"))
+    if result is None:
+        return BuildSummary(str(out), [])
+    write_metadata(out)
+    summary = BuildSummary(str(out), result.outcomes, result.interrupted, inputs.describe_skipped())
+    atomic_write_json(out / "summary.json", summary.to_json())
+    return summary

@@ -16,6 +16,8 @@ import re
 import sys
 from pathlib import Path
 
+from ganfit.assets import DATA_DIR
+
 
 def split_dataset(root: Path, holdout_file: Path, pattern: str = r"^[^_]+") -> dict[str, list[str]]:
     """Create ``root/split/{train,holdout}`` link folders; returns the stems in each."""
@@ -48,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
         print(__doc__)
         return 2
     options = dict(arg.split("=", 1) for arg in args[1:])
-    holdout = Path(options.get("holdout", Path(__file__).resolve().parents[3] / "data" / "frl_holdout.json"))
+    holdout = Path(options.get("holdout", DATA_DIR / "frl_holdout.json"))
     parts = split_dataset(Path(args[0]), holdout, options.get("pattern", r"^[^_]+"))
     print(f"train {len(parts['train'])}, holdout {len(parts['holdout'])} -> {Path(args[0]) / 'split'}")
     return 0

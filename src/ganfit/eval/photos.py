@@ -27,9 +27,17 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 from omegaconf import DictConfig, OmegaConf
 
-from ganfit.eval.metrics import identity_distance, landmark_error, masked_photometric_error, rank1
+from ganfit.assets import DATA_DIR
+from ganfit.atomic import atomic_write_json, atomic_write_text
+from ganfit.config.compose import compose_config
+from ganfit.identity import load_identity_network
+from ganfit.identity.api import embed_image, embed_photo
+from ganfit.jobs.fit_job import fit_job_config, run_fit_job
+from ganfit.jobs.inputs import collect_inputs, load_photo
+from ganfit.metrics.scores import identity_distance, landmark_error, masked_photometric_error, rank1
 
 logger = logging.getLogger(__name__)
 
@@ -73,9 +81,6 @@ def measure_fit(folder: Path, source: str, judge) -> dict[str, Any]:
     """Metrics of one fitted photo (its ``out/fits/<name>/`` folder) and its descriptors."""
     from PIL import Image
 
-    from ganfit.fitting.runner import load_photo
-    from ganfit.identity.api import embed_image
-
     photo = load_photo(source)
     render = np.asarray(Image.open(folder / "render.png").convert("RGBA"))
     marks = json.loads((folder / "landmarks.json").read_text())
@@ -104,13 +109,6 @@ def measure_fit(folder: Path, source: str, judge) -> dict[str, Any]:
 
 def run(cfg: DictConfig) -> dict[str, Any]:
     """Fit, measure, rank; writes ``out/results.json``, ``out/table.md``, ``out/plots.png``."""
-    import torch
-
-    from ganfit.fitting.cli import options_from_config
-    from ganfit.fitting.runner import run_job
-    from ganfit.identity import load_identity_network
-    from ganfit.identity.api import embed_photo
-
     if int(cfg.get("torch_threads", 0)) > 0:
         torch.set_num_threads(int(cfg.torch_threads))
     out = Path(str(cfg.out))
@@ -118,26 +116,23 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     if cfg.frl_holdout:
         holdout = Path(str(cfg.holdout_file))
         if not holdout.is_absolute():
-            from ganfit.data_build.config import conf_dir
-
-            holdout = conf_dir().parent / holdout
+            holdout = DATA_DIR / holdout
         image, gallery = frl_holdout_lists(out, holdout)
     if image is None:
         raise ValueError("eval.photos needs image=DIR (or frl_holdout=true)")
-    job, fitting = options_from_config(cfg)
-    job.out = str(out / "fits")
-    summary = run_job(str(image), job, fitting, processes=int(cfg.processes))
+    fits = out / "fits"
+    summary = run_fit_job(fit_job_config(cfg, image=str(image), out=str(fits), report=False))
     judge = load_identity_network(
         str(cfg.judge.name), **({"onnx_path": cfg.judge.onnx_path} if cfg.judge.onnx_path else {})
     )
-    loss_network = cfg.identity.get("name")
+    loss_networks = sorted(str(name) for name, node in (cfg.get("identity") or {}).items() if node)
     rows: dict[str, dict[str, Any]] = {}
     for outcome in summary.outcomes:
         if outcome.status not in ("fitted", "skipped"):
             rows[outcome.name] = {"status": outcome.status, "reason": outcome.reason}
             continue
         try:
-            rows[outcome.name] = {"status": "ok", **measure_fit(Path(job.out) / outcome.name, outcome.source, judge)}
+            rows[outcome.name] = {"status": "ok", **measure_fit(fits / outcome.name, outcome.source, judge)}
         except Exception as error:  # a photo whose fit cannot be measured is reported, not fatal
             logger.exception("could not measure %s", outcome.name)
             rows[outcome.name] = {"status": "unmeasured", "reason": f"{type(error).__name__}: {error}"}
@@ -159,12 +154,11 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     )
     overall["photos"], overall["measured"] = len(rows), len(measured)
     overall["judge"] = str(cfg.judge.name)
-    overall["judge_is_loss_network"] = bool(loss_network) and str(loss_network) == str(cfg.judge.name)
+    overall["loss_networks"] = loss_networks
+    overall["judge_is_loss_network"] = str(cfg.judge.name) in loss_networks
     identification = None
     if gallery is not None and measured:
-        from ganfit.fitting.runner import collect_inputs
-
-        gallery_paths = collect_inputs(str(gallery))
+        gallery_paths = collect_inputs(str(gallery)).sources
         gallery_desc, gallery_ids = [], []
         for path in gallery_paths:
             gallery_desc.append(embed_photo(path, judge, backend=str(cfg.landmarks.backend)).descriptor)
@@ -183,8 +177,8 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         "fitting": OmegaConf.to_container(cfg.fitting, resolve=True),
         "texture": str(cfg.texture.mode),
     }
-    (out / "results.json").write_text(json.dumps(payload, indent=2, default=_jsonable))
-    (out / "table.md").write_text(markdown(payload))
+    atomic_write_json(out / "results.json", payload)
+    atomic_write_text(out / "table.md", markdown(payload))
     plot(measured, out / "plots.png")
     return payload
 
@@ -265,8 +259,6 @@ def _jsonable(value: Any) -> Any:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from ganfit.data_build.config import compose_config
-
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s", force=True)
     logging.getLogger("ganfit").setLevel(logging.INFO)
     cfg = compose_config("eval_photos", list(sys.argv[1:] if argv is None else argv))

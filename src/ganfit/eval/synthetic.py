@@ -29,7 +29,6 @@ texture (then ``full`` and ``full_free_texture`` coincide: say so when reporting
 from __future__ import annotations
 
 import copy
-import json
 import logging
 import math
 import sys
@@ -39,9 +38,31 @@ from typing import Any
 
 import numpy as np
 import torch
-from omegaconf import DictConfig, OmegaConf
+import torch.nn.functional as F
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf, open_dict
+from PIL import Image
+from scipy.spatial.transform import Rotation
 
-from ganfit.eval.metrics import face_region, identity_distance, landmark_error, masked_photometric_error, shape_error_mm
+from ganfit.atomic import atomic_write_json
+from ganfit.config.compose import compose_config, conf_dir
+from ganfit.config.schema import AblationConfig, TextureInit
+from ganfit.fitting.export import render_full
+from ganfit.fitting.photos import prepare_photo
+from ganfit.fitting.shading import FaceScene
+from ganfit.gan.data import find_images, load_square_image
+from ganfit.identity import load_identity_network
+from ganfit.identity.api import embed_image
+from ganfit.jobs.components import build_fitter, fitting_config
+from ganfit.landmarks import NoFaceError, detect_face
+from ganfit.metrics.scores import (
+    face_region,
+    identity_distance,
+    landmark_error,
+    masked_photometric_error,
+    shape_error_mm,
+)
+from ganfit.render.camera import Camera
 
 logger = logging.getLogger(__name__)
 
@@ -62,7 +83,6 @@ def load_textures(folder: str | None, resolution: int = 256) -> list[np.ndarray]
     """UV textures (uint8 [R, R, 3]) from ``folder`` (PNG/JPG, recursively), or [] when ``folder`` is None."""
     if not folder:
         return []
-    from ganfit.gan.data import find_images, load_square_image
 
     files = find_images(Path(folder))
     if not files:
@@ -83,11 +103,6 @@ def random_background(rng: np.random.Generator, size: int) -> np.ndarray:
 
 def sample_scenes(cfg: DictConfig, face_model, textures: list[np.ndarray]) -> dict[str, Any]:
     """Ground truth for ``cfg.n`` faces: parameters, camera, light, texture, background, and the rendered photos."""
-    from scipy.spatial.transform import Rotation
-
-    from ganfit.fitting.shading import FaceScene
-    from ganfit.render.camera import Camera
-
     n, size = int(cfg.n), int(cfg.image_size)
     generator = torch.Generator().manual_seed(int(cfg.seed))
     rng = np.random.default_rng(int(cfg.seed))
@@ -130,7 +145,7 @@ def sample_scenes(cfg: DictConfig, face_model, textures: list[np.ndarray]) -> di
             tone = rng.uniform([0.45, 0.3, 0.2], [0.9, 0.7, 0.6], size=(n, 3))
             texture = torch.from_numpy(tone).float()[:, :, None, None].expand(n, 3, 64, 64).contiguous()
         backgrounds = np.stack([random_background(rng, size) for _ in range(n)])
-        scene = FaceScene(face_model, **_renderer_options(cfg))
+        scene = FaceScene(face_model, instantiate(cfg.renderer))
         background = torch.from_numpy(backgrounds).permute(0, 3, 1, 2).float() / 255
         rendered = scene.render(vertices, camera, texture, light, background, (size, size))
         photos = (rendered.image.clamp(0, 1).permute(0, 2, 3, 1).numpy() * 255 + 0.5).astype(np.uint8)
@@ -148,55 +163,37 @@ def sample_scenes(cfg: DictConfig, face_model, textures: list[np.ndarray]) -> di
     }
 
 
-def _renderer_options(cfg: DictConfig) -> dict[str, Any]:
-    options = OmegaConf.to_container(cfg.renderer, resolve=True)
-    return {k: v for k, v in options.items() if k not in ("_target_", "resolution")}  # type: ignore[union-attr]
-
-
 # ---------------------------------------------------------------------------------------------- variants
-def variant_setup(name: str, cfg: DictConfig) -> tuple[Any, Any]:
-    """``(JobOptions, FittingConfig)`` of one variant, derived from the composed config."""
-    from ganfit.fitting.cli import options_from_config
-
-    job, fitting = options_from_config(cfg)
-    job = copy.deepcopy(job)
-    fitting = copy.deepcopy(fitting)
-    gan = cfg.texture.mode == "gan"
+def variant_config(name: str, cfg: DictConfig) -> DictConfig:
+    """The composed config of ablation variant ``name``: ``conf/ablation/<name>.yaml`` applied to ``cfg``."""
     if name not in VARIANTS:
         raise ValueError(f"unknown variant {name!r}; choose from {VARIANTS}")
-    if name == "mean_shape":
-        fitting.align.steps = 0
-        fitting.full.steps = 0
-    elif name == "landmarks_only":
-        fitting.full.steps = 0
-    elif name == "landmarks_pixel":
-        for term in IDENTITY_TERMS:
-            fitting.full.weights[term] = 0.0
-        job.identity = None
-    elif name == "landmarks_pixel_identity":
-        fitting.full.weights["content"] = 0.0
-        fitting.full.weights["moment"] = 0.0
-    if name in ("mean_shape", "landmarks_only", "full_free_texture") or not gan:
-        job.texture_mode, job.generator = "free", None
-    return job, fitting
+    ablation = OmegaConf.merge(
+        OmegaConf.structured(AblationConfig), OmegaConf.load(conf_dir() / "ablation" / f"{name}.yaml")
+    )
+    variant = copy.deepcopy(cfg)
+    with open_dict(variant):
+        variant.fitting = OmegaConf.merge(variant.fitting, ablation.fitting)
+        if not ablation.identity:
+            variant.identity = None
+        if ablation.free_texture:
+            variant.texture.mode = "free"
+    return variant
 
 
 def run_variant(name: str, cfg: DictConfig, truth: dict[str, Any], face_model, judge, detections) -> dict[str, Any]:
     """Fit all synthetic photos with variant ``name``; per-face metrics and their summary."""
-    from ganfit.fitting.export import render_full
-    from ganfit.fitting.photos import prepare_photo
-    from ganfit.fitting.runner import build_fitter
-    from ganfit.identity.api import embed_image
-
-    job, fitting = variant_setup(name, cfg)
+    variant = variant_config(name, cfg)
     pinned = oracle_parts(cfg) if name != "mean_shape" else ()
-    if "texture" in pinned:
-        job.texture_mode, job.generator = "free", None
-        fitting.texture_init = "skin"  # replaced by the true albedo below, not unwrapped from the photo
-    for part in pinned:
-        fitting.full.lr[part] = 0.0
+    with open_dict(variant):
+        if "texture" in pinned:
+            variant.texture.mode = "free"
+            variant.fitting.texture_init = TextureInit.skin.value  # the true albedo below, not the unwrapped photo
+        for part in pinned:
+            variant.fitting.full.lr[part] = 0.0
+    fitting = fitting_config(variant.fitting)
     torch.manual_seed(int(cfg.seed))
-    fitter = build_fitter(job, fitting)
+    fitter = build_fitter(variant)
     region = face_region(face_model.mean, face_model.landmark_ids, float(cfg.region_radius_mm))
     n = len(truth["photos"])
     per_face: list[dict[str, Any]] = []
@@ -268,10 +265,8 @@ def run_variant(name: str, cfg: DictConfig, truth: dict[str, Any], face_model, j
         "photometric_error": mean("photometric_error"),
         "identity_distance": mean("identity_distance"),
         "seconds_per_face": mean("seconds"),
-        "texture": job.texture_mode,
-        "identity_in_loss": job.identity is not None
-        and fitting.full.steps > 0
-        and fitting.full.weights.get("identity", 0) > 0,
+        "texture": fitter.texture_mode,
+        "identity_in_loss": bool(fitter.judges) and fitting.full.steps > 0 and fitting.full.weights.identity > 0,
         "per_face_median_mm": [float(np.median(f["errors_mm"])) for f in per_face],
         "per_face_scaled_median_mm": [float(np.median(f["scaled_errors_mm"])) for f in per_face],
         "per_face_yaw_deg": [f["yaw_deg"] for f in per_face],
@@ -295,8 +290,6 @@ def pin_appearance(fitter, truth: dict[str, Any], indices: list[int], parts: tup
     from their *true* albedo (as a free texture, resized to the fitting's texture size) and/or light. With those
     learning rates at 0 they stay there, so the remaining shape error is what the geometry terms and the optimiser
     leave once the pinned part of the appearance is exact."""
-    import torch.nn.functional as F
-
     init_params = type(fitter).init_params
 
     def pinned(photos):
@@ -342,8 +335,6 @@ def markdown_table(results: dict[str, dict[str, Any]]) -> str:
 def detect_all(photos: np.ndarray, fallback: np.ndarray, backend: str) -> tuple[list[np.ndarray], int]:
     """Detected 68 landmarks per synthetic photo; where the detector finds no face, the true projected model
     landmarks (counted and reported)."""
-    from ganfit.landmarks import NoFaceError, detect_face
-
     out, fallbacks = [], 0
     for index, photo in enumerate(photos):
         try:
@@ -356,11 +347,6 @@ def detect_all(photos: np.ndarray, fallback: np.ndarray, backend: str) -> tuple[
 
 def run(cfg: DictConfig) -> dict[str, Any]:
     """The whole benchmark; writes ``out/results.json`` and ``out/inputs.png`` and returns the results."""
-    from hydra.utils import instantiate
-    from PIL import Image
-
-    from ganfit.identity import load_identity_network
-
     if int(cfg.get("torch_threads", 0)) > 0:
         torch.set_num_threads(int(cfg.torch_threads))
     out = Path(str(cfg.out))
@@ -392,21 +378,11 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         "torch_threads": torch.get_num_threads(),
     }
     payload = {**results, "_meta": meta}
-    (out / "results.json").write_text(json.dumps(payload, indent=2, default=_jsonable))
+    atomic_write_json(out / "results.json", payload)
     return payload
 
 
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    return str(value)
-
-
 def main(argv: list[str] | None = None) -> int:
-    from ganfit.data_build.config import compose_config
-
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s", force=True)
     logging.getLogger("ganfit").setLevel(logging.INFO)
     cfg = compose_config("eval_synthetic", list(sys.argv[1:] if argv is None else argv))

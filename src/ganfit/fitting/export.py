@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import os
 import shutil
 import tempfile
@@ -29,9 +28,9 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ganfit.fitting.params import axis_angle_to_matrix, project, to_camera
 from ganfit.fitting.photos import PreparedPhoto
-from ganfit.fitting.shading import RenderOutput, make_camera
+from ganfit.landmarks.types import interocular_distance
+from ganfit.render.camera import Camera, axis_angle_to_matrix
 
 logger = logging.getLogger(__name__)
 
@@ -57,11 +56,18 @@ def is_done(folder: Path) -> bool:
     return (folder / DONE_MARKER).is_file()
 
 
-def original_camera(photo: PreparedPhoto, focal_crop: float, principal_crop: np.ndarray) -> tuple[float, np.ndarray]:
-    """Focal length and principal point in original-photo pixels from the crop camera."""
-    focal = focal_crop / photo.scale
-    principal = principal_crop / photo.scale + np.asarray(photo.offset, dtype=np.float32)
-    return float(focal), principal.astype(np.float32)
+def photo_camera(photo: PreparedPhoto, params, index: int, k: float = 1.0) -> Camera:
+    """The fitted camera of photo ``index`` for the original photo's pixels, scaled by ``k`` display pixels per
+    original pixel (the crop camera's focal length and principal point mapped through the crop's scale and offset)."""
+    focal = params.focal[index : index + 1].detach() / photo.scale
+    offset = torch.tensor(photo.offset, dtype=focal.dtype, device=focal.device)
+    principal = params.principal[index : index + 1].detach() / photo.scale + offset
+    return Camera(
+        rotation=params.rotation[index : index + 1].detach(),
+        translation=params.translation[index : index + 1].detach(),
+        focal=focal * k,
+        principal=principal * k,
+    )
 
 
 def _write_png(path: Path, image: np.ndarray) -> None:
@@ -89,46 +95,22 @@ def render_full(
     k = min(1.0, max_side / max(height, width))
     h, w = max(1, round(height * k)), max(1, round(width * k))
     shown = photo.image if k == 1.0 else np.asarray(Image.fromarray(photo.image).resize((w, h), Image.BILINEAR))
-    params = result.params
-    focal, principal = original_camera(
-        photo, float(params.focal[index].detach()), params.principal[index].detach().cpu().numpy()
-    )
-    # ganfit.render's camera puts the principal point at the image centre: render a canvas centred on it and cut
-    # the photo's frame out of it (the cut is rounded to whole pixels: at most half a display pixel of shift).
-    px, py = float(principal[0] * k), float(principal[1] * k)
-    half_w, half_h = math.ceil(max(px, w - px)), math.ceil(max(py, h - py))
-    left, top = round(half_w - px), round(half_h - py)
-    device = params.ps.device
-    index_slice = slice(index, index + 1)
-    camera = make_camera(
-        params.rotation[index_slice].detach(),
-        params.translation[index_slice].detach(),
-        torch.tensor([focal * k], device=device),
-    )
-    from ganfit.fitting.fitter import light_of
-
-    light = {name: value[index_slice].detach() for name, value in light_of(params).items()}
+    camera = photo_camera(photo, result.params, index, k)
+    light = {name: value[index : index + 1].detach() for name, value in result.params.light().items()}
     with torch.no_grad():
         out = fitter.scene.render(
-            result.vertices[index_slice], camera, result.texture[index_slice], light, None, (2 * half_h, 2 * half_w)
+            result.vertices[index : index + 1], camera, result.texture[index : index + 1], light, None, (h, w)
         )
-    out = RenderOutput(
-        image=out.image[..., top : top + h, left : left + w], mask=out.mask[..., top : top + h, left : left + w]
-    )
     rgba = torch.cat([out.image[0], out.mask[0]], dim=0)
     return _to_uint8(rgba), shown, k
 
 
 def projected_landmarks(fitter, photo: PreparedPhoto, index: int, result) -> np.ndarray:
     """The fitted model's 68 landmarks in original-photo pixels, float32 [68, 2]."""
-    params = result.params
-    focal, principal = original_camera(
-        photo, float(params.focal[index].detach()), params.principal[index].detach().cpu().numpy()
-    )
+    camera = photo_camera(photo, result.params, index)
     with torch.no_grad():
         points = fitter.face_model.landmarks(result.vertices[index : index + 1])
-        cam = to_camera(points, params.rotation[index : index + 1], params.translation[index : index + 1])
-        pixels = project(cam, torch.tensor([focal]), torch.tensor(principal)[None])
+        pixels = camera.project(points, photo.image.shape[:2])
     return pixels[0].cpu().numpy().astype(np.float32)
 
 
@@ -208,7 +190,9 @@ def export_photo(fitter, photo: PreparedPhoto, index: int, result, out_dir: Path
         fitter.face_model.export(staging / "mesh.glb", vertices, texture)
 
         state = {key: value[index] for key, value in params.state_numpy().items() if key != "uv_texture"}
-        focal, principal = original_camera(photo, float(state["focal"]), state["principal"])
+        original = photo_camera(photo, params, index)
+        focal = float(original.focal[0])
+        principal = original.principal[0].cpu().numpy().astype(np.float32)
         camera = {
             "rotation_axis_angle": state["rotation"].tolist(),
             "rotation_matrix": axis_angle_to_matrix(torch.from_numpy(state["rotation"])[None])[0].tolist(),
@@ -251,7 +235,7 @@ def export_photo(fitter, photo: PreparedPhoto, index: int, result, out_dir: Path
         panels = [_panel(x, height) for x in (shown, overlay, render, texture, marked)]
         _write_png(staging / "compare.png", np.concatenate(panels, axis=1))
         _loss_plot(staging / "loss.png", result.history, index)
-        interocular = float(np.linalg.norm(photo.landmarks[36:42].mean(0) - photo.landmarks[42:48].mean(0)))
+        interocular = float(interocular_distance(photo.landmarks))
         error = float(np.linalg.norm(projected - photo.landmarks, axis=1).mean())
         _write_json(
             staging / "landmarks.json",

@@ -12,14 +12,11 @@ import math
 import torch
 import torch.nn.functional as F
 
+from ganfit.landmarks.types import interocular_distance
+
 JAW_RIGHT = tuple(range(0, 8))  # iBUG jaw points on the subject's right (image left in a frontal photo)
 JAW_LEFT = tuple(range(9, 17))  # iBUG jaw points on the subject's left
 CHIN = 8
-
-
-def interocular(landmarks: torch.Tensor) -> torch.Tensor:
-    """Distance between the eye centres (mean of iBUG 36-41 and 42-47) of landmarks [B, 68, 2] -> [B] pixels."""
-    return (landmarks[:, 36:42].mean(1) - landmarks[:, 42:48].mean(1)).norm(dim=-1)
 
 
 def face_size(landmarks: torch.Tensor) -> torch.Tensor:
@@ -78,8 +75,9 @@ def landmark_loss(
 
 
 def landmark_error(projected: torch.Tensor, detected: torch.Tensor) -> torch.Tensor:
-    """Mean Euclidean error over the 68 points, divided by the detected inter-ocular distance -> [B] (a metric)."""
-    return (projected - detected).norm(dim=-1).mean(1) / interocular(detected).clamp_min(1.0)
+    """Mean Euclidean error over the 68 points divided by the detected inter-ocular distance (outer eye corners,
+    ``ganfit.landmarks.types.interocular_distance``) -> [B] (a metric)."""
+    return (projected - detected).norm(dim=-1).mean(1) / interocular_distance(detected).clamp_min(1.0)
 
 
 def pixel_loss(rendered: torch.Tensor, photo: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

@@ -5,8 +5,8 @@ Frames and units (the project's conventions, see ``ganfit.face_model``):
     * the perspective camera has a focal length ``f`` in pixels and a principal point ``(cx, cy)`` in pixels of the
       fitted image (origin top-left, x right, y down, pixel centres at +0.5), so a point projects to
       ``x = cx + f X_c.x / (-X_c.z)``, ``y = cy - f X_c.y / (-X_c.z)``;
-    * the fitted image is the square face crop, whose centre is the principal point (as ``ganfit.render.camera``);
-      :func:`project` takes any principal point, for mapping the fit back to the original photo.
+    * the fitted image is the square face crop, whose centre is the principal point; :meth:`FitParameters.camera`
+      is a ``ganfit.render.camera.Camera`` (the project's one camera), which also maps the fit back to the photo.
 
 Every parameter carries the batch dimension ``B`` (one row per photo); photos are fitted together as one batch.
 """
@@ -21,47 +21,13 @@ import numpy as np
 import torch
 from torch import nn
 
+from ganfit.render.camera import Camera
+
 logger = logging.getLogger(__name__)
 
 LATENT_DIM = 512
 SH_COEFFS = 9
 SH_Y00 = 0.5 / math.sqrt(math.pi)  # constant SH basis function
-
-
-def axis_angle_to_matrix(rotvec: torch.Tensor) -> torch.Tensor:
-    """Rodrigues' formula: axis-angle ``rotvec`` [B, 3] (radians) -> rotation matrices [B, 3, 3] (differentiable).
-
-    Stable at zero rotation (uses the Taylor expansion of sin(a)/a and (1 - cos a)/a^2).
-    """
-    angle2 = (rotvec * rotvec).sum(-1, keepdim=True)  # [B, 1]
-    angle = torch.sqrt(angle2 + 1e-12)
-    small = angle2 < 1e-8
-    sin_term = torch.where(small, 1.0 - angle2 / 6.0, torch.sin(angle) / angle)
-    cos_term = torch.where(small, 0.5 - angle2 / 24.0, (1.0 - torch.cos(angle)) / (angle2 + 1e-12))
-    x, y, z = rotvec.unbind(-1)
-    zero = torch.zeros_like(x)
-    skew = torch.stack([zero, -z, y, z, zero, -x, -y, x, zero], dim=-1).reshape(-1, 3, 3)
-    eye = torch.eye(3, dtype=rotvec.dtype, device=rotvec.device).expand_as(skew)
-    return eye + sin_term[..., None] * skew + cos_term[..., None] * (skew @ skew)
-
-
-def to_camera(vertices: torch.Tensor, rotation: torch.Tensor, translation: torch.Tensor) -> torch.Tensor:
-    """Model space [B, N, 3] mm -> camera space [B, N, 3] mm; axis-angle ``rotation`` [B, 3], ``translation`` [B, 3]."""
-    matrix = axis_angle_to_matrix(rotation)
-    return vertices @ matrix.transpose(1, 2) + translation[:, None, :]
-
-
-def project(points_cam: torch.Tensor, focal: torch.Tensor, principal: torch.Tensor) -> torch.Tensor:
-    """Camera-space points [B, N, 3] -> image pixels [B, N, 2] (x right, y down, origin top-left).
-
-    Args:
-        focal: [B] focal length in pixels.
-        principal: [B, 2] principal point (cx, cy) in pixels.
-    """
-    depth = (-points_cam[..., 2]).clamp_min(1e-3)  # distance in front of the camera, mm
-    x = principal[:, None, 0] + focal[:, None] * points_cam[..., 0] / depth
-    y = principal[:, None, 1] - focal[:, None] * points_cam[..., 1] / depth
-    return torch.stack([x, y], dim=-1)
 
 
 @dataclass(frozen=True)
@@ -150,15 +116,16 @@ class FitParameters(nn.Module):
             "light": light,
         }
 
-    def camera_points(self, vertices: torch.Tensor) -> torch.Tensor:
-        """Model-space vertices [B, N, 3] -> camera space [B, N, 3] (mm)."""
-        return to_camera(vertices, self.rotation, self.translation)
+    def light(self) -> dict[str, torch.Tensor]:
+        """The light parameters as the dict :mod:`ganfit.fitting.shading` takes (``sh``, or ``ambient``,
+        ``light_color``, ``light_dir``)."""
+        if self.sh is not None:
+            return {"sh": self.sh}
+        return {"ambient": self.ambient, "light_color": self.light_color, "light_dir": self.light_dir}
 
-    def camera(self):
-        """The renderer's ``ganfit.render.camera.Camera`` of these parameters (principal point = image centre)."""
-        from ganfit.render.camera import Camera
-
-        return Camera(rotation=self.rotation, translation=self.translation, focal=self.focal)
+    def camera(self) -> Camera:
+        """The :class:`~ganfit.render.camera.Camera` of these parameters, for the fitted image (the crop)."""
+        return Camera(rotation=self.rotation, translation=self.translation, focal=self.focal, principal=self.principal)
 
     def project(self, vertices: torch.Tensor) -> torch.Tensor:
         """Model-space points [B, N, 3] -> pixels [B, N, 2] of the fitted image (the renderer's projection)."""

@@ -1,72 +1,58 @@
-"""The fitter's view of ``ganfit.render``: turn :class:`FitParameters` into the renderer's camera and light and
-render NCHW images for the losses. All rendering is ``ganfit.render.pipeline.FaceRenderer``'s.
+"""The fitter's view of ``ganfit.render``: the fitting's light parameters as a renderer light, and a scene that
+renders faces of one face model at any resolution with the configured renderer. All rendering is
+``ganfit.render.pipeline.FaceRenderer``'s; images are NCHW (``ganfit.render.pipeline.RenderOutput``).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
 
+import cv2
 import numpy as np
 import torch
 
 from ganfit.face_model import FaceModel
+from ganfit.render.camera import Camera
+from ganfit.render.lighting import DirectionalLight, SphericalHarmonicsLight
+from ganfit.render.pipeline import FaceRenderer, RenderOutput
+
+RendererFactory = Callable[..., FaceRenderer]
+"""``factory(face_model, (height, width)) -> FaceRenderer``, e.g. ``hydra.utils.instantiate(cfg.renderer)``
+(``conf/renderer/*.yaml`` are partial ``FaceRenderer.from_face_model`` nodes)."""
 
 
-@dataclass
-class RenderOutput:
-    """Rendered batch, NCHW, row 0 = image top.
-
-    image  [B, 3, H, W] face composited over the background (antialiased), [0, 1]
-    mask   [B, 1, H, W] face coverage in [0, 1] (antialiased at the silhouette)
-    """
-
-    image: torch.Tensor
-    mask: torch.Tensor
-
-
-def make_light(light: dict[str, torch.Tensor]):
-    """``ganfit.render.lighting`` light from the fitting's light parameters (``sh`` key -> spherical harmonics)."""
-    from ganfit.render.lighting import DirectionalLight, SphericalHarmonicsLight
-
+def make_light(light: dict[str, torch.Tensor]) -> DirectionalLight | SphericalHarmonicsLight:
+    """A renderer light from the fitting's light parameters (``FitParameters.light()``; ``sh`` -> spherical
+    harmonics, else ambient + directional)."""
     if "sh" in light:
         return SphericalHarmonicsLight(coeffs=light["sh"])
     return DirectionalLight(ambient=light["ambient"], diffuse=light["light_color"], direction=light["light_dir"])
 
 
-def make_camera(rotation: torch.Tensor, translation: torch.Tensor, focal: torch.Tensor):
-    """``ganfit.render.camera.Camera`` (principal point at the image centre) from axis-angle, mm, pixels."""
-    from ganfit.render.camera import Camera
-
-    return Camera(rotation=rotation, translation=translation, focal=focal)
-
-
 class FaceScene:
-    """Renders faces of ``face_model`` through a ``FaceRenderer`` (one per output resolution, built on demand).
+    """Renders faces of ``face_model``, one ``FaceRenderer`` per output resolution, built on demand.
 
     Args:
         face_model: the morphable model (topology, UVs, normals).
-        renderer_options: keyword arguments of ``FaceRenderer.from_face_model`` other than the resolution
-            (``backend``, ``antialias``, ``texture_boundary``), e.g. from ``conf/renderer/*.yaml``.
+        make_renderer: renderer factory (default: ``FaceRenderer.from_face_model`` with its defaults).
     """
 
-    def __init__(self, face_model: FaceModel, **renderer_options) -> None:
+    def __init__(self, face_model: FaceModel, make_renderer: RendererFactory | None = None) -> None:
         self.face_model = face_model
-        self.options = {k: v for k, v in renderer_options.items() if k not in ("_target_", "resolution")}
-        self._renderers: dict[tuple[int, int], torch.nn.Module] = {}
+        self.make_renderer = make_renderer or FaceRenderer.from_face_model
+        self._renderers: dict[tuple[int, int], FaceRenderer] = {}
 
-    def renderer(self, resolution: tuple[int, int]):
+    def renderer(self, resolution: tuple[int, int]) -> FaceRenderer:
         key = (int(resolution[0]), int(resolution[1]))
         if key not in self._renderers:
-            from ganfit.render.pipeline import FaceRenderer
-
-            renderer = FaceRenderer.from_face_model(self.face_model, key, **self.options)
+            renderer = self.make_renderer(self.face_model, key)
             self._renderers[key] = renderer.to(self.face_model.mean.device)
         return self._renderers[key]
 
     def render(
         self,
         vertices: torch.Tensor,
-        camera,
+        camera: Camera,
         texture: torch.Tensor,
         light: dict[str, torch.Tensor],
         background: torch.Tensor | None,
@@ -76,20 +62,16 @@ class FaceScene:
 
         Args:
             vertices: [B, V, 3] model-space vertices, mm.
-            camera: ``ganfit.render.camera.Camera`` for an image of ``resolution``.
+            camera: the cameras for an image of ``resolution``.
             texture: [B, 3, R, R] albedo UV map in [0, 1] (row 0 = v 0 = top).
             light: the fitting's light parameters (see :func:`make_light`).
             background: [B, 3, H, W] image behind the face (e.g. the photo), or None for black.
             resolution: (H, W).
+        Returns:
+            image [B, 3, H, W] and mask [B, 1, H, W] (NCHW, top row first).
         """
         normals = self.face_model.vertex_normals(vertices)
-        back = None if background is None else background.permute(0, 2, 3, 1)
-        out = self.renderer(resolution)(
-            vertices, normals, texture.permute(0, 2, 3, 1), camera, make_light(light), background=back
-        )
-        return RenderOutput(
-            image=out.image.permute(0, 3, 1, 2).contiguous(), mask=out.mask.permute(0, 3, 1, 2).contiguous()
-        )
+        return self.renderer(resolution)(vertices, normals, texture, camera, make_light(light), background=background)
 
 
 def uv_coverage_mask(face_model: FaceModel, resolution: int) -> np.ndarray:
@@ -97,8 +79,6 @@ def uv_coverage_mask(face_model: FaceModel, resolution: int) -> np.ndarray:
 
     Filled from the UV triangles with OpenCV (slightly dilated so bilinear lookups at seams see used texels).
     """
-    import cv2
-
     uv = face_model.uvs.cpu().numpy() * resolution
     triangles = uv[face_model.uv_triangles.cpu().numpy()]  # [F, 3, 2]
     mask = np.zeros((resolution, resolution), np.uint8)

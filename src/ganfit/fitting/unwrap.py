@@ -12,6 +12,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+import ganfit.render as dr
 from ganfit.face_model import FaceModel
 
 
@@ -24,8 +25,6 @@ class UvUnwrapper:
     """
 
     def __init__(self, face_model: FaceModel, resolution: int) -> None:
-        import ganfit.render as dr
-
         device = face_model.uvs.device
         self.resolution = resolution
         self.uv_triangles = face_model.uv_triangles.to(torch.int32).contiguous()
@@ -54,8 +53,6 @@ class UvUnwrapper:
         Returns:
             ``colour [B, 3, R, R]`` and ``weight [B, 1, R, R]`` in [0, 1] (0 = not seen in the photo).
         """
-        import ganfit.render as dr
-
         batch = images.shape[0]
         height, width = images.shape[-2:]
         attributes = torch.cat([pixels, facing[..., None]], dim=-1)[:, self.uv_vertex].contiguous()  # [B, T, 3]

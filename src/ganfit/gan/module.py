@@ -21,9 +21,11 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from ganfit.gan.data import find_images, load_square_image
 from ganfit.gan.loss import LOSSES, d_loss, g_loss
 from ganfit.gan.networks import Discriminator, Generator, level_of, resolution_of, update_ema
 from ganfit.gan.schedule import GrowthSchedule
+from ganfit.metrics.swd import swd
 
 log = logging.getLogger(__name__)
 
@@ -232,8 +234,6 @@ class TextureGAN(pl.LightningModule):
         """
         if self.trainer.global_rank != 0:
             return None
-        from ganfit.eval.swd import swd
-        from ganfit.gan.data import find_images, load_square_image
 
         level, alpha = self.progress()
         res = resolution_of(level)

@@ -213,8 +213,12 @@ class _Graph:
             raise self.fail(node, f"auto_pad={auto_pad} is not supported")
         if pads[0] != pads[2] or pads[1] != pads[3]:
             raise self.fail(node, f"asymmetric padding {pads}")
-        return ConvParams(np.asarray(w, np.float32), None if b is None else np.asarray(b, np.float32),
-                          (int(strides[0]), int(strides[1])), (int(pads[0]), int(pads[1])))
+        return ConvParams(
+            np.asarray(w, np.float32),
+            None if b is None else np.asarray(b, np.float32),
+            (int(strides[0]), int(strides[1])),
+            (int(pads[0]), int(pads[1])),
+        )
 
     def bn(self, node) -> BNParams:  # noqa: ANN001
         values = [self.const(n) for n in node.input[1:5]]
@@ -309,8 +313,10 @@ def read_iresnet_onnx(path: str | Path) -> IResNetParams:
                 t = after[0].output[0]
                 break
         if len(nodes) != 2 or len(bns) != 1 or len(others) != 1:
-            raise g.fail(nodes[0] if nodes else None,
-                         f"expected a residual block (BN + shortcut) after {t!r}, found {[n.op_type for n in nodes]}")
+            raise g.fail(
+                nodes[0] if nodes else None,
+                f"expected a residual block (BN + shortcut) after {t!r}, found {[n.op_type for n in nodes]}",
+            )
         bn1 = g.bn(bns[0])
         n = g.only_consumer(bns[0].output[0], bns[0])
         conv1 = g.conv(n)

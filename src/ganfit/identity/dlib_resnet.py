@@ -138,8 +138,17 @@ _LEVELS: tuple[tuple[str, int, int, int, bool], ...] = (
 )
 
 #: names of the feature taps returned by :meth:`DlibResNet.features`, from the bottom up.
-DLIB_FEATURE_TAPS: tuple[str, ...] = ("stem", "pool", "level4", "level3", "level2", "level1", "level0", "pooled",
-                                      "descriptor")
+DLIB_FEATURE_TAPS: tuple[str, ...] = (
+    "stem",
+    "pool",
+    "level4",
+    "level3",
+    "level2",
+    "level1",
+    "level0",
+    "pooled",
+    "descriptor",
+)
 
 
 class DlibResNet(nn.Module):
@@ -209,13 +218,21 @@ class DlibResNet(nn.Module):
     def _computational_layers(self) -> list[tuple[str, nn.Module | None]]:
         """The dlib computational layers in file order (bottom up), as (family, module or None)."""
         seq: list[tuple[str, nn.Module | None]] = [
-            ("con", self.conv1), ("affine", self.affine1), ("relu", None), ("max_pool", None)
+            ("con", self.conv1),
+            ("affine", self.affine1),
+            ("relu", None),
+            ("max_pool", None),
         ]
         for level in self.levels.values():
             for block in level:
                 assert isinstance(block, ResidualBlock)
-                seq += [("con", block.conv1), ("affine", block.affine1), ("relu", None),
-                        ("con", block.conv2), ("affine", block.affine2)]
+                seq += [
+                    ("con", block.conv1),
+                    ("affine", block.affine1),
+                    ("relu", None),
+                    ("con", block.conv2),
+                    ("affine", block.affine2),
+                ]
                 if block.downsample:
                     seq.append(("avg_pool", None))
                 seq += [("add_prev", None), ("relu", None)]
@@ -264,8 +281,10 @@ class DlibResNet(nn.Module):
             filters = torch.from_numpy(layer.arrays["filters"])
             settings = (cfg["stride_y"], cfg["stride_x"], cfg["padding_y"], cfg["padding_x"])
             if filters.shape != module.weight.shape or settings != (*module.stride, *module.padding):  # type: ignore
-                raise ValueError(f"layer {i} ({layer.kind}): filters {tuple(filters.shape)} stride/padding {settings} "
-                                 f"do not match {tuple(module.weight.shape)} {module.stride} {module.padding}")
+                raise ValueError(
+                    f"layer {i} ({layer.kind}): filters {tuple(filters.shape)} stride/padding {settings} "
+                    f"do not match {tuple(module.weight.shape)} {module.stride} {module.padding}"
+                )
             module.weight.copy_(filters)
             assert module.bias is not None
             module.bias.copy_(torch.from_numpy(layer.arrays["biases"]))

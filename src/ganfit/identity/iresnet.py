@@ -72,10 +72,10 @@ class IResNet(nn.Module):
 
     def __init__(
         self,
-        layers: Sequence[int] = (3, 4, 14, 3),   # blocks per stage
+        layers: Sequence[int] = (3, 4, 14, 3),  # blocks per stage
         widths: Sequence[int] = (64, 128, 256, 512),  # channels per stage
-        num_features: int = 512,                # descriptor dimension
-        chip_size: int = 112,                   # input chip side in pixels
+        num_features: int = 512,  # descriptor dimension
+        chip_size: int = 112,  # input chip side in pixels
     ) -> None:
         super().__init__()
         if len(layers) != 4 or len(widths) != 4:

@@ -9,8 +9,8 @@ Coordinates are continuous pixels of the image passed in (x right, y down, centr
 (0.5, 0.5)), also for very large photos, which are detected on a downscaled copy. See ``docs/landmarks.md``.
 """
 
-from .api import BACKENDS, Backend, detect_face, detect_faces, get_detector
-from .types import (
+from ganfit.landmarks.api import BACKENDS, Backend, detect_face, detect_faces, get_detector
+from ganfit.landmarks.types import (
     IBUG_JAW,
     IBUG_LEFT_IMAGE_EYE,
     IBUG_MOUTH_CORNERS,

@@ -19,9 +19,8 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from ganfit.image_io import ImageInputError, read_image
-
-from .api import BACKENDS, detect_faces
-from .types import FaceDetection, LandmarkError
+from ganfit.landmarks.api import BACKENDS, detect_faces
+from ganfit.landmarks.types import FaceDetection, LandmarkError
 
 
 def draw_overlay(image: np.ndarray, faces: list[FaceDetection]) -> Image.Image:

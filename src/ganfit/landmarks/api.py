@@ -14,8 +14,7 @@ from typing import Any, Literal, Protocol
 import numpy as np
 
 from ganfit.image_io import as_rgb_uint8, read_image
-
-from .types import FaceDetection, FaceIndexError, NoFaceError
+from ganfit.landmarks.types import FaceDetection, FaceIndexError, NoFaceError
 
 __all__ = ["BACKENDS", "Backend", "Detector", "detect_face", "detect_faces", "get_detector"]
 
@@ -44,10 +43,10 @@ def get_detector(backend: Backend = "mediapipe", **options: Any) -> Detector:
 @lru_cache(maxsize=8)
 def _build_detector(backend: str, options: tuple[tuple[str, Any], ...]) -> Detector:
     if backend == "mediapipe":
-        from .mediapipe_backend import MediapipeDetector
+        from ganfit.landmarks.mediapipe_backend import MediapipeDetector
 
         return MediapipeDetector(**dict(options))
-    from .dlib_backend import DlibDetector
+    from ganfit.landmarks.dlib_backend import DlibDetector
 
     return DlibDetector(**dict(options))
 

@@ -23,8 +23,7 @@ import numpy as np
 
 from ganfit.assets import AssetNotFoundError, packaged_model_file
 from ganfit.image_io import DETECTION_MAX_SIDE, downscale_for_detection
-
-from .types import FaceDetection, LandmarkModelNotFoundError
+from ganfit.landmarks.types import FaceDetection, LandmarkModelNotFoundError
 
 __all__ = ["DlibDetector", "find_dlib_model"]
 

@@ -3,7 +3,7 @@
 Each iBUG point is a convex combination (non-negative weights summing to 1) of a few mesh points:
 ``ibug[k] = sum_j weights[k, j] * mesh[indices[k, j]]``. The table lives in ``data/mediapipe_to_ibug68.json`` at the
 repository root (or next to this module in an installed wheel) and was fitted against dlib's 68-point predictor on
-the CC BY Face Research Lab Canada photos by ``python -m ganfit.landmarks.derive_mediapipe_map`` (see
+the CC BY Face Research Lab Canada photos by ``python -m ganfit.tools.derive_mediapipe_map`` (see
 ``docs/landmarks.md`` for how and why).
 """
 
@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .types import LandmarkModelNotFoundError
+from ganfit.landmarks.types import LandmarkModelNotFoundError
 
 __all__ = ["MAP_FILENAME", "MediapipeToIbugMap", "default_map_path", "load_mediapipe_map"]
 
@@ -40,13 +40,13 @@ class MediapipeToIbugMap:
 def default_map_path() -> Path:
     """Where the table is: next to this module (installed wheel) or in the repository's ``data/`` folder."""
     here = Path(__file__).resolve().parent
-    candidates = [here / MAP_FILENAME, here.parents[2] / "data" / MAP_FILENAME]
+    candidates = [here / MAP_FILENAME, here.parent / "data" / MAP_FILENAME]
     for candidate in candidates:
         if candidate.is_file():
             return candidate
     raise LandmarkModelNotFoundError(
         f"mediapipe-to-iBUG68 table {MAP_FILENAME!r} not found in {[str(c.parent) for c in candidates]}; it is part "
-        "of the repository (data/); regenerate it with `python -m ganfit.landmarks.derive_mediapipe_map`"
+        "of the package (ganfit/data/); regenerate it with `python -m ganfit.tools.derive_mediapipe_map`"
     )
 
 

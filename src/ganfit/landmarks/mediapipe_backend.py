@@ -23,9 +23,8 @@ from pathlib import Path
 import numpy as np
 
 from ganfit.image_io import DETECTION_MAX_SIDE, downscale_for_detection
-
-from .mapping import MediapipeToIbugMap, load_mediapipe_map
-from .types import FaceDetection
+from ganfit.landmarks.mapping import MediapipeToIbugMap, load_mediapipe_map
+from ganfit.landmarks.types import FaceDetection
 
 __all__ = ["DenseFace", "MediapipeDetector"]
 

@@ -21,12 +21,14 @@ __all__ = [
     "IBUG_LEFT_IMAGE_EYE",
     "IBUG_MOUTH_CORNERS",
     "IBUG_NOSE_TIP",
+    "IBUG_OUTER_EYE_CORNERS",
     "IBUG_RIGHT_IMAGE_EYE",
     "FaceDetection",
     "FaceIndexError",
     "LandmarkError",
     "LandmarkModelNotFoundError",
     "NoFaceError",
+    "interocular_distance",
 ]
 
 IBUG_JAW = tuple(range(0, 17))
@@ -34,6 +36,17 @@ IBUG_LEFT_IMAGE_EYE = tuple(range(36, 42))  # subject's right eye
 IBUG_RIGHT_IMAGE_EYE = tuple(range(42, 48))  # subject's left eye
 IBUG_NOSE_TIP = 30
 IBUG_MOUTH_CORNERS = (48, 54)  # image-left corner, image-right corner
+IBUG_OUTER_EYE_CORNERS = (36, 45)  # image-left eye's outer corner, image-right eye's outer corner
+
+
+def interocular_distance(landmarks):
+    """THE inter-ocular distance of the project (300-W's): between the outer eye corners, iBUG 36 and 45.
+
+    ``landmarks`` [..., 68, 2] pixels (numpy or torch) -> [...] pixels. Every landmark error "in IOD" — the fit's
+    metrics, the evaluations and the README — is divided by this.
+    """
+    difference = landmarks[..., IBUG_OUTER_EYE_CORNERS[0], :] - landmarks[..., IBUG_OUTER_EYE_CORNERS[1], :]
+    return ((difference**2).sum(-1)) ** 0.5
 
 
 class LandmarkError(Exception):

@@ -5,11 +5,15 @@ Frames (the project's, see ``ganfit.face_model``):
     * Camera space (OpenGL): ``X_c = R X + t``; the camera sits at the origin looking down -Z, x right, y up.
       A frontal view of the face is ``R = I``, ``t = (0, 0, -distance)``.
     * Image pixels (the project's): continuous ``(x right, y down)``, origin at the top-left corner of the image,
-      pixel centres at ``+0.5``; the principal point is the image centre ``(W / 2, H / 2)``:
-      ``x = W/2 + f X_c / (-Z_c)``, ``y = H/2 - f Y_c / (-Z_c)`` with the focal length ``f`` in pixels.
-    * Clip space (nvdiffrast/OpenGL): ``(2f/W X_c, 2f/H Y_c, z_clip, -Z_c)`` with the usual OpenGL depth mapping of
-      ``[near, far]`` (mm) to NDC z in [-1, 1]. Rasterized rows are bottom-up (row 0 = NDC y = -1); flipping the
-      rows of a raster gives an image whose pixel ``(row i, column j)`` is centred at ``(j + 0.5, i + 0.5)`` above.
+      pixel centres at ``+0.5``; with the focal length ``f`` and the principal point ``(cx, cy)`` in pixels
+      (default: the image centre ``(W / 2, H / 2)``):
+      ``x = cx + f X_c / (-Z_c)``, ``y = cy - f Y_c / (-Z_c)``.
+    * Clip space (nvdiffrast/OpenGL): ``(2f/W X_c + (2cx/W - 1) w, 2f/H Y_c + (1 - 2cy/H) w, z_clip, w = -Z_c)``
+      with the usual OpenGL depth mapping of ``[near, far]`` (mm) to NDC z in [-1, 1]. Rasterized rows are bottom-up
+      (row 0 = NDC y = -1); flipping the rows of a raster gives an image whose pixel ``(row i, column j)`` is
+      centred at ``(j + 0.5, i + 0.5)`` above.
+
+This is the project's only camera: fitting, export, dataset building and evaluation all project through it.
 """
 
 from __future__ import annotations
@@ -51,6 +55,8 @@ class Camera:
         rotation: ``[B, 3, 3]`` rotation matrix or ``[B, 3]`` axis-angle (radians), model -> camera.
         translation: ``[B, 3]`` in mm, model -> camera (``X_c = R X + t``).
         focal: ``[B]`` focal length in pixels (same for x and y; square pixels).
+        principal: ``[B, 2]`` principal point ``(cx, cy)`` in pixels of the rendered image, or None for the image
+            centre of whatever resolution is rendered (the fitting's square crop).
         near: near clipping distance in mm (points closer than this to the camera are clipped).
         far: far clipping distance in mm.
     """
@@ -58,6 +64,7 @@ class Camera:
     rotation: torch.Tensor
     translation: torch.Tensor
     focal: torch.Tensor
+    principal: torch.Tensor | None = None
     near: float = 10.0
     far: float = 10000.0
 
@@ -72,12 +79,45 @@ class Camera:
             )
         if self.focal.shape != (batch,):
             raise ValueError(f"Camera.focal must be [B] pixels, got {tuple(self.focal.shape)}")
+        if self.principal is not None and self.principal.shape != (batch, 2):
+            raise ValueError(f"Camera.principal must be [B, 2] pixels or None, got {tuple(self.principal.shape)}")
         if not 0 < self.near < self.far:
             raise ValueError(f"Camera needs 0 < near < far (mm), got near={self.near}, far={self.far}")
 
     @property
     def batch_size(self) -> int:
         return self.translation.shape[0]
+
+    def principal_point(self, resolution: tuple[int, int]) -> torch.Tensor:
+        """``[B, 2]`` principal point ``(cx, cy)`` in pixels for an image of ``(height, width)``."""
+        if self.principal is not None:
+            return self.principal
+        height, width = resolution
+        centre = torch.tensor([width / 2.0, height / 2.0], dtype=self.focal.dtype, device=self.focal.device)
+        return centre.expand(self.batch_size, 2)
+
+    def detached(self) -> Camera:
+        """The same camera with every tensor detached (no gradient reaches the pose or the focal length)."""
+        return Camera(
+            rotation=self.rotation.detach(),
+            translation=self.translation.detach(),
+            focal=self.focal.detach(),
+            principal=None if self.principal is None else self.principal.detach(),
+            near=self.near,
+            far=self.far,
+        )
+
+    def select(self, index: int) -> Camera:
+        """Camera ``index`` of the batch, as a batch of one."""
+        pick = slice(index, index + 1)
+        return Camera(
+            rotation=self.rotation[pick],
+            translation=self.translation[pick],
+            focal=self.focal[pick],
+            principal=None if self.principal is None else self.principal[pick],
+            near=self.near,
+            far=self.far,
+        )
 
     def rotation_matrix(self) -> torch.Tensor:
         """``[B, 3, 3]`` model -> camera rotation."""
@@ -94,22 +134,25 @@ class Camera:
         pc = self.to_camera(points)
         f = self.focal[:, None]
         n, fa = self.near, self.far
+        w = -pc[..., 2]
         x = pc[..., 0] * (2 * f / width)
         y = pc[..., 1] * (2 * f / height)
+        if self.principal is not None:  # off-centre principal point: shift in NDC, times w
+            x = x + (2 * self.principal[:, None, 0] / width - 1) * w
+            y = y + (1 - 2 * self.principal[:, None, 1] / height) * w
         z = pc[..., 2] * ((fa + n) / (n - fa)) + 2 * fa * n / (n - fa)
-        w = -pc[..., 2]
         return torch.stack([x, y, z, w], dim=-1)
 
     def project(self, points: torch.Tensor, resolution: tuple[int, int]) -> torch.Tensor:
         """Model-space points ``[B, N, 3]`` -> pixel coordinates ``[B, N, 2]`` (x right, y down, top-left origin,
         pixel centres at +0.5) in an image of ``(height, width)``. Points behind the camera give meaningless values.
         """
-        height, width = resolution
         pc = self.to_camera(points)
-        depth = (-pc[..., 2]).clamp(min=1e-6)
+        depth = (-pc[..., 2]).clamp(min=1e-3)  # distance in front of the camera, mm
         f = self.focal[:, None]
-        x = width / 2 + f * pc[..., 0] / depth
-        y = height / 2 - f * pc[..., 1] / depth
+        principal = self.principal_point(resolution)
+        x = principal[:, None, 0] + f * pc[..., 0] / depth
+        y = principal[:, None, 1] - f * pc[..., 1] / depth
         return torch.stack([x, y], dim=-1)
 
 

@@ -23,11 +23,12 @@ BACKENDS = ("auto", "cpu", "nvdiffrast")
 
 @dataclass
 class RenderOutput:
-    """Result of :meth:`FaceRenderer.forward`. Images are stored top row first (like photos).
+    """Result of :meth:`FaceRenderer.forward`: NCHW images, top row first (like photos). The project's only render
+    record: fitting, export and evaluation all receive this.
 
     Attributes:
-        image: ``[B, H, W, 3]`` float rendered colour composited over the background, antialiased.
-        mask: ``[B, H, W, 1]`` float coverage of the face in [0, 1] (antialiased at the silhouette).
+        image: ``[B, 3, H, W]`` float rendered colour composited over the background, antialiased.
+        mask: ``[B, 1, H, W]`` float coverage of the face in [0, 1] (antialiased at the silhouette).
         rast: ``[B, H, W, 4]`` the raw rasterizer output, nvdiffrast's bottom-up row order (row 0 = image bottom).
         camera: the camera used.
         resolution: ``(height, width)``.
@@ -129,14 +130,14 @@ class FaceRenderer(nn.Module):
             vertices: ``[B, V, 3]`` model-space positions in mm.
             normals: ``[B, V, 3]`` model-space vertex normals (normalised after interpolation; e.g.
                 ``FaceModel.vertex_normals(vertices)``, differentiable).
-            texture: ``[B, Ht, Wt, 3]`` (or ``[1, Ht, Wt, 3]``) float albedo in [0, 1], texture-image convention
-                (row 0 = top = v 0), e.g. ``G(z).permute(0, 2, 3, 1) * 0.5 + 0.5``.
+            texture: ``[B, 3, Ht, Wt]`` (or ``[1, 3, Ht, Wt]``) float albedo in [0, 1], texture-image convention
+                (row 0 = top = v 0), e.g. ``G(z) * 0.5 + 0.5``.
             camera: the cameras (rotation, translation mm, focal px); see :mod:`ganfit.render.camera`.
             lighting: :class:`DirectionalLight` or :class:`SphericalHarmonicsLight` (camera-space directions).
-            background: optional ``[B, H, W, 3]`` image (top row first) behind the face; black when None.
+            background: optional ``[B, 3, H, W]`` image (top row first) behind the face; black when None.
 
         Returns:
-            :class:`RenderOutput` with ``image [B, H, W, 3]``, ``mask [B, H, W, 1]`` (top row first) and ``project``.
+            :class:`RenderOutput` with ``image [B, 3, H, W]``, ``mask [B, 1, H, W]`` (top row first) and ``project``.
         """
         batch = vertices.shape[0]
         if vertices.dim() != 3 or vertices.shape[2] != 3:
@@ -145,16 +146,14 @@ class FaceRenderer(nn.Module):
             raise ValueError(
                 f"FaceRenderer: normals {tuple(normals.shape)} must match vertices {tuple(vertices.shape)}"
             )
-        if texture.dim() != 4 or texture.shape[3] != 3 or texture.shape[0] not in (1, batch):
-            raise ValueError(
-                f"FaceRenderer: texture must be [B, Ht, Wt, 3] (channels last), got {tuple(texture.shape)}"
-            )
+        if texture.dim() != 4 or texture.shape[1] != 3 or texture.shape[0] not in (1, batch):
+            raise ValueError(f"FaceRenderer: texture must be [B, 3, Ht, Wt] (NCHW), got {tuple(texture.shape)}")
         if camera.batch_size != batch:
             raise ValueError(f"FaceRenderer: camera batch {camera.batch_size} != vertices batch {batch}")
         height, width = self.resolution
-        if background is not None and background.shape != (batch, height, width, 3):
+        if background is not None and background.shape != (batch, 3, height, width):
             raise ValueError(
-                f"FaceRenderer: background must be [B, H, W, 3] = {(batch, height, width, 3)}, "
+                f"FaceRenderer: background must be [B, 3, H, W] = {(batch, 3, height, width)}, "
                 f"got {tuple(background.shape)}"
             )
         ctx = self._context(vertices.device)
@@ -162,7 +161,9 @@ class FaceRenderer(nn.Module):
         clip = camera.to_clip(vertices, self.resolution).contiguous()
         rast, _ = ops.rasterize(ctx, clip, tri, self.resolution, grad_db=False)
         uv, _ = ops.interpolate(self.uvs[None].to(vertices.dtype), rast, self.uv_triangles)
-        albedo = ops.texture(texture.contiguous(), uv, filter_mode="linear", boundary_mode=self.texture_boundary)
+        albedo = ops.texture(
+            texture.permute(0, 2, 3, 1).contiguous(), uv, filter_mode="linear", boundary_mode=self.texture_boundary
+        )
         normals_cam = normals @ camera.rotation_matrix().transpose(1, 2)
         pixel_normals, _ = ops.interpolate(normals_cam.contiguous(), rast, tri)
         pixel_normals = torch.nn.functional.normalize(pixel_normals, dim=-1, eps=1e-8)
@@ -171,13 +172,17 @@ class FaceRenderer(nn.Module):
         if background is None:
             back = torch.zeros_like(colour)
         else:
-            back = torch.flip(background.to(colour.dtype), dims=[1])  # to the raster's bottom-up rows
+            back = torch.flip(background.to(colour.dtype).permute(0, 2, 3, 1), dims=[1])  # raster's bottom-up rows
         layers = torch.cat([torch.where(covered > 0, colour, back), covered], dim=-1)
         if self.use_antialias:
             layers = ops.antialias(layers.contiguous(), rast, clip, tri, topology_hash=self._topology_for(ctx, tri))
-        layers = torch.flip(layers, dims=[1])  # top row first, like photos
+        layers = torch.flip(layers, dims=[1]).permute(0, 3, 1, 2)  # top row first, like photos; NCHW
         return RenderOutput(
-            image=layers[..., :3], mask=layers[..., 3:4], rast=rast, camera=camera, resolution=self.resolution
+            image=layers[:, :3].contiguous(),
+            mask=layers[:, 3:4].contiguous(),
+            rast=rast,
+            camera=camera,
+            resolution=self.resolution,
         )
 
     def _topology_for(self, ctx, tri: torch.Tensor):
