@@ -18,6 +18,7 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
+from ganfit.config import CONF_DIR
 from ganfit.gan.hydra_support import register_resolvers
 
 register_resolvers()
@@ -49,7 +50,7 @@ def train(cfg: DictConfig) -> Path:
     return path
 
 
-@hydra.main(version_base="1.3", config_path="conf", config_name="train")
+@hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="train")
 def main(cfg: DictConfig) -> None:
     train(cfg)
 

@@ -11,10 +11,11 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, open_dict
 from PIL import Image
 
+from ganfit.config import CONF_DIR
 from ganfit.gan.hydra_support import register_resolvers
 
 REPO = Path(__file__).resolve().parents[1]
-CONF = REPO / "conf"
+CONF = CONF_DIR  # the packaged configs
 
 # Shrinks the real config to seconds of CPU: 16x16 target, narrow networks, tiny schedule, CSV logger.
 TINY = [

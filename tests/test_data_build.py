@@ -55,7 +55,7 @@ def _shrunk(out: Path, image: Path) -> OmegaConf:
 
 
 def test_build_on_real_photos(photos_root: Path, assets_dir: Path, tmp_path: Path) -> None:
-    from ganfit.data_build.__main__ import run_from_config
+    from ganfit.data_build.builder import run_build as run_from_config
 
     folder = tmp_path / "photos"
     folder.mkdir()
@@ -114,7 +114,7 @@ def test_contact_sheet(tmp_path: Path) -> None:
 
 
 def test_missing_photos_give_a_clear_error(tmp_path: Path) -> None:
-    from ganfit.data_build.__main__ import run_from_config
+    from ganfit.data_build.builder import run_build as run_from_config
     from ganfit.jobs.inputs import InputSpecError
 
     cfg = _shrunk(tmp_path / "o", tmp_path / "nowhere")
@@ -148,7 +148,7 @@ def test_split_by_person(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_build_over_two_processes(photos_root: Path, assets_dir: Path, tmp_path: Path) -> None:
     """processes=2 shards the photos over two Fabric CPU processes (the builder's options are frozen dataclasses)."""
-    from ganfit.data_build.__main__ import run_from_config
+    from ganfit.data_build.builder import run_build as run_from_config
 
     folder = tmp_path / "photos"
     folder.mkdir()

@@ -88,8 +88,12 @@ def test_mirror_map_on_mean_face(model: FaceModel) -> None:
     asymmetry = (basis[:, mirror] * flip - basis).norm(dim=-1).mean(dim=1) / basis.norm(dim=-1).mean(dim=1)
     antisymmetry = (basis[:, mirror] * flip + basis).norm(dim=-1).mean(dim=1) / basis.norm(dim=-1).mean(dim=1)
     symmetric, antisymmetric = int((asymmetry < 0.05).sum()), int((antisymmetry < 0.05).sum())
-    logger.info("identity modes: %d symmetric, %d antisymmetric, %d mixed", symmetric, antisymmetric,
-                100 - symmetric - antisymmetric)
+    logger.info(
+        "identity modes: %d symmetric, %d antisymmetric, %d mixed",
+        symmetric,
+        antisymmetric,
+        100 - symmetric - antisymmetric,
+    )
     # PCA of (mostly) symmetric scans: each mode is either mirror-symmetric or mirror-antisymmetric.
     assert symmetric + antisymmetric >= 90 and symmetric > antisymmetric
 

@@ -12,7 +12,6 @@ from PIL import Image
 from tests.fit_helpers import compose_fit
 
 
-
 def _photos(photos_root: Path, count: int) -> list[Path]:
     files = sorted((photos_root / "deep3d-examples").glob("*.jpg"))[:count]
     if len(files) < count:
@@ -194,5 +193,5 @@ def test_inputs_glob_list_and_awkward_names(tmp_path):
     listing.write_text("# photos\nmy photos/a/face 1, smiling.jpg\n\n")
     assert collect_inputs(listing).sources == [str(tmp_path / "my photos" / "a" / "face 1, smiling.jpg")]
     with pytest.raises(InputSpecError, match="no such file"):
-        collect_inputs(tmp_path / "missing").sources
+        collect_inputs(tmp_path / "missing")
     assert collect_inputs(None).sources == ["astronaut"]

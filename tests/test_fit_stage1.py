@@ -12,9 +12,9 @@ from tests.fit_helpers import compose_fit
 from ganfit.fitting import losses
 from ganfit.fitting.fitter import Fitter
 from ganfit.fitting.params import solve_pnp
+from ganfit.fitting.photos import PreparedPhoto, prepare_photo
 from ganfit.jobs.components import fitting_config
 from ganfit.render.camera import Camera, axis_angle_to_matrix
-from ganfit.fitting.photos import PreparedPhoto, prepare_photo
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,6 @@ import pytest
 import torch
 from tests.fit_helpers import compose_fit
 
-
 GEOMETRY = ("shape", "expression", "rotation", "translation", "focal")
 
 
@@ -62,9 +61,9 @@ def test_identity_terms_reach_geometry_only_when_asked(photo, assets_dir, identi
     for tensors in params.groups().values():
         for tensor in tensors:
             tensor.requires_grad_(True)
-    state = fitter._identity_state(crops, target)
-    terms, _ = fitter._full_terms(params, crops, target, state, {})
-    (terms["identity"] + terms["content"] + terms["moment"]).sum().backward()
+    references = fitter.objective.references(crops, target)
+    terms = fitter.objective.full_terms(params, crops, target, references)
+    (terms.identity + terms.content + terms.moment).sum().backward()
     groups = params.groups()
     geometry = [_gradient_size(tensor) for name in GEOMETRY for tensor in groups[name]]
     appearance = [_gradient_size(tensor) for name in ("texture", "light") for tensor in groups[name]]

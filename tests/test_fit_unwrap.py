@@ -7,12 +7,11 @@ import pytest
 import torch
 
 
-
 def test_unwrap_recovers_rendered_texture(assets_dir):
     from ganfit.face_model import load_face_model
     from ganfit.fitting.shading import FaceScene
-    from ganfit.render.camera import Camera
     from ganfit.fitting.unwrap import UvUnwrapper, fill_texture
+    from ganfit.render.camera import Camera
 
     face_model = load_face_model(assets_dir)
     size, texels = 256, 64

@@ -179,8 +179,10 @@ def test_verification_auc_face_recognition_examples(dlib_net, photos_root, recor
     same, different = _pair_distances(descriptors, [p.parent.name for p in paths])
     auc = roc_auc(same, different)
     record_property("auc_knn_train", auc)
-    print(f"knn_examples/train: AUC {auc:.4f} ({len(same)} same / {len(different)} different pairs; "
-          f"same max {same.max():.3f}, different min {different.min():.3f})")
+    print(
+        f"knn_examples/train: AUC {auc:.4f} ({len(same)} same / {len(different)} different pairs; "
+        f"same max {same.max():.3f}, different min {different.min():.3f})"
+    )
     assert auc >= 0.95
 
 
@@ -199,7 +201,9 @@ def test_verification_auc_frl_london(dlib_net, photos_root, record_property) -> 
     different = distances[~np.eye(len(ids), dtype=bool)]
     auc = roc_auc(same, different)
     record_property("auc_frl_london", auc)
-    print(f"frl-london: AUC {auc:.4f} (80 same / {different.size} different pairs; same median "
-          f"{np.median(same):.3f}, different median {np.median(different):.3f}; "
-          f"accuracy at dlib's 0.6: {((same < 0.6).sum() + (different >= 0.6).sum()) / distances.size:.4f})")
+    print(
+        f"frl-london: AUC {auc:.4f} (80 same / {different.size} different pairs; same median "
+        f"{np.median(same):.3f}, different median {np.median(different):.3f}; "
+        f"accuracy at dlib's 0.6: {((same < 0.6).sum() + (different >= 0.6).sum()) / distances.size:.4f})"
+    )
     assert auc >= 0.95

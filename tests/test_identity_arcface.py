@@ -12,11 +12,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from ganfit.config import CONF_DIR
 import torch
 from torch import nn
 
+from ganfit.config import CONF_DIR
 from ganfit.identity import IdentityWeightsNotFoundError, load_identity_network
 from ganfit.identity.arcface import ArcFaceOnnxError, load_arcface_onnx
 from ganfit.identity.iresnet import IResNet
@@ -59,9 +58,17 @@ def _export(net: IResNet, path: Path, folded: bool, initializers_as_inputs: bool
     options["keep_initializers_as_inputs"] = initializers_as_inputs  # older insightface exports list them as inputs
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        torch.onnx.export(_Normalized(net).eval(), (x,), str(path), dynamo=False, opset_version=17,
-                          input_names=["input.1"], output_names=["fc1"],
-                          dynamic_axes={"input.1": {0: "batch"}, "fc1": {0: "batch"}}, **options)
+        torch.onnx.export(
+            _Normalized(net).eval(),
+            (x,),
+            str(path),
+            dynamo=False,
+            opset_version=17,
+            input_names=["input.1"],
+            output_names=["fc1"],
+            dynamic_axes={"input.1": {0: "batch"}, "fc1": {0: "batch"}},
+            **options,
+        )
     return path
 
 
@@ -87,8 +94,9 @@ def _rename_initializers(src: Path, dst: Path) -> Path:
 @pytest.mark.parametrize("variant", ["plain", "folded", "folded_renamed", "folded_initializers_as_inputs"])
 def test_exported_iresnet_loads_back_exactly(tmp_path, variant: str) -> None:
     net = _random_iresnet()
-    path = _export(net, tmp_path / "model.onnx", folded=variant != "plain",
-                   initializers_as_inputs=variant.endswith("as_inputs"))
+    path = _export(
+        net, tmp_path / "model.onnx", folded=variant != "plain", initializers_as_inputs=variant.endswith("as_inputs")
+    )
     graph_ops = [n.op_type for n in onnx.load(str(path)).graph.node]
     n_bn = graph_ops.count("BatchNormalization")
     if variant == "plain":

@@ -47,8 +47,13 @@ def test_module_entry_point_runs(pair) -> None:
     same = pair[0].parent / "obama2.jpg"
     distance, cosine = compare_descriptors(embed_photo(pair[0], net).descriptor, embed_photo(same, net).descriptor)
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    result = subprocess.run([sys.executable, "-m", "ganfit.identity", "compare", str(pair[0]), str(same)],
-                            capture_output=True, text=True, env=env, timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-m", "ganfit.identity", "compare", str(pair[0]), str(same)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == f"distance: {distance:.3f} cosine: {cosine:.3f}"
     assert distance < 0.6  # the same person

@@ -10,6 +10,7 @@ import pytest
 
 from ganfit.image_io import read_image
 from ganfit.landmarks import detect_face
+from ganfit.landmarks.mapping import default_map_path, load_mediapipe_map
 from ganfit.tools.derive_mediapipe_map import (
     LOWER_LIP_IBUG,
     UPPER_LIP_IBUG,
@@ -18,7 +19,6 @@ from ganfit.tools.derive_mediapipe_map import (
     nme,
     normalise,
 )
-from ganfit.landmarks.mapping import default_map_path, load_mediapipe_map
 
 
 def test_fit_recovers_a_known_convex_combination() -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,12 +11,11 @@ from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 
 import ganfit.render as dr
+from ganfit.config import CONF_DIR
 from ganfit.render import reference
 from ganfit.render.camera import Camera, axis_angle_to_matrix, frontal_camera
 from ganfit.render.lighting import DirectionalLight, SphericalHarmonicsLight, sh_basis
 from ganfit.render.pipeline import FaceRenderer
-
-from ganfit.config import CONF_DIR
 
 
 def _quad(x0: float, y0: float, x1: float, y1: float, z: float = 0.0) -> np.ndarray:
@@ -240,7 +238,7 @@ def test_ict_face_matches_reference(face_model):
     torch.testing.assert_close(aa, aa_ref)
     torch.testing.assert_close(g_fast, g_ref, atol=1e-8, rtol=1e-6)
     # UV lookup through the model's UV triangles and a texture, with gradients to the texture and the positions.
-    tex = _test_texture(64).double().requires_grad_(True)
+    tex = _test_texture(64).permute(0, 2, 3, 1).contiguous().double().requires_grad_(True)  # ops take NHWC
     uvs = face_model.uvs[None].double()
     uv_tri = face_model.uv_triangles.int()
     sampled = dr.texture(tex, dr.interpolate(uvs, rast, uv_tri)[0], boundary_mode="clamp")
