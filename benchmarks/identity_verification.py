@@ -44,8 +44,10 @@ CONVENTIONS: dict[str, InputConvention] = {
 CANDIDATES: dict[str, tuple[list[str], list[float]]] = {  # network -> (conventions, template zooms)
     "mobileface": (["RGB x255", "BGR x255", "RGB x1"], [1.0, 0.9]),
     "mobilefacenet": (["RGB x1", "RGB (255x-127.5)/128", "BGR (255x-127.5)/128", "RGB x255"], [1.0]),
-    "faceres": (["BGR x255 - ImageNet mean", "RGB x255 - ImageNet mean", "BGR x255", "RGB (255x-127.5)/128"],
-                [1.0, 0.8, 0.65]),
+    "faceres": (
+        ["BGR x255 - ImageNet mean", "RGB x255 - ImageNet mean", "BGR x255", "RGB (255x-127.5)/128"],
+        [1.0, 0.8, 0.65],
+    ),
     "faceres-deep": (["BGR x255 - ImageNet mean", "RGB x255 - ImageNet mean"], [1.0, 0.8, 0.65]),
 }
 
@@ -66,8 +68,9 @@ def london_landmarks(photos: Path, backend: str) -> tuple[list[Path], list[Path]
     if cache_file.is_file():
         data = np.load(cache_file)
         return neutral, smiling, data["neutral"], data["smiling"]
-    lm = [np.stack([detect_face(read_image(p), backend=backend).landmarks for p in paths]) for paths in
-          (neutral, smiling)]
+    lm = [
+        np.stack([detect_face(read_image(p), backend=backend).landmarks for p in paths]) for paths in (neutral, smiling)
+    ]
     cache.mkdir(parents=True, exist_ok=True)
     np.savez(cache_file, neutral=lm[0], smiling=lm[1])
     return neutral, smiling, lm[0], lm[1]
@@ -85,7 +88,7 @@ def chips_for(paths: list[Path], landmarks: np.ndarray, template: AlignmentTempl
 
 @torch.no_grad()
 def embed(net: torch.nn.Module, chips: torch.Tensor, batch: int = 16) -> np.ndarray:
-    return torch.cat([net(chips[i:i + batch]) for i in range(0, len(chips), batch)]).double().numpy()
+    return torch.cat([net(chips[i : i + batch]) for i in range(0, len(chips), batch)]).double().numpy()
 
 
 def score(a: np.ndarray, b: np.ndarray, metric: str) -> dict[str, float]:
@@ -98,8 +101,12 @@ def score(a: np.ndarray, b: np.ndarray, metric: str) -> dict[str, float]:
         dist = np.linalg.norm(a[:, None] - b[None], axis=-1)
     same = np.diag(dist)
     different = dist[~np.eye(len(a), dtype=bool)]
-    return {"auc": roc_auc(same, different), "same": float(np.median(same)), "diff": float(np.median(different)),
-            "gap": float(different.min() - same.max())}
+    return {
+        "auc": roc_auc(same, different),
+        "same": float(np.median(same)),
+        "diff": float(np.median(different)),
+        "gap": float(different.min() - same.max()),
+    }
 
 
 def main() -> None:
@@ -111,10 +118,14 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     photos = Path(os.environ["GANFIT_PHOTOS"])
     neutral, smiling, lm_n, lm_s = london_landmarks(photos, args.landmarks)
-    print(f"FRL London, {len(neutral)} people, neutral_front/NNN_03 vs smiling_front/NNN_08, landmarks "
-          f"{args.landmarks}; load average {os.getloadavg()[0]:.1f}\n")
-    print("| network | crop (template, zoom) | input convention | ROC AUC | median same | median different | "
-          "min different - max same |")
+    print(
+        f"FRL London, {len(neutral)} people, neutral_front/NNN_03 vs smiling_front/NNN_08, landmarks "
+        f"{args.landmarks}; load average {os.getloadavg()[0]:.1f}\n"
+    )
+    print(
+        "| network | crop (template, zoom) | input convention | ROC AUC | median same | median different | "
+        "min different - max same |"
+    )
     print("|---|---|---|---:|---:|---:|---:|")
     for name in args.nets.split(","):
         t0 = time.perf_counter()
@@ -123,8 +134,11 @@ def main() -> None:
             tpl = get_template("dlib")
             a, b = (embed(net, chips_for(p, lm, tpl)) for p, lm in ((neutral, lm_n), (smiling, lm_s)))
             r = score(a, b, "euclidean")
-            print(f"| dlib | dlib 150 | RGB x255 - dlib mean, /256 (Euclidean) | {r['auc']:.4f} | {r['same']:.3f} | "
-                  f"{r['diff']:.3f} | {r['gap']:+.3f} |", flush=True)
+            print(
+                f"| dlib | dlib 150 | RGB x255 - dlib mean, /256 (Euclidean) | {r['auc']:.4f} | {r['same']:.3f} | "
+                f"{r['diff']:.3f} | {r['gap']:+.3f} |",
+                flush=True,
+            )
             continue
         conventions, zooms = CANDIDATES[name]
         base = load_tfjs_network(name)
@@ -132,12 +146,19 @@ def main() -> None:
             tpl = arcface_template(base.chip_size, zoom, f"arcface{base.chip_size}x{zoom:g}")
             chips = [chips_for(p, lm, tpl) for p, lm in ((neutral, lm_n), (smiling, lm_s))]
             for conv in conventions:
-                net = TfjsFaceNet(base.spec, base.graph.steps, {k: v.detach().numpy() for k, v in
-                                                                 base.graph.params.items()}, CONVENTIONS[conv])
+                net = TfjsFaceNet(
+                    base.spec,
+                    base.graph.steps,
+                    {k: v.detach().numpy() for k, v in base.graph.params.items()},
+                    CONVENTIONS[conv],
+                )
                 net.eval().requires_grad_(False)
                 r = score(embed(net, chips[0]), embed(net, chips[1]), "cosine")
-                print(f"| {name} | arcface {base.chip_size}, zoom {zoom:g} | {conv} (cosine) | {r['auc']:.4f} | "
-                      f"{r['same']:.3f} | {r['diff']:.3f} | {r['gap']:+.3f} |", flush=True)
+                print(
+                    f"| {name} | arcface {base.chip_size}, zoom {zoom:g} | {conv} (cosine) | {r['auc']:.4f} | "
+                    f"{r['same']:.3f} | {r['diff']:.3f} | {r['gap']:+.3f} |",
+                    flush=True,
+                )
         print(f"<!-- {name}: {time.perf_counter() - t0:.0f} s -->", flush=True)
 
 

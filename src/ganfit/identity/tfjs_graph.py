@@ -14,8 +14,9 @@ Layouts: TensorFlow graphs are NHWC. Every rank-4 activation here is NCHW; const
 permuted / reshaped to ``[1, C, 1, 1]``; ``Reshape``, ``Squeeze`` and reductions that leave the channel axis mixed with
 others go back to NHWC first so the element order is TensorFlow's. Convolution filters ``[kh, kw, in, out]`` become
 ``[out, in, kh, kw]``; depthwise filters ``[kh, kw, in, m]`` become ``[in*m, 1, kh, kw]`` with ``groups=in`` (output
-channel ``i*m + j`` in both). ``SAME`` padding is TensorFlow's: ``total = max((ceil(n/s) - 1) s + (k - 1) d + 1 - n, 0)``,
-``total // 2`` before and the rest after (one more on the bottom/right for stride 2 on even sizes).
+channel ``i*m + j`` in both). ``SAME`` padding is TensorFlow's:
+``total = max((ceil(n/s) - 1) s + (k - 1) d + 1 - n, 0)``, ``total // 2`` before and the rest after (one more on the
+bottom/right for stride 2 on even sizes).
 
 Supported ops: Placeholder, Const, Identity, Conv2D, _FusedConv2D, DepthwiseConv2dNative, FusedDepthwiseConv2dNative
 (fused BiasAdd / Relu / Relu6 / Prelu / LeakyRelu), Pad, Add, AddV2, BiasAdd, Sub, Mul, RealDiv, Maximum, Minimum, Relu,
@@ -40,10 +41,27 @@ from ganfit.identity.tfjs_reader import TfjsFormatError, TfjsGraph, TfjsNode
 __all__ = ["Step", "TfjsGraphError", "TfjsGraphModule", "lower_graph"]
 
 _NHWC_TO_NCHW_AXIS = {0: 0, 1: 2, 2: 3, 3: 1}
-_BINARY = {"Add": "add", "AddV2": "add", "BiasAdd": "add", "Sub": "sub", "Mul": "mul", "RealDiv": "div",
-           "Maximum": "max", "Minimum": "min"}
-_UNARY = {"Relu": "relu", "Relu6": "relu6", "Abs": "abs", "Square": "square", "Rsqrt": "rsqrt", "Sqrt": "sqrt",
-          "Sigmoid": "sigmoid", "Tanh": "tanh", "Identity": "identity"}
+_BINARY = {
+    "Add": "add",
+    "AddV2": "add",
+    "BiasAdd": "add",
+    "Sub": "sub",
+    "Mul": "mul",
+    "RealDiv": "div",
+    "Maximum": "max",
+    "Minimum": "min",
+}
+_UNARY = {
+    "Relu": "relu",
+    "Relu6": "relu6",
+    "Abs": "abs",
+    "Square": "square",
+    "Rsqrt": "rsqrt",
+    "Sqrt": "sqrt",
+    "Sigmoid": "sigmoid",
+    "Tanh": "tanh",
+    "Identity": "identity",
+}
 
 
 class TfjsGraphError(TfjsFormatError):
@@ -60,7 +78,8 @@ class Step:
         out: the TF node name whose value this step produces (the last node of a fused pattern).
         args: value names (graph nodes) this step reads.
         attrs: kind-specific settings (ints, floats, strings, lists); parameter tensors live in the module under
-            ``params[<key>]`` where ``attrs["params"]`` maps a role (``weight``, ``bias``, ``alpha``, ``const``) to the key.
+            ``params[<key>]`` where ``attrs["params"]`` maps a role (``weight``, ``bias``, ``alpha``, ``const``) to
+            the key.
     """
 
     kind: str
@@ -174,8 +193,9 @@ class _Lowering:
             if pads is None or ins[0] not in self.rank4 or pads.shape != (4, 2) or pads[0].any() or pads[3].any():
                 raise TfjsGraphError(f"node {name!r}: only constant spatial zero-padding of NHWC tensors")
             (top, bottom), (left, right) = pads[1].tolist(), pads[2].tolist()
-            self.emit_elementwise(Step("pad", name, [ins[0]], {"pads": [int(left), int(right), int(top), int(bottom)]}),
-                                  ins[0])
+            self.emit_elementwise(
+                Step("pad", name, [ins[0]], {"pads": [int(left), int(right), int(top), int(bottom)]}), ins[0]
+            )
         elif op in ("MatMul", "_FusedMatMul"):
             self.lower_matmul(node, ins)
         elif op in ("Mean", "Sum"):
@@ -183,7 +203,9 @@ class _Lowering:
             if axes is None:
                 raise TfjsGraphError(f"node {name!r}: reduction axes must be constant")
             axes_l = [int(a) for a in np.atleast_1d(axes)]
-            self.lower_reduce(name, ins[0], "mean" if op == "Mean" else "sum", axes_l, bool(node.attrs.get("keep_dims")))
+            self.lower_reduce(
+                name, ins[0], "mean" if op == "Mean" else "sum", axes_l, bool(node.attrs.get("keep_dims"))
+            )
         elif op == "Squeeze":
             dims = [int(d) for d in node.attrs.get("squeeze_dims", [])]
             self.steps.append(Step("squeeze", name, [ins[0]], {"dims": dims, "nhwc": ins[0] in self.rank4}))
@@ -191,17 +213,29 @@ class _Lowering:
             shape = self.const(ins[1])
             if shape is None or len(shape) == 4:
                 raise TfjsGraphError(f"node {name!r}: only constant reshapes to rank != 4 are supported")
-            self.steps.append(Step("reshape", name, [ins[0]], {"shape": [int(s) for s in shape],
-                                                               "nhwc": ins[0] in self.rank4}))
+            self.steps.append(
+                Step("reshape", name, [ins[0]], {"shape": [int(s) for s in shape], "nhwc": ins[0] in self.rank4})
+            )
         elif op == "Softmax":
             self.steps.append(Step("softmax", name, [ins[0]], {}))
         elif op in ("AvgPool", "MaxPool"):
             ksize, strides = node.attrs.get("ksize", []), node.attrs.get("strides", [])
             if ins[0] not in self.rank4 or len(ksize) != 4 or ksize[0] != 1 or ksize[3] != 1:
                 raise TfjsGraphError(f"node {name!r}: unsupported pooling {ksize}")
-            self.emit_elementwise(Step("pool", name, [ins[0]], {
-                "fn": "avg" if op == "AvgPool" else "max", "kernel": [ksize[1], ksize[2]],
-                "stride": [strides[1], strides[2]], "padding": str(node.attrs.get("padding", "VALID"))}), ins[0])
+            self.emit_elementwise(
+                Step(
+                    "pool",
+                    name,
+                    [ins[0]],
+                    {
+                        "fn": "avg" if op == "AvgPool" else "max",
+                        "kernel": [ksize[1], ksize[2]],
+                        "stride": [strides[1], strides[2]],
+                        "padding": str(node.attrs.get("padding", "VALID")),
+                    },
+                ),
+                ins[0],
+            )
         else:
             raise TfjsGraphError(f"{self.graph.path.name}: node {name!r} has op {op!r}, which is not supported")
 
@@ -229,8 +263,12 @@ class _Lowering:
             torch_w = weight.transpose(3, 2, 0, 1)
             groups = 1
         attrs: dict[str, Any] = {
-            "stride": [int(strides[1]), int(strides[2])], "dilation": [int(dilations[1]), int(dilations[2])],
-            "padding": padding, "pads": [0, 0, 0, 0], "groups": groups, "act": None,
+            "stride": [int(strides[1]), int(strides[2])],
+            "dilation": [int(dilations[1]), int(dilations[2])],
+            "padding": padding,
+            "pads": [0, 0, 0, 0],
+            "groups": groups,
+            "act": None,
             "params": {"weight": self.add_param(name + "/weight", torch_w)},
         }
         fused = list(a.get("fused_ops", [])) if op.startswith(("_Fused", "Fused")) else []
@@ -238,8 +276,9 @@ class _Lowering:
         self.apply_fused(name, attrs, fused, extra, a, channels=torch_w.shape[0])
         self.emit_elementwise(Step("conv", name, [ins[0]], attrs), ins[0])
 
-    def apply_fused(self, name: str, attrs: dict[str, Any], fused: list[str], extra: list[str], a: dict[str, Any],
-                    channels: int) -> None:
+    def apply_fused(
+        self, name: str, attrs: dict[str, Any], fused: list[str], extra: list[str], a: dict[str, Any], channels: int
+    ) -> None:
         """Handle grappler's fused ops (``BiasAdd`` then an optional activation) of a conv / matmul node."""
         ops = list(fused)
         if ops and ops[0] == "BiasAdd":
@@ -298,8 +337,12 @@ class _Lowering:
         if x in self.rank4:
             axes = [a % 4 for a in axes]
             if keep:
-                step = Step("reduce", name, [x], {"fn": fn, "dims": [_NHWC_TO_NCHW_AXIS[a] for a in axes],
-                                                  "keep": True, "nhwc": False})
+                step = Step(
+                    "reduce",
+                    name,
+                    [x],
+                    {"fn": fn, "dims": [_NHWC_TO_NCHW_AXIS[a] for a in axes], "keep": True, "nhwc": False},
+                )
                 self.emit_elementwise(step, x)
                 return
             self.steps.append(Step("reduce", name, [x], {"fn": fn, "dims": axes, "keep": False, "nhwc": True}))
@@ -354,8 +397,14 @@ def fuse_steps(steps: list[Step], params: dict[str, np.ndarray], keep: set[str])
             # conv -> per-channel Mul / Add(const) (before any activation of the conv)
             if s.kind == "binary" and s.attrs["fn"] in ("mul", "add", "sub") and len(s.args) == 1:
                 c = producer.get(s.args[0])
-                if (c is not None and c.kind == "conv" and c.attrs["act"] is None and uses.get(c.out) == 1
-                        and c.out not in keep and not (s.attrs["fn"] == "sub" and s.attrs["const_slot"] == 0)):
+                if (
+                    c is not None
+                    and c.kind == "conv"
+                    and c.attrs["act"] is None
+                    and uses.get(c.out) == 1
+                    and c.out not in keep
+                    and not (s.attrs["fn"] == "sub" and s.attrs["const_slot"] == 0)
+                ):
                     value = params[s.attrs["params"]["const"]].astype(np.float64).reshape(-1)
                     cout = params[c.attrs["params"]["weight"]].shape[0]
                     if value.size in (1, cout):
@@ -366,11 +415,17 @@ def fuse_steps(steps: list[Step], params: dict[str, np.ndarray], keep: set[str])
                         break
             # Relu -> Minimum(6) -> Maximum(0)  ==  clamp(0, 6)
             if s.kind == "unary" and s.attrs["fn"] == "relu" and uses.get(s.out) == 1 and s.out not in keep:
-                m = next((t for t in steps[i + 1:] if s.out in t.args), None)
+                m = next((t for t in steps[i + 1 :] if s.out in t.args), None)
                 if m is not None and m.kind == "binary" and m.attrs["fn"] == "min" and _scalar(params, m) is not None:
                     n = next((t for t in steps if m.out in t.args), None)
-                    if (n is not None and uses.get(m.out) == 1 and m.out not in keep and n.kind == "binary"
-                            and n.attrs["fn"] == "max" and _scalar(params, n) == 0.0):
+                    if (
+                        n is not None
+                        and uses.get(m.out) == 1
+                        and m.out not in keep
+                        and n.kind == "binary"
+                        and n.attrs["fn"] == "max"
+                        and _scalar(params, n) == 0.0
+                    ):
                         hi = _scalar(params, m)
                         steps[steps.index(n)] = Step("clip", n.out, list(s.args), {"lo": 0.0, "hi": hi})
                         steps.remove(s)
@@ -386,10 +441,8 @@ def fuse_steps(steps: list[Step], params: dict[str, np.ndarray], keep: set[str])
                         steps.remove(d)
                     changed = True
                     break
-    used = {a for s in steps for a in s.args} | keep | {s.out for s in steps}
     for key in [k for k in params if not any(k in s.attrs.get("params", {}).values() for s in steps)]:
         del params[key]
-    del used
     return steps
 
 
@@ -409,8 +462,9 @@ def _fold_into_conv(conv: Step, fn: str, value: np.ndarray, params: dict[str, np
     params[bkey] = bias.astype(np.float32)
 
 
-def _match_prelu(add: Step, producer: dict[str, Step], uses: dict[str, int], params: dict[str, np.ndarray],
-                 keep: set[str]) -> tuple[Step, list[Step]] | None:
+def _match_prelu(
+    add: Step, producer: dict[str, Step], uses: dict[str, int], params: dict[str, np.ndarray], keep: set[str]
+) -> tuple[Step, list[Step]] | None:
     """``Maximum(x,0) + Mul(g, Minimum(x,0))`` or ``Relu(x) + Mul(Sub(x, Abs(x)), c)`` -> ``prelu(x, g | 2c)``."""
     a, b = (producer.get(n) for n in add.args)
     if a is None or b is None:
@@ -423,11 +477,24 @@ def _match_prelu(add: Step, producer: dict[str, Step], uses: dict[str, int], par
     inner = producer.get(b.args[0])
     if inner is None:
         return None
-    if a.kind == "binary" and a.attrs["fn"] == "max" and _scalar(params, a) == 0.0 and inner.kind == "binary" \
-            and inner.attrs["fn"] == "min" and _scalar(params, inner) == 0.0 and inner.args == a.args:
+    if (
+        a.kind == "binary"
+        and a.attrs["fn"] == "max"
+        and _scalar(params, a) == 0.0
+        and inner.kind == "binary"
+        and inner.attrs["fn"] == "min"
+        and _scalar(params, inner) == 0.0
+        and inner.args == a.args
+    ):
         x, dead, factor = a.args[0], [a, b, inner], 1.0
-    elif a.kind == "unary" and a.attrs["fn"] == "relu" and inner.kind == "binary" and inner.attrs["fn"] == "sub" \
-            and len(inner.args) == 2 and inner.args[0] == a.args[0]:
+    elif (
+        a.kind == "unary"
+        and a.attrs["fn"] == "relu"
+        and inner.kind == "binary"
+        and inner.attrs["fn"] == "sub"
+        and len(inner.args) == 2
+        and inner.args[0] == a.args[0]
+    ):
         ab = producer.get(inner.args[1])
         if ab is None or ab.kind != "unary" or ab.attrs["fn"] != "abs" or ab.args != a.args:
             return None
@@ -441,8 +508,9 @@ def _match_prelu(add: Step, producer: dict[str, Step], uses: dict[str, int], par
     return Step("prelu", add.out, [x], {"params": {"alpha": slope_key}}), dead
 
 
-def lower_graph(graph: TfjsGraph, input_name: str, outputs: list[str], fuse: bool = True
-                ) -> tuple[list[Step], dict[str, np.ndarray]]:
+def lower_graph(
+    graph: TfjsGraph, input_name: str, outputs: list[str], fuse: bool = True
+) -> tuple[list[Step], dict[str, np.ndarray]]:
     """Lower the part of ``graph`` that computes ``outputs`` from ``input_name``.
 
     Args:
@@ -480,14 +548,16 @@ class TfjsGraphModule(nn.Module):
         self.steps = steps
         self.input_name = input_name
         self.outputs = [_base(o) for o in outputs]
-        self.params = nn.ParameterDict({k: nn.Parameter(torch.from_numpy(np.array(v, np.float32))) for k, v in
-                                        params.items()})
+        self.params = nn.ParameterDict(
+            {k: nn.Parameter(torch.from_numpy(np.array(v, np.float32))) for k, v in params.items()}
+        )
         last_use: dict[str, int] = {}
         for i, s in enumerate(steps):
             for a in s.args:
                 last_use[a] = i
-        self._free_after = {i: [a for a in set(s.args) if last_use[a] == i and a not in self.outputs]
-                            for i, s in enumerate(steps)}
+        self._free_after = {
+            i: [a for a in set(s.args) if last_use[a] == i and a not in self.outputs] for i, s in enumerate(steps)
+        }
 
     def _p(self, step: Step, role: str) -> Tensor | None:
         key = step.attrs.get("params", {}).get(role)
@@ -549,8 +619,11 @@ class TfjsGraphModule(nn.Module):
             return self._act(s, F.linear(xs[0], self._p(s, "weight"), self._p(s, "bias")))  # type: ignore[arg-type]
         if k == "reduce":
             x = xs[0].permute(0, 2, 3, 1) if a["nhwc"] else xs[0]
-            return x.mean(dim=a["dims"], keepdim=a["keep"]) if a["fn"] == "mean" else x.sum(dim=a["dims"],
-                                                                                             keepdim=a["keep"])
+            return (
+                x.mean(dim=a["dims"], keepdim=a["keep"])
+                if a["fn"] == "mean"
+                else x.sum(dim=a["dims"], keepdim=a["keep"])
+            )
         if k == "squeeze":
             x = xs[0].permute(0, 2, 3, 1) if a["nhwc"] else xs[0]
             dims = a["dims"] or [d for d in range(x.ndim) if x.shape[d] == 1]

@@ -12,8 +12,8 @@ name               network (upstream)                           chip  dim    inp
 Each is rebuilt from its graph by :mod:`ganfit.identity.tfjs_graph` (same arithmetic as TF.js, NCHW) and wrapped in
 :class:`TfjsFaceNet`, which has the interface of :class:`ganfit.identity.DlibResNet`: ``net(chips [B,3,S,S] RGB in
 [0,1]) -> [B, D]`` (raw, not normalised), ``net.features(chips)`` (named spatial taps + ``descriptor``),
-``net.chip_size``, ``net.template``, ``net.descriptor_dim``. The input convention (channel order, scale, mean) is applied
-inside the module; the defaults in :data:`TFJS_NETWORKS` were chosen by measuring verification on FRL London
+``net.chip_size``, ``net.template``, ``net.descriptor_dim``. The input convention (channel order, scale, mean) is
+applied inside the module; the defaults in :data:`TFJS_NETWORKS` were chosen by measuring verification on FRL London
 (``benchmarks/identity_verification.py``, table in docs/identity.md).
 
 The converted module (steps + state dict) is cached in ``$GANFIT_CACHE/identity/`` (default ``~/.cache/ganfit``) as
@@ -191,8 +191,13 @@ class TfjsFaceNet(nn.Module):
     ``convention`` (:class:`InputConvention`), ``feature_taps`` (names of :meth:`features`, bottom to top).
     """
 
-    def __init__(self, spec: TfjsNetworkSpec, steps: list[Step], params: dict[str, np.ndarray],
-                 convention: InputConvention | None = None) -> None:
+    def __init__(
+        self,
+        spec: TfjsNetworkSpec,
+        steps: list[Step],
+        params: dict[str, np.ndarray],
+        convention: InputConvention | None = None,
+    ) -> None:
         super().__init__()
         self.spec = spec
         self.name = spec.name
@@ -205,8 +210,9 @@ class TfjsFaceNet(nn.Module):
         self.graph = TfjsGraphModule(steps, params, spec.input_node, outputs)
         order = [2, 1, 0] if self.convention.bgr else [0, 1, 2]
         self.register_buffer("channel_order", torch.tensor(order), persistent=False)
-        self.register_buffer("pixel_mean", torch.tensor(self.convention.mean, dtype=torch.float32).view(1, 3, 1, 1),
-                             persistent=False)
+        self.register_buffer(
+            "pixel_mean", torch.tensor(self.convention.mean, dtype=torch.float32).view(1, 3, 1, 1), persistent=False
+        )
 
     def preprocess(self, chips: Tensor) -> Tensor:
         """``[B, 3, S, S]`` RGB in [0, 1] -> the graph's input (NCHW) under :attr:`convention`."""
@@ -281,12 +287,18 @@ def load_tfjs_network(
             try:
                 cache_file.parent.mkdir(parents=True, exist_ok=True)
                 tmp = cache_file.with_suffix(f".tmp{os.getpid()}")
-                torch.save({"format": _CACHE_FORMAT, "name": name, "source_sha256": digest,
-                            "steps": [s.to_dict() for s in steps],
-                            "params": {k: torch.from_numpy(v) for k, v in params.items()}}, tmp)
+                torch.save(
+                    {
+                        "format": _CACHE_FORMAT,
+                        "name": name,
+                        "source_sha256": digest,
+                        "steps": [s.to_dict() for s in steps],
+                        "params": {k: torch.from_numpy(v) for k, v in params.items()},
+                    },
+                    tmp,
+                )
                 tmp.replace(cache_file)
             except OSError as error:
                 log.warning("could not write the conversion cache %s: %s", cache_file, error)
     net = TfjsFaceNet(spec, steps, params, convention)
     return net.eval()
-
