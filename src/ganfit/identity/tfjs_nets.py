@@ -79,7 +79,7 @@ class TfjsNetworkSpec:
         descriptor_dim: D.
         template: alignment template name in :mod:`ganfit.identity.align`.
         convention: the input convention (chosen by measurement).
-        licence: the upstream weights' licence, as found (see docs/identity.md).
+        licence: what is known of the upstream weights' licence (see docs/identity.md).
     """
 
     name: str
@@ -115,7 +115,7 @@ TFJS_NETWORKS: dict[str, TfjsNetworkSpec] = {
         descriptor_dim=256,
         template="arcface",
         convention=InputConvention(bgr=False, scale=255.0),
-        licence="MIT (becauseofAI/MobileFace)",
+        licence="not verified (no licence text in the upstream README); repackaged in the MIT npm package",
         upstream="https://github.com/becauseofAI/MobileFace",
     ),
     "faceres": TfjsNetworkSpec(
@@ -128,8 +128,8 @@ TFJS_NETWORKS: dict[str, TfjsNetworkSpec] = {
         descriptor_dim=1024,
         template="arcface224",
         convention=InputConvention(bgr=True, scale=255.0, mean=IMAGENET_MEAN_BGR),
-        licence="Apache-2.0 (HSE-asavchenko/HSE_FaceRec_tf)",
-        upstream="https://github.com/HSE-asavchenko/HSE_FaceRec_tf",
+        licence="not verified (no licence text in the upstream README); repackaged in the MIT npm package",
+        upstream="https://github.com/av-savchenko/HSE_FaceRec_tf",
     ),
     "faceres-deep": TfjsNetworkSpec(
         name="faceres-deep",
@@ -141,8 +141,8 @@ TFJS_NETWORKS: dict[str, TfjsNetworkSpec] = {
         descriptor_dim=1024,
         template="arcface224",
         convention=InputConvention(bgr=True, scale=255.0, mean=IMAGENET_MEAN_BGR),
-        licence="Apache-2.0 (HSE-asavchenko/HSE_FaceRec_tf)",
-        upstream="https://github.com/HSE-asavchenko/HSE_FaceRec_tf",
+        licence="not verified (no licence text in the upstream README); repackaged in the MIT npm package",
+        upstream="https://github.com/av-savchenko/HSE_FaceRec_tf",
     ),
     "mobilefacenet": TfjsNetworkSpec(
         name="mobilefacenet",
@@ -159,7 +159,7 @@ TFJS_NETWORKS: dict[str, TfjsNetworkSpec] = {
         descriptor_dim=192,
         template="arcface",
         convention=InputConvention(bgr=False, scale=1.0),
-        licence="Apache-2.0 (sirius-ai/MobileFaceNet_TF)",
+        licence="not verified (no licence text in the upstream README); repackaged in the MIT npm package",
         upstream="https://github.com/sirius-ai/MobileFaceNet_TF",
     ),
 }
