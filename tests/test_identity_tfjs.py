@@ -370,3 +370,28 @@ def test_cli_compare_accepts_the_new_networks(models_root, photos_root, capsys, 
     assert identity_cli(["compare", *same, "--identity", "faceres", "--models-dir", str(missing)]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: the human-models folder not found") and str(missing) in err
+
+
+@pytest.mark.slow
+def test_verification_auc_frl_london(nets, photos_root) -> None:
+    """80 people, neutral_front/NNN_03 vs smiling_front/NNN_08, our alignment: ROC AUC >= 0.99 for each network."""
+    from ganfit.image_io import read_image
+    from ganfit.landmarks import detect_face
+
+    root = photos_root / "frl-london"
+    neutral = sorted((root / "neutral_front").glob("*_03.jpg"))
+    smiling = [root / "smiling_front" / f"{p.name.split('_')[0]}_08.jpg" for p in neutral]
+    assert len(neutral) == 80 and all(p.is_file() for p in smiling)
+    samples = []
+    for path in [*neutral, *smiling]:
+        image = read_image(path)
+        samples.append((path.name, image, detect_face(image, backend="mediapipe").landmarks))
+    for name, net in nets.items():
+        with torch.no_grad():
+            chips = _chips(samples, net)
+            d = torch.cat([torch.nn.functional.normalize(net(chips[i : i + 16]), dim=1) for i in range(0, 160, 16)])
+        cosine = (d[:80] @ d[80:].T).numpy()
+        same, different = np.diag(cosine), cosine[~np.eye(80, dtype=bool)]
+        auc = roc_auc(-same, -different)
+        print(f"{name}: FRL London AUC {auc:.4f}")
+        assert auc >= 0.99, name
