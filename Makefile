@@ -12,11 +12,15 @@ PYTEST_ARGS ?=
 
 .PHONY: install fit test test-slow lint assets bench bench-render bench-identity bench-landmarks bench-fit bench-gan eval-synthetic eval-photos default-generator clean
 
+# The install step also puts @tensorflow/tfjs 4.22.0 (pure JS) into the git-ignored .cache/tfjs when npm exists: the
+# TF.js reference of the identity parity tests (tests/test_identity_tfjs.py), which skip without it (fail on CI).
 $(STAMP): pyproject.toml constraints.txt
 	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found (ganfit needs Python 3.11; set PYTHON=...)"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -c constraints.txt -e ".[dev]"
+	if command -v npm >/dev/null; then npm install --prefix .cache/tfjs --no-audit --no-fund --silent @tensorflow/tfjs@4.22.0; \
+	else echo "npm not found: skipping @tensorflow/tfjs (the TF.js parity tests will skip)"; fi
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -1,6 +1,7 @@
 """``python -m ganfit.identity``: compare the faces of two photos, or embed one.
 
-    python -m ganfit.identity compare A.jpg B.jpg [--identity dlib|arcface] [--onnx-path P] [--landmarks mediapipe|dlib]
+    python -m ganfit.identity compare A.jpg B.jpg [--identity dlib|arcface|mobileface|faceres|faceres-deep]
+        [--onnx-path P] [--models-dir DIR] [--landmarks mediapipe|dlib]
     -> distance: 0.412 cosine: 0.915
 
     python -m ganfit.identity embed PHOTO [--out FILE.npy] [...same options]
@@ -23,14 +24,22 @@ from pathlib import Path
 
 import numpy as np
 
+from ganfit.identity import IDENTITY_NETWORKS
+
 log = logging.getLogger("ganfit.identity")
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m ganfit.identity", description=__doc__.split("\n\n")[0])
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--identity", choices=("dlib", "arcface"), default="dlib", help="identity network")
+    common.add_argument("--identity", choices=IDENTITY_NETWORKS, default="dlib", help="identity network")
     common.add_argument("--onnx-path", type=Path, default=None, help="insightface ArcFace ONNX file (arcface only)")
+    common.add_argument(
+        "--models-dir",
+        type=Path,
+        default=None,
+        help="human-models folder (mobileface/faceres; default: GANFIT_HUMAN_MODELS, GANFIT_ASSETS)",
+    )
     common.add_argument("--landmarks", choices=("mediapipe", "dlib"), default="mediapipe", help="landmark backend")
     common.add_argument("--face-index", type=int, default=0, help="which face, by size (0 = largest)")
     common.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
@@ -73,16 +82,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(message)s")
 
+    from ganfit.assets import AssetIntegrityError, AssetNotFoundError
     from ganfit.identity import load_identity_network
     from ganfit.identity.api import compare_descriptors, embed_photo
     from ganfit.identity.arcface import ArcFaceOnnxError
     from ganfit.identity.dlib_reader import DlibFormatError
     from ganfit.identity.dlib_resnet import IdentityWeightsNotFoundError
+    from ganfit.identity.tfjs_reader import TfjsFormatError
     from ganfit.image_io import ImageInputError
     from ganfit.landmarks import LandmarkError
 
     try:
-        net = load_identity_network(args.identity, onnx_path=args.onnx_path)
+        net = load_identity_network(args.identity, onnx_path=args.onnx_path, models_dir=args.models_dir)
         if args.command == "compare":
             with _native_stderr_silenced(not args.verbose):
                 a = embed_photo(args.photo_a, net, backend=args.landmarks, face_index=args.face_index)
@@ -97,7 +108,16 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(f"saved {e.descriptor.size}-d {args.identity} descriptor to {args.out}")
             else:
                 print(" ".join(f"{v:.6f}" for v in e.descriptor))
-    except (ImageInputError, LandmarkError, IdentityWeightsNotFoundError, ArcFaceOnnxError, DlibFormatError) as exc:
+    except (
+        ImageInputError,
+        LandmarkError,
+        IdentityWeightsNotFoundError,
+        ArcFaceOnnxError,
+        DlibFormatError,
+        TfjsFormatError,
+        AssetNotFoundError,
+        AssetIntegrityError,
+    ) as exc:
         return _fail(str(exc))
     except OSError as exc:  # e.g. --out into a missing folder
         return _fail(f"{exc.__class__.__name__}: {exc}")

@@ -24,6 +24,9 @@ reproduce that. (dlib also samples from an image pyramid when shrinking; :func:`
 similarity estimated from the image points to the template, as ``insightface.utils.face_align.norm_crop`` does
 (skimage ``SimilarityTransform.estimate(landmarks, template)`` + ``cv2.warpAffine``); the 5 points are computed from
 the 68 (eye centres = mean of each eye's 6 points, nose tip = 30, mouth corners = 48, 54).
+
+``"arcface224"`` (224 px): the same five points scaled to 224 (:func:`arcface_template`), for the TF.js ``faceres``
+networks.
 """
 
 from __future__ import annotations
@@ -38,9 +41,11 @@ import torch.nn.functional as F
 from torch import Tensor
 
 __all__ = [
+    "ARCFACE224_TEMPLATE",
     "ARCFACE_TEMPLATE",
     "DLIB_TEMPLATE",
     "AlignmentTemplate",
+    "arcface_template",
     "chip_to_image_matrix",
     "estimate_alignment",
     "get_template",
@@ -214,20 +219,38 @@ def _dlib_template(size: int = 150, padding: float = 0.25) -> AlignmentTemplate:
     )
 
 
-def _arcface_template(size: int = 112) -> AlignmentTemplate:
+def arcface_template(size: int = 112, zoom: float = 1.0, name: str = "arcface") -> AlignmentTemplate:
+    """insightface's 5-point template scaled to a ``size`` chip; ``zoom < 1`` shrinks the face about the chip centre
+    (more context around it, as for networks trained on looser crops).
+
+    Args:
+        size: chip side in pixels (112 = insightface's own template).
+        zoom: face scale relative to insightface's 112 layout.
+        name: the template's name.
+    """
     scale = size / 112.0
-    pts = tuple((x * scale + 0.5, y * scale + 0.5) for x, y in _ARCFACE_112)  # index -> continuous coordinates
+    centre = 56.0 * scale  # chip centre, in pixel-index coordinates of the scaled template (plus 0.5 below)
+    pts = tuple(
+        ((x * scale - centre) * zoom + centre + 0.5, (y * scale - centre) * zoom + centre + 0.5)
+        for x, y in _ARCFACE_112
+    )  # index -> continuous coordinates
     groups = (tuple(range(36, 42)), tuple(range(42, 48)), (30,), (48,), (54,))
-    return AlignmentTemplate("arcface", size, pts, groups, "image_to_template")
+    return AlignmentTemplate(name, size, pts, groups, "image_to_template")
+
+
+def _arcface_template(size: int = 112) -> AlignmentTemplate:
+    return arcface_template(size)
 
 
 DLIB_TEMPLATE = _dlib_template()
 ARCFACE_TEMPLATE = _arcface_template()
-_TEMPLATES = {"dlib": DLIB_TEMPLATE, "arcface": ARCFACE_TEMPLATE}
+#: insightface's layout at 224 px (faceres / faceres-deep; the zoom was chosen by measurement, docs/identity.md)
+ARCFACE224_TEMPLATE = arcface_template(224, 1.0, "arcface224")
+_TEMPLATES = {"dlib": DLIB_TEMPLATE, "arcface": ARCFACE_TEMPLATE, "arcface224": ARCFACE224_TEMPLATE}
 
 
 def get_template(template: str | AlignmentTemplate) -> AlignmentTemplate:
-    """``"dlib"`` / ``"arcface"`` -> :class:`AlignmentTemplate` (templates pass through)."""
+    """``"dlib"`` / ``"arcface"`` / ``"arcface224"`` -> :class:`AlignmentTemplate` (templates pass through)."""
     if isinstance(template, AlignmentTemplate):
         return template
     try:

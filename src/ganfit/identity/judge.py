@@ -57,7 +57,10 @@ class IdentityJudge:
         descriptor = features.get("descriptor")
         if descriptor is None:
             descriptor = self.network(chips)
-        if self.taps:
+        if self.taps and not any(name in features for name in self.taps):
+            # the preset's taps name another network's layers (e.g. dlib's in an ensemble): use all spatial maps
+            features = {name: value for name, value in features.items() if value.ndim == 4}
+        elif self.taps:
             missing = [name for name in self.taps if name not in features]
             if missing:
                 raise KeyError(f"identity network {self.name} has no feature taps {missing}; it has {sorted(features)}")
