@@ -33,16 +33,10 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(2)
 
-    from hydra import compose, initialize_config_dir
-    from hydra.utils import instantiate
-    from omegaconf import OmegaConf
-
-    from ganfit.fitting.cli import options_from_config
-    from ganfit.fitting.fitter import Fitter
+    from ganfit.config import compose_config
     from ganfit.fitting.photos import prepare_photo
-    from ganfit.fitting.runner import build_generator, identity_judge
-    from ganfit.fitting.shading import FaceScene
     from ganfit.image_io import read_image
+    from ganfit.jobs.components import build_fitter
     from ganfit.landmarks import detect_face
 
     folder = Path(args.photos or Path(os.environ["GANFIT_PHOTOS"]) / "deep3d-examples")
@@ -51,14 +45,9 @@ def main() -> None:
     marks = [detect_face(image).landmarks for image in images]
     rows = []
     for preset in args.presets:
-        with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-            cfg = compose(config_name="fit", overrides=[f"fitting={preset}", f"texture={args.texture}"])
-        options, fitting = options_from_config(cfg)
-        face_model = instantiate(OmegaConf.create(options.face_model))
-        identity = identity_judge(instantiate(OmegaConf.create(options.identity)), fitting.feature_taps)
-        scene = FaceScene(face_model, **options.renderer)
-        generator = build_generator(options.generator) if options.texture_mode == "gan" else None
-        fitter = Fitter(face_model, fitting, scene=scene, identity=identity, generator=generator)
+        cfg = compose_config("fit", [f"fitting={preset}", f"texture={args.texture}"])
+        fitter = build_fitter(cfg)
+        fitting = fitter.config
         photos = [
             prepare_photo(image, mark, fitting.resolution, fitting.crop_scale, f.stem)
             for image, mark, f in zip(images, marks, files, strict=True)

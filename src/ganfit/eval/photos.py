@@ -1,6 +1,6 @@
 """Real-photo evaluation: ``python -m ganfit.eval.photos image=DIR out=DIR [fitting=fast] [gallery=DIR]``.
 
-Fits the photos with the fitting job (``ganfit.fitting.runner.run_job``: batching, skip/resume, summary) into
+Fits the photos with the fitting job (``ganfit.jobs.fit_job.run_fit_job``: batching, skip/resume, summary) into
 ``out/fits/`` and measures, per photo and overall:
 
 * ``identity_distance``: Euclidean distance of the judge network's descriptors of the photo and of the rendering
