@@ -18,11 +18,11 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from ganfit.metrics.swd import swd
 
 from ganfit.gan.data import find_images, load_square_image
 from ganfit.gan.export import generator_from_checkpoint, load_generator
 from ganfit.gan.networks import Generator
+from ganfit.metrics.swd import swd
 
 
 def load_folder(folder: Path, resolution: int, limit: int | None = None) -> np.ndarray:
