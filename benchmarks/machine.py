@@ -1,7 +1,7 @@
 """Shared helpers of the benchmarks: a description of the machine and its load, and competing CPU-bound processes.
 
 ``with competing_load(k, seconds):`` starts ``k`` single-threaded busy-loop processes (each stops by itself after
-``seconds``, and is killed when the block ends), so a benchmark can time itself "with 1 and with 2 other jobs
+``seconds`` or when the benchmark's process dies, and is killed when the block ends), so a benchmark can time itself "with 1 and with 2 other jobs
 running" without help from outside.
 """
 
@@ -15,7 +15,11 @@ import sys
 import time
 from collections.abc import Iterator
 
-_BURNER = "import time\nend = time.monotonic() + {seconds}\nwhile time.monotonic() < end:\n    sum(range(1000))\n"
+# Ends after ``seconds`` or as soon as its parent (the benchmark) is gone, whichever comes first.
+_BURNER = (
+    "import os, time\nparent = os.getppid()\nend = time.monotonic() + {seconds}\n"
+    "while time.monotonic() < end and os.getppid() == parent:\n    sum(range(1000))\n"
+)
 
 
 def cpu_model() -> str:

@@ -160,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--baseline", action="store_true", help="side-by-side table with the torch baseline")
     parser.add_argument("--no-primitives", action="store_true", help="skip the primitive table (with --baseline)")
     parser.add_argument("--load", type=int, nargs="+", default=[0], help="competing CPU-bound processes, per level")
-    parser.add_argument("--load-seconds", type=float, default=900.0, help="upper bound of each competing process")
+    parser.add_argument("--load-seconds", type=float, default=600.0, help="upper bound of each competing process")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     apply_thread_policy(torch_threads=args.threads, numba_threads=args.threads)
