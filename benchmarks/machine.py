@@ -1,8 +1,8 @@
 """Shared helpers of the benchmarks: a description of the machine and its load, and competing CPU-bound processes.
 
 ``with competing_load(k, seconds):`` starts ``k`` single-threaded busy-loop processes (each stops by itself after
-``seconds`` or when the benchmark's process dies, and is killed when the block ends), so a benchmark can time itself "with 1 and with 2 other jobs
-running" without help from outside.
+``seconds`` or when the benchmark's process dies, and is killed when the block ends), so a benchmark can time itself
+"with 1 and with 2 other jobs running" without help from outside.
 """
 
 from __future__ import annotations
