@@ -1,26 +1,36 @@
 """Seconds per photo of the GANFIT fit on CPU, per preset, single photo and batched. Prints a markdown table.
 
     python benchmarks/fit.py [--presets fast default] [--batch 4] [--repeats 1] [--texture gan|free] [--photos DIR]
+        [--load 0 1] [--threads 2]
 
 Uses the real config (conf/fit.yaml + conf/fitting/<preset>.yaml), real photos from GANFIT_PHOTOS (deep3d-examples),
 the dlib identity network and the CPU renderer; the shipped GAN texture (``--texture free``: the per-texel one).
-Timing covers the optimisation (stage 1 + stage 2), not model loading, detection or export. torch uses 2 threads.
-Report machine load with the numbers.
+Timing covers the optimisation (stage 1 + stage 2), not model loading, detection or export. Threads: the process
+thread policy (``ganfit.threads``) with ``--threads`` torch and numba threads. ``--load K ...`` repeats the timings
+with K competing CPU-bound processes (busy loops started and stopped here) and prints the slowdown against the first
+level. The table head gives the CPU model, core count and load average.
 """
 
 from __future__ import annotations
 
-import argparse
-import os
-import statistics
 import sys
-import time
 from pathlib import Path
-
-import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from ganfit.threads import apply_thread_policy  # noqa: E402  (before torch: the wait policy must reach its pool)
+
+apply_thread_policy()
+
+import argparse  # noqa: E402
+import os  # noqa: E402
+import statistics  # noqa: E402
+import time  # noqa: E402
+
+import torch  # noqa: E402
+from machine import competing_load, machine_line  # noqa: E402
 
 
 def main() -> None:
@@ -30,8 +40,11 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=1, help="runs per configuration (median reported)")
     parser.add_argument("--texture", default="gan", choices=["gan", "free"], help="texture mode (fit.py: gan)")
     parser.add_argument("--photos", default=None, help="folder of photos (default GANFIT_PHOTOS/deep3d-examples)")
+    parser.add_argument("--load", type=int, nargs="+", default=[0], help="competing CPU-bound processes, per level")
+    parser.add_argument("--threads", type=int, default=2, help="torch and numba threads")
     args = parser.parse_args()
-    torch.set_num_threads(2)
+    apply_thread_policy(torch_threads=args.threads, numba_threads=args.threads)
+    head = [machine_line()]
 
     from ganfit.config import compose_config
     from ganfit.fitting.photos import prepare_photo
@@ -53,40 +66,43 @@ def main() -> None:
             for image, mark, f in zip(images, marks, files, strict=True)
         ]
         fitter.fit(photos[:1])  # warm-up: numba kernels, allocator
-        for batch in (1, len(photos)):
-            seconds = []
-            for _ in range(args.repeats):
-                started = time.perf_counter()
-                result = fitter.fit(photos[:batch])
-                seconds.append((time.perf_counter() - started) / batch)
-            cos_before = statistics.mean(m["identity_cosine_before_stage2"] for m in result.metrics)
-            cos_after = statistics.mean(m["identity_cosine"] for m in result.metrics)
-            error = statistics.mean(m["landmark_error_iod"] for m in result.metrics)
-            rows.append(
-                (
-                    preset,
-                    batch,
-                    fitting.resolution,
-                    fitting.full.steps,
-                    statistics.median(seconds),
-                    cos_before,
-                    cos_after,
-                    error,
-                )
-            )
-    load = os.getloadavg()
+        for load in args.load:
+            with competing_load(load):
+                head.append(f"{load} competing: {machine_line()}")
+                for batch in (1, len(photos)):
+                    seconds = []
+                    for _ in range(args.repeats):
+                        started = time.perf_counter()
+                        result = fitter.fit(photos[:batch])
+                        seconds.append((time.perf_counter() - started) / batch)
+                    cos_before = statistics.mean(m["identity_cosine_before_stage2"] for m in result.metrics)
+                    cos_after = statistics.mean(m["identity_cosine"] for m in result.metrics)
+                    error = statistics.mean(m["landmark_error_iod"] for m in result.metrics)
+                    rows.append(
+                        (
+                            preset,
+                            load,
+                            batch,
+                            fitting.resolution,
+                            fitting.full.steps,
+                            statistics.median(seconds),
+                            cos_before,
+                            cos_after,
+                            error,
+                        )
+                    )
+    print(f"\ntexture: {args.texture}, torch threads: {torch.get_num_threads()}; " + "; ".join(head))
     print(
-        f"\ntexture: {args.texture}, CPU threads: {torch.get_num_threads()}, load average at the end: "
-        f"{load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f}"
+        "| preset | competing processes | batch | resolution | stage-2 steps | s / photo (median) | vs first level |"
+        " identity cos before -> after stage 2 | landmark error (IOD) |"
     )
-    print(
-        "| preset | batch | resolution | stage-2 steps | s / photo (median) | identity cos before -> after stage 2 |"
-        " landmark error (IOD) |"
-    )
-    print("|---|---|---|---|---|---|---|")
-    for preset, batch, resolution, steps, sec, before, after, error in rows:
+    print("|---|---|---|---|---|---|---|---|---|")
+    first = {(r[0], r[2]): r[5] for r in rows if r[1] == args.load[0]}
+    for preset, load, batch, resolution, steps, sec, before, after, error in rows:
+        ratio = sec / first[(preset, batch)]
         print(
-            f"| {preset} | {batch} | {resolution} | {steps} | {sec:.1f} | {before:.3f} -> {after:.3f} | {error:.3f} |"
+            f"| {preset} | {load} | {batch} | {resolution} | {steps} | {sec:.1f} | {ratio:.2f}x |"
+            f" {before:.3f} -> {after:.3f} | {error:.3f} |"
         )
 
 

@@ -6,9 +6,12 @@ Private module; use :mod:`ganfit.render.ops`. Tensors must be on the CPU; float3
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import numba
 import numpy as np
@@ -22,8 +25,57 @@ def _np(t: torch.Tensor) -> np.ndarray:
     return t.detach().contiguous().numpy()
 
 
+MIN_PARALLEL_PIXELS = 160 * 160
+"""Calls on fewer pixels (batch x height x width) than this run their kernels on the calling thread alone: waking
+the sleeping workers (passive OpenMP wait policy) costs ~50-100 us per parallel region, more than a second thread
+saves there. Measured on the 2-core VM (``benchmarks/render_breakeven.py``, ICT face, batch 1, load ~1): the eight
+primitives took 2.4 ms on one thread and 2.9 ms on two at 128x128, 3.7 and 3.4 ms at 192x192. 0 disables the rule."""
+
+_NOMINAL = threading.local()  # .threads: the thread count the work split is made for, inside _serial_if_small
+
+
 def _threads() -> int:
-    return max(1, numba.get_num_threads())
+    """Thread count the work is split for (chunks, row orders): numba's, or the caller's inside a serial section,
+    so that results do not depend on whether a launch ran serially."""
+    return getattr(_NOMINAL, "threads", 0) or max(1, numba.get_num_threads())
+
+
+@contextlib.contextmanager
+def _serial_if_small(n_pixels: int) -> Iterator[None]:
+    """Run the block's numba kernels on one thread when ``n_pixels < MIN_PARALLEL_PIXELS``, splitting the work as
+    for the current thread count (the same chunks and per-thread buffers, run one after the other: bit-identical
+    results)."""
+    n = numba.get_num_threads()
+    if n <= 1 or n_pixels >= MIN_PARALLEL_PIXELS or getattr(_NOMINAL, "threads", 0):
+        yield
+        return
+    _NOMINAL.threads = n
+    numba.set_num_threads(1)
+    try:
+        yield
+    finally:
+        numba.set_num_threads(n)
+        _NOMINAL.threads = 0
+
+
+def _image_pixels(t: torch.Tensor) -> int:
+    """Pixels of a ``[B, H, W, ...]`` image tensor."""
+    return int(t.shape[0]) * int(t.shape[1]) * int(t.shape[2])
+
+
+def _serial_for(pixels: Callable[..., int]) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Decorator of an autograd ``forward``/``backward``: runs it inside :func:`_serial_if_small` for
+    ``pixels(*args)`` pixels (``args`` without ``ctx``)."""
+
+    def decorate(method: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(method)
+        def wrapper(ctx: Any, *args: Any) -> Any:
+            with _serial_if_small(pixels(*args)):
+                return method(ctx, *args)
+
+        return wrapper
+
+    return decorate
 
 
 def _chunks(
@@ -197,6 +249,7 @@ class RasterizeFunction(torch.autograd.Function):
     """Autograd wrapper: gradients reach ``pos`` through (u, v) and, with ``grad_db``, through ``rast_db``."""
 
     @staticmethod
+    @_serial_for(lambda pos, tri, lo, hi, res, *a: int(lo.shape[0]) * int(res[0]) * int(res[1]))
     def forward(ctx, pos, tri, tri_lo, tri_hi, resolution, output_db, grad_db):  # type: ignore[override]
         pos_np = _np(pos)
         tri_np = _np(tri)
@@ -213,6 +266,7 @@ class RasterizeFunction(torch.autograd.Function):
         return rast_t, torch.from_numpy(rast_db)
 
     @staticmethod
+    @_serial_for(lambda *a: _image_pixels(a[0]))
     def backward(ctx, dy, ddb):  # type: ignore[override]
         pos, tri, rast = ctx.saved_tensors
         if not ctx.needs_input_grad[0]:
@@ -290,6 +344,7 @@ class InterpolateFunction(torch.autograd.Function):
     """Barycentric interpolation of ``attr[Ba, V, C]``; gradients to ``attr`` and to rast's (u, v)."""
 
     @staticmethod
+    @_serial_for(lambda attr, rast, *a: _image_pixels(rast))
     def forward(ctx, attr, rast, tri):  # type: ignore[override]
         attr_np = _np(attr)
         rast_np = _np(rast)
@@ -299,6 +354,7 @@ class InterpolateFunction(torch.autograd.Function):
         return torch.from_numpy(out)
 
     @staticmethod
+    @_serial_for(lambda *a: _image_pixels(a[0]))
     def backward(ctx, dy):  # type: ignore[override]
         attr, rast, tri = ctx.saved_tensors
         attr_np = _np(attr)
@@ -323,6 +379,7 @@ class TextureFunction(torch.autograd.Function):
     """Nearest / bilinear texture lookup; gradients to the texture and (bilinear only) the texture coordinates."""
 
     @staticmethod
+    @_serial_for(lambda tex, uv, *a: _image_pixels(uv))
     def forward(ctx, tex, uv, linear, boundary):  # type: ignore[override]
         tex_np = _np(tex)
         out = np.empty((*uv.shape[:3], tex.shape[3]), tex_np.dtype)
@@ -337,6 +394,7 @@ class TextureFunction(torch.autograd.Function):
         return torch.from_numpy(out)
 
     @staticmethod
+    @_serial_for(lambda *a: _image_pixels(a[0]))
     def backward(ctx, dy):  # type: ignore[override]
         tex, uv = ctx.saved_tensors
         tex_np = _np(tex)
@@ -426,6 +484,7 @@ class AntialiasFunction(torch.autograd.Function):
     """Analytic silhouette antialiasing; gradients to ``color`` and to ``pos`` (silhouette edge motion)."""
 
     @staticmethod
+    @_serial_for(lambda *a: _image_pixels(a[0]))
     def forward(ctx, color, rast, pos, tri, topology, pos_gradient_boost):  # type: ignore[override]
         color_np = _np(color)
         rast_np = _np(rast)
@@ -441,6 +500,7 @@ class AntialiasFunction(torch.autograd.Function):
         return torch.from_numpy(out)
 
     @staticmethod
+    @_serial_for(lambda *a: _image_pixels(a[0]))
     def backward(ctx, dy):  # type: ignore[override]
         color, rast, pos = ctx.saved_tensors
         topology, (pair_pix, pair_alpha, pair_code), boost = ctx.saved_misc

@@ -24,20 +24,19 @@ writing into a private buffer that the caller sums.
 from __future__ import annotations
 
 import math
-import os
 
-import numba
 import numpy as np
 from numba import njit, prange
+
+from ganfit.threads import prefer_numba_threading_layer
 
 # Threading layer: OpenMP first, the work queue when numba has no OpenMP layer. Measured on the 2-core machine (idle,
 # batch 1, fwd+bwd; docs/render.md): omp 5.8-10.0 ms at 256x256 and 14.3-20.9 ms at 512x512 against 10.7-15.7 and
 # 17.0-31.6 ms with the work queue, whose every parallel region costs ~50 us of wake-ups; a whole fit was ~10% faster
 # idle and not slower with a busy process on the other core. The fitting's processes are spawned, not forked (numba's
-# OpenMP layer is not fork-safe). An explicit NUMBA_THREADING_LAYER is respected.
-if "NUMBA_THREADING_LAYER" not in os.environ:
-    numba.config.THREADING_LAYER_PRIORITY = ["omp", "workqueue", "tbb"]
-    numba.config.THREADING_LAYER = "default"
+# OpenMP layer is not fork-safe). An explicit NUMBA_THREADING_LAYER is respected. The process's thread counts and
+# OpenMP wait policy are ganfit.threads.apply_thread_policy's job.
+prefer_numba_threading_layer()
 
 _BIG = 1e30
 AA_ROW_SLOTS = 64  # first-try per-row capacity of antialias_analyse's pair list (read at call time)
