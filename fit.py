@@ -6,7 +6,7 @@ same command is installed as ``ganfit-fit``. Exit codes: 0 done, 1 some photos f
 
 import sys
 
-from ganfit.cli import fit_main
+from ganfit.launch import fit
 
 if __name__ == "__main__":
-    sys.exit(fit_main())
+    sys.exit(fit())

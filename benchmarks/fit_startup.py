@@ -63,10 +63,11 @@ def breakdown(extra: list[str]) -> list[tuple[str, float]]:
 
     lap("import torch")
     from ganfit.fitting.cli import options_from_config
+    from ganfit.fitting.runner import build_generator, identity_judge, load_photo
+
     from ganfit.fitting.export import export_photo
     from ganfit.fitting.fitter import Fitter
     from ganfit.fitting.photos import prepare_photo
-    from ganfit.fitting.runner import build_generator, identity_judge, load_photo
     from ganfit.fitting.shading import FaceScene
     from ganfit.landmarks import detect_face
 

@@ -19,6 +19,7 @@ from omegaconf import DictConfig
 from ganfit.config.compose import CONF_DIR, ConfigUsageError
 from ganfit.jobs.fit_job import run_fit_job
 from ganfit.jobs.inputs import InputSpecError
+from ganfit.threads import apply_thread_policy
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 logger = logging.getLogger("ganfit")
@@ -71,6 +72,9 @@ def _hydra_entry(task: Callable[[DictConfig], int], config_name: str) -> int:
 def fit_task(cfg: DictConfig) -> int:
     """The fit job of a composed ``fit`` config; prints the summary and returns the exit code."""
     logging.getLogger("ganfit").setLevel(logging.DEBUG if cfg.get("verbose") else logging.INFO)
+    apply_thread_policy(
+        processes=int(cfg.processes), torch_threads=int(cfg.torch_threads) or None, verbose=bool(cfg.verbose)
+    )
     try:
         summary = run_fit_job(cfg)
     except (*USAGE_ERRORS, InstantiationException) as error:

@@ -21,7 +21,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-import torch
 from tqdm import tqdm
 
 from ganfit.atomic import atomic_write_json
@@ -30,6 +29,7 @@ from ganfit.fitting.photos import PreparedPhoto, prepare_photo
 from ganfit.image_io import ImageInputError
 from ganfit.jobs.inputs import ASTRONAUT, load_photo
 from ganfit.landmarks import FaceDetection, NoFaceError, detect_face
+from ganfit.threads import apply_thread_policy
 
 logger = logging.getLogger(__name__)
 
@@ -199,7 +199,7 @@ def _rank_file(out: Path, rank: int) -> Path:
 
 def _shard_worker(fabric, job: _ShardJob) -> None:
     rank, world = fabric.global_rank, fabric.world_size
-    torch.set_num_threads(max(1, len(os.sched_getaffinity(0)) // max(1, fabric.world_size // fabric.num_nodes)))
+    apply_thread_policy(processes=max(1, world // max(1, fabric.num_nodes)))  # the ranks share the node's cores
     shard = list(range(rank, len(job.sources), world))
     result = run_shard(
         job.task, [job.sources[i] for i in shard], [job.names[i] for i in shard], job.progress, fabric.local_rank
