@@ -272,7 +272,7 @@ def build_detail_texture(
     confidence = (coverage * inside * visible * facing_weight * pixel_weight).clamp(0.0, 1.0)
 
     # Photo colour, prefiltered to the texel footprint, divided by the fitted shading.
-    image = torch.from_numpy(np.ascontiguousarray(photo)).permute(2, 0, 1)[None].float() / 255.0
+    image = torch.from_numpy(np.array(photo, dtype=np.uint8)).permute(2, 0, 1)[None].float() / 255.0
     seen = confidence[0, 0] > 0.5
     footprint = 1.0
     if int(seen.sum()) > 16:

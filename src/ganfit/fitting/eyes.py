@@ -268,7 +268,7 @@ def eye_colours(
     grid = torch.stack([pixels[:, 0] / width * 2 - 1, pixels[:, 1] / height * 2 - 1], -1)[None, None]
     buffer = F.grid_sample(depth, grid, mode="nearest", align_corners=False)[0, 0, 0]
     visible = ((buffer > 0) & (-points[count:, 2] <= buffer + 1.0)).numpy()
-    image = torch.from_numpy(np.ascontiguousarray(photo)).permute(2, 0, 1)[None].float() / 255.0
+    image = torch.from_numpy(np.array(photo, dtype=np.uint8)).permute(2, 0, 1)[None].float() / 255.0
     sampled = F.grid_sample(image, grid, mode="bilinear", align_corners=False)[0, :, 0].T  # [Vp, 3]
     normals = vertex_normals(vertices[None], topology.triangles)[0, count:] @ camera.matrix().T
     shading = make_light({k: v.detach().float().cpu() for k, v in light.items()}).shade(

@@ -1,0 +1,81 @@
+"""Seconds per photo of the detail texture (``ganfit.fitting.detail_texture.build_detail_texture``) on CPU.
+
+    python benchmarks/detail_texture.py [--photos 2] [--resolutions 512 1024 2048] [--repeats 5] [--threads 2]
+
+Fits real FRL London photos (GANFIT_PHOTOS/frl-london/neutral_front, 1024x1024) once with a short schedule of the
+real config (``fitting=fast``, stage 2 cut to 12 steps: the geometry only has to be plausible for timing), then
+times the detail step alone (visibility raster, masks, sampling, de-lighting, mirror, Laplacian blend) at each
+resolution after one warm-up call (the warm-up pays numba compilation and the per-resolution UV raster, once per
+process). Prints a markdown table of medians. Report machine load (``/proc/loadavg``) with the numbers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--photos", type=int, default=2)
+    parser.add_argument("--resolutions", type=int, nargs="+", default=[512, 1024, 2048])
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+
+    from hydra import compose, initialize_config_dir
+
+    from ganfit.fitting.cli import options_from_config
+    from ganfit.fitting.detail_texture import DetailConfig, build_detail_texture
+    from ganfit.fitting.export import photo_camera
+    from ganfit.fitting.fitter import light_of
+    from ganfit.fitting.photos import prepare_photo
+    from ganfit.fitting.runner import build_fitter
+    from ganfit.image_io import read_image
+    from ganfit.landmarks import detect_face
+
+    folder = Path(os.environ["GANFIT_PHOTOS"]) / "frl-london" / "neutral_front"
+    files = sorted(folder.glob("*.jpg"))[: args.photos]
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        cfg = compose(
+            config_name="fit", overrides=["fitting=fast", "fitting.full.steps=12", "fitting.full.warmup_steps=4"]
+        )
+    options, fitting = options_from_config(cfg)
+    fitter = build_fitter(options, fitting)
+    photos = []
+    for path in files:
+        image = read_image(path)
+        photos.append(prepare_photo(image, detect_face(image).landmarks, fitting.resolution, fitting.crop_scale))
+    result = fitter.fit(photos)
+    rows = []
+    for resolution in args.resolutions:
+        config = DetailConfig(out_resolution=resolution)
+        times = []
+        for index, photo in enumerate(photos):
+            camera = photo_camera(photo, result.params, index)
+            light = {k: v[index : index + 1].detach() for k, v in light_of(result.params).items()}
+            call = (fitter.face_model, result.vertices[index], camera, light, photo.image, photo.landmarks)
+            build_detail_texture(*call, result.texture[index], config)  # warm-up
+            for _ in range(args.repeats):
+                started = time.perf_counter()
+                build_detail_texture(*call, result.texture[index], config)
+                times.append(time.perf_counter() - started)
+        rows.append((resolution, statistics.median(times), max(times), len(times)))
+    load = Path("/proc/loadavg").read_text().split()[:3]
+    header = f"torch threads {args.threads}, load {' '.join(load)}"
+    print(f"| out_resolution | median s / photo | max s | calls | {header} |")
+    print("|---|---|---|---|---|")
+    for resolution, median, worst, count in rows:
+        print(f"| {resolution} | {median:.3f} | {worst:.3f} | {count} | |")
+
+
+if __name__ == "__main__":
+    main()

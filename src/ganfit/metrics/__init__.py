@@ -1,0 +1,1 @@
+"""Evaluation metrics of reconstructions against their photos."""
