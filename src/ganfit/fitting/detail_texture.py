@@ -152,25 +152,26 @@ def laplacian_blend(images: list[torch.Tensor], masks: list[torch.Tensor], level
     """Multi-band blend (Burt & Adelson): each Laplacian band of the ``images`` [B, C, H, W] is averaged with the
     matching Gaussian level of their ``masks`` [B, 1, H, W] (non-negative; normalised here), so sharp borders between
     masks become transitions as wide as each band's wavelength. ``levels`` pyramid levels below full resolution."""
-    total = torch.stack(masks).sum(0).clamp_min(1e-6)
-    weights = [m / total for m in masks]
-    gaussians = [[image] for image in images]
-    mask_levels = [[w] for w in weights]
+    count, channels = len(images), images[0].shape[1]
+    stacked = torch.cat(images, 1)  # [B, N * C, H, W]: one pyramid for all layers
+    weights = torch.cat(masks, 1)
+    weights = weights / weights.sum(1, keepdim=True).clamp_min(1e-6)  # sums to 1, and so does every pooled level
+    gaussians, mask_levels = [stacked], [weights]
     for _ in range(levels):
-        for pyramid in (*gaussians, *mask_levels):
-            pyramid.append(F.avg_pool2d(pyramid[-1], 2, ceil_mode=True))
+        gaussians.append(F.avg_pool2d(gaussians[-1], 2, ceil_mode=True))
+        mask_levels.append(F.avg_pool2d(mask_levels[-1], 2, ceil_mode=True))
 
     def up(image: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
         return F.interpolate(image, size=like.shape[-2:], mode="bilinear", align_corners=False)
 
-    def mix(level: int, bands: list[torch.Tensor]) -> torch.Tensor:
-        norm = sum(m[level] for m in mask_levels).clamp_min(1e-6)
-        return sum(m[level] * band for m, band in zip(mask_levels, bands, strict=True)) / norm
+    def mix(level: int, bands: torch.Tensor) -> torch.Tensor:
+        batch, _, height, width = bands.shape
+        weighted = bands.view(batch, count, channels, height, width) * mask_levels[level][:, :, None]
+        return weighted.sum(1)
 
-    out = mix(levels, [g[levels] for g in gaussians])
+    out = mix(levels, gaussians[levels])
     for level in range(levels - 1, -1, -1):
-        bands = [g[level] - up(g[level + 1], g[level]) for g in gaussians]
-        out = up(out, gaussians[0][level]) + mix(level, bands)
+        out = up(out, gaussians[level]) + mix(level, gaussians[level] - up(gaussians[level + 1], gaussians[level]))
     return out
 
 
