@@ -208,8 +208,12 @@ def detection_rate(photos: Path) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     photos_root = os.environ.get("GANFIT_PHOTOS")
-    parser.add_argument("--photos", type=Path, default=Path(photos_root) if photos_root else None,
-                        help="photo root (default: $GANFIT_PHOTOS)")
+    parser.add_argument(
+        "--photos",
+        type=Path,
+        default=Path(photos_root) if photos_root else None,
+        help="photo root (default: $GANFIT_PHOTOS)",
+    )
     parser.add_argument("--repeat", type=int, default=3, help="timed runs per image (median)")
     parser.add_argument("--cnn", action="store_true", help="also time dlib's CNN (MMOD) detector (slow on CPU)")
     parser.add_argument(

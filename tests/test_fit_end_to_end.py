@@ -34,6 +34,8 @@ def _bad_inputs(folder: Path) -> tuple[Path, Path]:
 def _texture_side(cfg) -> int:
     """Side of the exported texture: the free texture's resolution, or the generator's (GAN textures are exported at
     the generator's full resolution)."""
+    if cfg.detail:
+        return int(cfg.texture.out_resolution)  # the detail texture's resolution
     if cfg.texture.mode == "free":
         return int(cfg.fitting.texture_resolution)
     from ganfit.gan import load_generator
@@ -70,8 +72,11 @@ def test_all_outputs_written_and_valid(fitted):
             assert (folder / name).is_file() and (folder / name).stat().st_size > 0, name
         assert not list(folder.glob(".tmp-*")), "staging folder left behind"
         obj = trimesh.load(folder / "mesh.obj", force="mesh", process=False)
-        glb = trimesh.load(folder / "mesh.glb", force="mesh", process=False)
-        assert len(obj.faces) == len(glb.faces) == 18460
+        glb = trimesh.load(folder / "mesh.glb", process=False)  # a scene: the face and the eyes / mouth interior
+        face = glb.geometry["face"]
+        assert len(face.faces) == 18460
+        parts = sum(len(g.faces) for name, g in glb.geometry.items() if name != "face")
+        assert parts > 0 and len(obj.faces) == 18460 + parts
         assert "map_Kd texture.png" in (folder / "mesh.mtl").read_text()
         texture = Image.open(folder / "texture.png")
         assert texture.size == (_texture_side(cfg),) * 2

@@ -16,6 +16,11 @@ coefficients in standard-deviation units (each ICT ``identityNNN.obj`` is the ne
 deviation of mode NNN, as ICT's own sampler draws weights from N(0, 1)) and ``pe`` are ARKit-style blendshape
 weights in [0, 1].
 
+Beside the face area the model carries ICT's **inner parts** (``part_*`` buffers): the eyeballs (sclera and iris),
+the eye sockets, the mouth socket, the gums and tongue and the teeth, posed by the same ``ps``/``pe`` as the face
+(ICT's identity and expression OBJs move them too; ``parts(ps, pe)``). They close the face area's eye and mouth
+holes in renders and exported meshes; the fitting's losses do not use them.
+
 Converting the 154 raw OBJs takes a few seconds; the result is cached as an ``.npz`` under
 ``~/.cache/ganfit/face_model/`` keyed by a checksum of the inputs and the converter version.
 """
@@ -41,7 +46,7 @@ from ganfit import assets
 
 logger = logging.getLogger(__name__)
 
-CONVERTER_VERSION = 1
+CONVERTER_VERSION = 2  # 2: inner parts (eyeballs, sockets, teeth) added
 CM_TO_MM = 10.0
 NUM_IDENTITY = 100
 FACE_VERTEX_COUNT = 9409  # ICT "Full face area": vertices [0:9408]
@@ -71,6 +76,21 @@ LEFT_JAWLINE_EXTENDED = (
 )
 
 
+# ICT FaceKit's inner geometries (README: vertex and polygon index ranges, inclusive) and their part labels.
+PART_LABELS = ("mouth_socket", "eye_socket", "gums_tongue", "teeth", "sclera", "iris")
+ICT_PARTS = (  # (label, first vertex, last vertex, first polygon, last polygon)
+    ("mouth_socket", 11248, 13293, 11144, 13225),
+    ("eye_socket", 13294, 13677, 13226, 13629),  # left
+    ("eye_socket", 13678, 14061, 13630, 14033),  # right
+    ("gums_tongue", 14062, 17038, 14034, 17005),
+    ("teeth", 17039, 21450, 17006, 21495),
+    ("sclera", 21451, 22220, 21496, 22295),  # left eye
+    ("iris", 22221, 23020, 22296, 23093),
+    ("sclera", 23021, 23790, 23094, 23893),  # right eye
+    ("iris", 23791, 24590, 23894, 24691),
+)
+
+
 @dataclass(frozen=True)
 class FaceModelData:
     """Arrays of the converted model (numpy, float32 / int64). See :class:`FaceModel` for shapes."""
@@ -87,6 +107,12 @@ class FaceModelData:
     rigid_vertex_ids: np.ndarray
     jaw_contour_right: np.ndarray
     jaw_contour_left: np.ndarray
+    part_mean: np.ndarray
+    part_id_basis: np.ndarray
+    part_exp_basis: np.ndarray
+    part_triangles: np.ndarray
+    part_labels: np.ndarray
+    part_side: np.ndarray
     expression_names: tuple[str, ...]
 
     def save(self, path: Path) -> None:
@@ -175,14 +201,22 @@ def convert_ict(source: assets.IctSource, verify: bool = True) -> FaceModelData:
     uvs = all_uvs[used_uvs].copy()
     uvs[:, 1] = 1.0 - uvs[:, 1]  # OBJ v-up -> texture-image v-down
 
+    part_vertex_ids = np.concatenate([np.arange(v0, v1 + 1) for _, v0, v1, _, _ in ICT_PARTS])
+    part_triangles, part_labels = _part_topology(polygon_vertices, part_vertex_ids)
+    kept = np.concatenate([np.arange(FACE_VERTEX_COUNT), part_vertex_ids])
+
     def shape_of(name: str) -> np.ndarray:
         vertices = _parse_vertices(files[name].decode())
         if vertices.shape[0] != neutral_full.shape[0]:
             raise assets.AssetIntegrityError(f"{name} has {vertices.shape[0]} vertices; the neutral mesh differs")
-        return vertices[:FACE_VERTEX_COUNT]
+        return vertices[kept]
 
-    id_basis = np.stack([shape_of(f"identity{k:03d}.obj") - neutral for k in range(NUM_IDENTITY)])
-    exp_basis = np.stack([shape_of(f"{name}.obj") - neutral for name in expression_names])
+    neutral_kept = neutral_full[kept]
+    id_basis = np.stack([shape_of(f"identity{k:03d}.obj") - neutral_kept for k in range(NUM_IDENTITY)])
+    exp_basis = np.stack([shape_of(f"{name}.obj") - neutral_kept for name in expression_names])
+    part_id_basis, id_basis = id_basis[:, FACE_VERTEX_COUNT:], id_basis[:, :FACE_VERTEX_COUNT]
+    part_exp_basis, exp_basis = exp_basis[:, FACE_VERTEX_COUNT:], exp_basis[:, :FACE_VERTEX_COUNT]
+    part_mean = neutral_full[part_vertex_ids] * CM_TO_MM
     mean_mm = neutral * CM_TO_MM
     mirror_ids, mirror_error = _mirror_map(mean_mm)
 
@@ -203,6 +237,12 @@ def convert_ict(source: assets.IctSource, verify: bool = True) -> FaceModelData:
         rigid_vertex_ids=face_ids(indices["idx_to_rigid_verts"]),
         jaw_contour_right=np.asarray(RIGHT_JAWLINE_EXTENDED, dtype=np.int64),
         jaw_contour_left=np.asarray(LEFT_JAWLINE_EXTENDED, dtype=np.int64),
+        part_mean=part_mean.astype(np.float32),
+        part_id_basis=(part_id_basis * CM_TO_MM).astype(np.float32),
+        part_exp_basis=(part_exp_basis * CM_TO_MM).astype(np.float32),
+        part_triangles=part_triangles,
+        part_labels=part_labels,
+        part_side=np.sign(part_mean[:, 0]).astype(np.int64),
         expression_names=expression_names,
     )
     logger.info(
@@ -212,6 +252,23 @@ def convert_ict(source: assets.IctSource, verify: bool = True) -> FaceModelData:
         mirror_error,
     )
     return data
+
+
+def _part_topology(polygons: list[list[int]], part_vertex_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Triangles of the inner parts and each part vertex's label (index into :data:`PART_LABELS`, int64 [Vp]).
+
+    The triangles (int64 [Fp, 3]) index the concatenation ``[face vertices (V); part vertices (Vp)]``: the eye and
+    mouth sockets are stitched to the face area's rim loops, so some of their corners are face vertices (< V).
+    """
+    local = np.full(max(part_vertex_ids.max() + 1, FACE_VERTEX_COUNT), -1, dtype=np.int64)
+    local[:FACE_VERTEX_COUNT] = np.arange(FACE_VERTEX_COUNT)
+    local[part_vertex_ids] = FACE_VERTEX_COUNT + np.arange(len(part_vertex_ids))
+    chosen = [polygons[i] for _, _, _, p0, p1 in ICT_PARTS for i in range(p0, p1 + 1)]
+    triangles = local[_split_polygons(chosen)]
+    if (triangles < 0).any():
+        raise assets.AssetIntegrityError("ICT inner-part polygons reference vertices outside their parts")
+    labels = np.concatenate([np.full(v1 - v0 + 1, PART_LABELS.index(name)) for name, v0, v1, _, _ in ICT_PARTS])
+    return triangles, labels.astype(np.int64)
 
 
 def _needed_names(expression_names: tuple[str, ...]) -> set[str]:
@@ -273,6 +330,12 @@ class FaceModel(nn.Module):
         mirror_ids    int64 [V]             index of each vertex's mirror image across the x = 0 plane
         jaw_contour_right / jaw_contour_left  int64 [17]  jaw outline candidates (ICT "extended jawline")
         fitting_vertex_ids, rigid_vertex_ids  int64       ICT's vertex sets, restricted to the face area
+        part_mean     float32 [Vp, 3]       inner parts (eyeballs, sockets, gums, teeth; Vp = 13,343), neutral, mm
+        part_id_basis / part_exp_basis  float32 [100 / 53, Vp, 3]  their identity modes and blendshapes, mm
+        part_triangles  int64 [Fp, 3]       triangles over ``[face vertices; part vertices]`` (the sockets are stitched
+                                            to the face's rim loops; ``full_vertices`` builds that array)
+        part_labels   int64 [Vp]            index into ``PART_LABELS`` per part vertex
+        part_side     int64 [Vp]            sign of the neutral x: +1 subject's left, -1 right (0 on the midline)
 
     ``set_landmark_embedding`` replaces the landmarks by surface points (:func:`load_embedding`).
     """
@@ -330,6 +393,18 @@ class FaceModel(nn.Module):
         offsets = torch.einsum("bk,kvc->bvc", ps.to(dtype), self.id_basis)
         offsets = offsets + torch.einsum("bj,jvc->bvc", pe.to(dtype), self.exp_basis)
         return self.mean.unsqueeze(0) + offsets
+
+    def parts(self, ps: torch.Tensor, pe: torch.Tensor) -> torch.Tensor:
+        """Inner-part vertices (eyeballs, sockets, gums, teeth) of faces ``ps`` [B, 100], ``pe`` [B, 53] -> [B, Vp, 3]
+        mm, in the same model space as :meth:`forward`."""
+        dtype = self.part_mean.dtype
+        offsets = torch.einsum("bk,kvc->bvc", ps.to(dtype), self.part_id_basis)
+        offsets = offsets + torch.einsum("bj,jvc->bvc", pe.to(dtype), self.part_exp_basis)
+        return self.part_mean.unsqueeze(0) + offsets
+
+    def full_vertices(self, ps: torch.Tensor, pe: torch.Tensor) -> torch.Tensor:
+        """Face and inner-part vertices ``[B, V + Vp, 3]`` mm, the vertex array ``part_triangles`` indexes."""
+        return torch.cat([self(ps, pe), self.parts(ps, pe)], dim=1)
 
     def zeros(self, batch: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
         """Neutral parameters ``(ps [B, 100], pe [B, 53])`` on the model's device."""

@@ -133,6 +133,7 @@ class TextureConfig:
 
     mode: TextureMode = TextureMode.gan  # gan | free
     generator: str | None = "default"  # generator.pt; default = the shipped one; unused in free mode
+    out_resolution: int = 1024  # side of the exported texture.png / texture_gan.png / texture_confidence.png
 
 
 @dataclass
@@ -159,6 +160,8 @@ class FitJobConfig:
     torch_threads: int = 0  # torch threads per process (0 = the thread policy's choice)
     wandb: bool = False  # log the run to W&B (offline without an API key)
     report: bool = True  # write out/index.html (photos, pictures, metrics, 3D view)
+    detail: bool = True  # build the detail texture from the photo (false: the GAN / free albedo alone)
+    eyes: bool = True  # eyes and mouth interior in renders and meshes
     verbose: bool = False  # also show third-party log lines (mediapipe, TF Lite) and the thread policy
     sharding: ShardingConfig = field(default_factory=ShardingConfig)
     face_model: Any = None  # _target_ node: the morphable model

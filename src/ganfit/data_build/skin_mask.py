@@ -1,102 +1,20 @@
-"""Which photo pixels may become texture: the face region from the detector's points, minus eyes and mouth opening.
+"""The skin mask of the dataset builder; the code lives in :mod:`ganfit.fitting.skin_mask` (one layer down, so the
+fitting's detail texture can use it too). Re-exported here unchanged."""
 
-The face model's UV layout reaches past what a photo shows reliably: its neck and upper forehead meet collars, hair
-and background, and the texels at the rims of its eye and mouth holes see eyeballs, teeth and the mouth's inside
-whenever the fit is off by a millimetre. Unwrapping those pixels teaches the texture GAN hair-coloured foreheads and
-pink mouth rims. This mask keeps texels inside the detector's face outline and away from the eye and mouth openings;
-what it removes is then completed from the mirror side or filled from the surrounding skin, like any unseen texel.
+from ganfit.fitting.skin_mask import (
+    MEDIAPIPE_FACE_OVAL,
+    MEDIAPIPE_INNER_LIPS,
+    MEDIAPIPE_LEFT_EYE,
+    MEDIAPIPE_RIGHT_EYE,
+    SkinMaskConfig,
+    skin_mask,
+)
 
-Two point sets work:
-
-* mediapipe's dense mesh (478 points): the face oval, the inner lip loop and the two eye contours (index loops
-  below, the same loops as mediapipe's ``FACEMESH_FACE_OVAL`` / ``FACEMESH_LIPS`` / ``FACEMESH_*_EYE`` edge sets);
-* the 68 iBUG points (dlib): jaw + eyebrows (raised by the brow-to-eye distance, to include the lower forehead),
-  inner lips 60-67 and eyes 36-41 / 42-47.
-
-Margins scale with the inter-ocular distance (IOD) so the mask behaves the same at every photo size.
-"""
-
-from __future__ import annotations
-
-from dataclasses import dataclass
-
-import numpy as np
-
-# Ordered loops of mediapipe face-mesh indices (each consecutive pair is an edge of the named mediapipe set).
-MEDIAPIPE_FACE_OVAL = (
-    10, 338, 297, 332, 284, 251, 389, 356, 454, 323, 361, 288, 397, 365, 379, 378, 400, 377,
-    152, 148, 176, 149, 150, 136, 172, 58, 132, 93, 234, 127, 162, 21, 54, 103, 67, 109,
-)  # fmt: skip
-MEDIAPIPE_INNER_LIPS = (
-    78, 191, 80, 81, 82, 13, 312, 311, 310, 415, 308, 324, 318, 402, 317, 14, 87, 178, 88, 95,
-)  # fmt: skip
-MEDIAPIPE_RIGHT_EYE = (33, 246, 161, 160, 159, 158, 157, 173, 133, 155, 154, 153, 145, 144, 163, 7)  # subject's right
-MEDIAPIPE_LEFT_EYE = (263, 466, 388, 387, 386, 385, 384, 398, 362, 382, 381, 380, 374, 373, 390, 249)  # subject's left
-
-
-@dataclass(frozen=True)
-class SkinMaskConfig:
-    """Margins of :func:`skin_mask`, in units of the inter-ocular distance (eye centre to eye centre)."""
-
-    face_margin: float = 0.04  # the mask starts this far inside the face outline
-    face_ramp: float = 0.10  # ... and reaches 1 this much further in
-    eye_margin: float = 0.05  # the mask is 0 up to this far outside the eye contours (lashes, eyeball)
-    mouth_margin: float = 0.015  # ... and this far outside the inner lip contour (teeth, mouth inside)
-    hole_ramp: float = 0.04  # ... and reaches 1 this much further out
-
-
-def _iod(landmarks: np.ndarray) -> float:
-    """Inter-ocular distance (pixels) of iBUG-68 points: between the two eye centres."""
-    return float(np.linalg.norm(landmarks[36:42].mean(0) - landmarks[42:48].mean(0)))
-
-
-def _polygons(landmarks: np.ndarray, dense: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
-    """(face outline [N, 2], inner mouth outline [M, 2], [eye outlines]) in pixels."""
-    if dense is not None and len(dense) >= 468:
-        face = dense[list(MEDIAPIPE_FACE_OVAL)]
-        eyes = [dense[list(loop)] for loop in (MEDIAPIPE_RIGHT_EYE, MEDIAPIPE_LEFT_EYE)]
-        return face, dense[list(MEDIAPIPE_INNER_LIPS)], eyes
-    brows = landmarks[17:27][::-1]
-    eye_y = landmarks[36:48, 1].mean()
-    raised = brows.copy()
-    raised[:, 1] -= np.abs(eye_y - brows[:, 1].mean())  # the lower forehead, above the brows
-    face = np.concatenate([landmarks[0:17], raised])
-    return face, landmarks[60:68], [landmarks[36:42], landmarks[42:48]]
-
-
-def skin_mask(
-    shape: tuple[int, int],
-    landmarks: np.ndarray,
-    dense: np.ndarray | None = None,
-    config: SkinMaskConfig = SkinMaskConfig(),
-) -> np.ndarray:
-    """Soft mask of the photo pixels that may become texture.
-
-    Args:
-        shape: (H, W) of the photo, pixels.
-        landmarks: float [68, 2] iBUG-68 points (x, y) in pixels of the photo (continuous convention).
-        dense: optional float [478, 2] mediapipe mesh points in the same pixels; used when given.
-        config: margins.
-    Returns:
-        float32 [H, W] in [0, 1]: 1 on skin well inside the face, 0 outside it and on/near the eyes and mouth opening.
-    """
-    import cv2
-
-    height, width = shape
-    iod = max(_iod(np.asarray(landmarks, dtype=np.float64)), 1.0)
-    face, mouth, eyes = _polygons(np.asarray(landmarks, dtype=np.float64), None if dense is None else np.asarray(dense))
-
-    def fill(polygons: list[np.ndarray]) -> np.ndarray:
-        canvas = np.zeros((height, width), dtype=np.uint8)
-        # cv2 pixel centres are integers; ours are at +0.5. 4 fractional bits keep sub-pixel accuracy.
-        points = [np.round((p - 0.5) * 16).astype(np.int32) for p in polygons]
-        cv2.fillPoly(canvas, points, 1, lineType=cv2.LINE_8, shift=4)
-        return canvas
-
-    inside_face = cv2.distanceTransform(fill([face]), cv2.DIST_L2, 5)  # distance to the nearest pixel outside
-    face_weight = np.clip((inside_face - config.face_margin * iod) / (config.face_ramp * iod), 0.0, 1.0)
-    weight = face_weight
-    for holes, margin in ((eyes, config.eye_margin), ([mouth], config.mouth_margin)):
-        outside = cv2.distanceTransform(1 - fill(holes), cv2.DIST_L2, 5)  # distance to the nearest hole pixel
-        weight = weight * np.clip((outside - margin * iod) / (config.hole_ramp * iod), 0.0, 1.0)
-    return weight.astype(np.float32)
+__all__ = [
+    "MEDIAPIPE_FACE_OVAL",
+    "MEDIAPIPE_INNER_LIPS",
+    "MEDIAPIPE_LEFT_EYE",
+    "MEDIAPIPE_RIGHT_EYE",
+    "SkinMaskConfig",
+    "skin_mask",
+]

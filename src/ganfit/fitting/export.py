@@ -3,12 +3,15 @@
 Files (all written to a temporary folder inside ``out/<name>/`` first and moved into place with ``os.replace``;
 ``metrics.json`` is moved last, so its presence means the photo is done):
 
-    mesh.obj, mesh.mtl, texture.png   model-space mesh (mm) with UVs and the full-resolution UV texture
-    mesh.glb                          the same, textured, as binary glTF
+    mesh.obj, mesh.mtl, texture.png   model-space mesh (mm) with UVs: the face (texture.png, the final albedo at
+                                      ``texture.out_resolution``) and the eyes / mouth interior (parts.png)
+    texture_gan.png                   the GAN's (or free texture's) albedo alone, at the same resolution
+    texture_confidence.png            how much each texel was seen in the photo (detail texture only)
+    mesh.glb                          the same two meshes, textured, as binary glTF
     params.npz, params.json           fitted parameters; camera in original-photo pixels
     render.png                        the reconstruction alone (RGBA, alpha = coverage), photo resolution
     overlay.png                       the rendering over the photo
-    compare.png                       photo | overlay | render | texture | landmarks
+    compare.png                       photo | overlay | render | texture | GAN texture | landmarks
     loss.png                          loss curves per term
     landmarks.json                    detected and projected 68 points, original-photo pixels
     metrics.json                      final loss terms, identity cosine, landmark error, seconds
@@ -21,6 +24,8 @@ import logging
 import os
 import shutil
 import tempfile
+import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +33,8 @@ import numpy as np
 import torch
 from PIL import Image
 
+from ganfit.fitting.detail_texture import DetailConfig, build_detail_texture
+from ganfit.fitting.eyes import HeadRenderer, eye_colours, head_topology, part_texture
 from ganfit.fitting.photos import PreparedPhoto
 from ganfit.landmarks.types import interocular_distance
 from ganfit.render.camera import Camera, axis_angle_to_matrix
@@ -38,6 +45,9 @@ OUTPUT_FILES = (
     "mesh.obj",
     "mesh.mtl",
     "texture.png",
+    "texture_gan.png",
+    "texture_confidence.png",
+    "parts.png",
     "mesh.glb",
     "params.npz",
     "params.json",
@@ -49,6 +59,22 @@ OUTPUT_FILES = (
     "metrics.json",
 )
 DONE_MARKER = "metrics.json"
+
+
+@dataclass(frozen=True)
+class ExportOptions:
+    """What :func:`export_photo` builds (config: top-level ``detail`` and ``eyes``, ``texture.out_resolution``).
+
+    detail: build the detail texture from the photo (False: the GAN/free albedo alone, as before).
+    out_resolution: side of texture.png / texture_gan.png / texture_confidence.png (detail on), texels.
+    eyes: add the eyes and mouth interior to renders and meshes.
+    max_side: long side cap of render.png / overlay.png, pixels.
+    """
+
+    detail: bool = True
+    out_resolution: int = 1024
+    eyes: bool = True
+    max_side: int = 1024
 
 
 def is_done(folder: Path) -> bool:
@@ -84,10 +110,18 @@ def _to_uint8(image: torch.Tensor) -> np.ndarray:
 
 
 def render_full(
-    fitter, photo: PreparedPhoto, index: int, result, max_side: int
+    fitter,
+    photo: PreparedPhoto,
+    index: int,
+    result,
+    max_side: int,
+    texture: torch.Tensor | None = None,
+    head: tuple[HeadRenderer, torch.Tensor, torch.Tensor] | None = None,
 ) -> tuple[np.ndarray, np.ndarray, float]:
     """Render photo ``index`` of ``result`` at the photo's resolution (long side capped at ``max_side``).
 
+    ``texture`` [3, R, R] replaces the fit's albedo (e.g. the detail texture); ``head`` = (renderer, full vertices
+    [V + Vp, 3], part texture [3, R, S]) draws the eyes and mouth interior too.
     Returns ``(render RGBA uint8 [h, w, 4], photo uint8 [h, w, 3] resized alike, k)`` where ``k`` is the display
     pixels per original pixel.
     """
@@ -96,11 +130,15 @@ def render_full(
     h, w = max(1, round(height * k)), max(1, round(width * k))
     shown = photo.image if k == 1.0 else np.asarray(Image.fromarray(photo.image).resize((w, h), Image.BILINEAR))
     camera = photo_camera(photo, result.params, index, k)
+    device = result.params.ps.device
     light = {name: value[index : index + 1].detach() for name, value in result.params.light().items()}
+    albedo = (result.texture[index] if texture is None else texture).to(device)[None]
     with torch.no_grad():
-        out = fitter.scene.render(
-            result.vertices[index : index + 1], camera, result.texture[index : index + 1], light, None, (h, w)
-        )
+        if head is None:
+            out = fitter.scene.render(result.vertices[index : index + 1], camera, albedo, light, None, (h, w))
+        else:
+            renderer, full_vertices, parts = head
+            out = renderer.render(full_vertices[None].to(device), camera, albedo, parts[None], light, None, (h, w))
     rgba = torch.cat([out.image[0], out.mask[0]], dim=0)
     return _to_uint8(rgba), shown, k
 
@@ -162,32 +200,143 @@ def _loss_plot(path: Path, history: list[dict[str, Any]], index: int) -> None:
     plt.close(figure)
 
 
-def _write_obj(face_model, folder: Path, vertices: torch.Tensor, texture: np.ndarray) -> None:
-    """mesh.obj + mesh.mtl + texture.png via FaceModel.export (whose image name is renamed to texture.png)."""
-    face_model.export(folder / "mesh.obj", vertices, texture)
-    mtl = folder / "mesh.mtl"
-    text = mtl.read_text()
-    image_names = [line.split(maxsplit=1)[1].strip() for line in text.splitlines() if line.startswith("map_Kd")]
-    for name in image_names:
-        if name != "texture.png" and (folder / name).is_file():
-            os.replace(folder / name, folder / "texture.png")
-        text = text.replace(f"map_Kd {name}", "map_Kd texture.png")
-    mtl.write_text(text)
-    if not (folder / "texture.png").is_file():
-        _write_png(folder / "texture.png", texture)
+def _face_and_parts(face_model, full_vertices: torch.Tensor, texture: np.ndarray, parts: np.ndarray | None):
+    """trimesh meshes: the face (UVs into ``texture``) and, when ``parts`` is given, the eyes / mouth interior (UVs
+    into the part texture ``parts``)."""
+    import trimesh
+
+    count = face_model.num_vertices
+    face = face_model.to_trimesh(full_vertices[:count], Image.fromarray(texture))
+    meshes = [("face", face)]
+    if parts is not None:
+        topology = head_topology(face_model)
+        uv = topology.part_uvs.numpy().copy()
+        uv[:, 1] = 1.0 - uv[:, 1]  # OBJ / glTF loaders' v-up
+        material = trimesh.visual.material.SimpleMaterial(image=Image.fromarray(parts))
+        mesh = trimesh.Trimesh(
+            full_vertices.detach().cpu().numpy(),
+            face_model.part_triangles.cpu().numpy(),
+            visual=trimesh.visual.TextureVisuals(uv=uv, material=material),
+            process=False,
+        )
+        mesh.remove_unreferenced_vertices()
+        meshes.append(("eyes_mouth", mesh))
+    return meshes
 
 
-def export_photo(fitter, photo: PreparedPhoto, index: int, result, out_dir: Path, extra: dict | None = None) -> Path:
-    """Write all outputs of photo ``index`` of ``result`` into ``out_dir / photo.name`` (atomically per file)."""
+def _write_obj(folder: Path, meshes, images: dict[str, str]) -> None:
+    """mesh.obj + mesh.mtl, one material per mesh (``images``: mesh name -> its texture file)."""
+    lines = ["# ganfit fit: model space, mm; +Y up, +Z out of the face", "mtllib mesh.mtl"]
+    offset = 0
+    for name, mesh in meshes:
+        uv = np.asarray(mesh.visual.uv)
+        lines.append(f"o {name}")
+        lines.extend(f"v {x:.5f} {y:.5f} {z:.5f}" for x, y, z in np.asarray(mesh.vertices))
+        lines.extend(f"vt {u:.6f} {v:.6f}" for u, v in uv)
+        lines.append(f"usemtl {name}")
+        faces = np.asarray(mesh.faces) + offset + 1
+        lines.extend(f"f {a}/{a} {b}/{b} {c}/{c}" for a, b, c in faces)
+        offset += len(mesh.vertices)
+    (folder / "mesh.obj").write_text("\n".join(lines) + "\n")
+    materials = []
+    for name, _ in meshes:
+        materials += [f"newmtl {name}", "Ka 1 1 1", "Kd 1 1 1", "Ks 0 0 0", "d 1", "illum 1", f"map_Kd {images[name]}"]
+    (folder / "mesh.mtl").write_text("\n".join(materials) + "\n")
+
+
+def _write_meshes(face_model, folder: Path, full_vertices: torch.Tensor, texture: np.ndarray, parts: np.ndarray | None):
+    """mesh.obj + mesh.mtl (texture.png, parts.png) and mesh.glb of the face and, with ``parts``, its inner parts."""
+    import trimesh
+
+    meshes = _face_and_parts(face_model, full_vertices, texture, parts)
+    _write_obj(folder, meshes, {"face": "texture.png", "eyes_mouth": "parts.png"})
+    trimesh.Scene({name: mesh for name, mesh in meshes}).export(folder / "mesh.glb")
+
+
+def _head_renderer(fitter) -> HeadRenderer:
+    """The fitter's face + parts renderer (built once, with the scene's renderer options)."""
+    head = getattr(fitter, "_head_renderer", None)
+    if head is None:
+        factory = fitter.scene.make_renderer if fitter.scene is not None else None
+        options = dict(getattr(factory, "keywords", {}) or {})  # the configured renderer's backend / antialias
+        head = HeadRenderer(fitter.face_model, **options)
+        fitter._head_renderer = head
+    return head
+
+
+def _upsampled(texture: torch.Tensor, size: int) -> torch.Tensor:
+    """[3, r, r] -> [3, size, size] (bicubic, clamped to [0, 1]); unchanged when already that size."""
+    if texture.shape[-1] == size:
+        return texture
+    return torch.nn.functional.interpolate(texture[None], size=(size, size), mode="bicubic", align_corners=False)[
+        0
+    ].clamp(0, 1)
+
+
+def export_photo(
+    fitter,
+    photo: PreparedPhoto,
+    index: int,
+    result,
+    out_dir: Path,
+    extra: dict | None = None,
+    options: ExportOptions | None = None,
+) -> Path:
+    """Write all outputs of photo ``index`` of ``result`` into ``out_dir / photo.name`` (atomically per file).
+
+    ``options`` (default :class:`ExportOptions` ()) choose the detail texture, its resolution and the eyes.
+    """
+    options = options or ExportOptions()
     folder = Path(out_dir) / photo.name
     folder.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".tmp-", dir=folder))
     try:
         params = result.params
-        texture = _to_uint8(result.texture[index])
-        vertices = result.vertices[index].detach().cpu()
-        _write_obj(fitter.face_model, staging, vertices, texture)
-        fitter.face_model.export(staging / "mesh.glb", vertices, texture)
+        face_model = fitter.face_model
+        camera_px = photo_camera(photo, params, index)
+        light = {name: value[index : index + 1].detach().cpu() for name, value in params.light().items()}
+        gan_albedo = result.texture[index].detach().cpu()
+        appearance: dict[str, Any] = {"detail": options.detail, "eyes": options.eyes}
+        if options.detail:
+            started = time.perf_counter()
+            detail = build_detail_texture(
+                face_model,
+                result.vertices[index],
+                camera_px,
+                light,
+                photo.image,
+                photo.landmarks,
+                gan_albedo,
+                DetailConfig(out_resolution=options.out_resolution),
+            )
+            final, gan_shown = detail.albedo, detail.gan
+            _write_png(staging / "texture_confidence.png", _to_uint8(detail.confidence)[..., 0])
+            appearance["detail_seconds"] = time.perf_counter() - started
+            appearance["seen_fraction"] = detail.seen_fraction()
+        else:
+            final = gan_shown = gan_albedo
+        texture = _to_uint8(final)
+        _write_png(staging / "texture.png", texture)
+        _write_png(staging / "texture_gan.png", _to_uint8(gan_shown))
+        ps, pe = params.ps[index : index + 1].detach(), params.pe[index : index + 1].detach()
+        with torch.no_grad():
+            full_vertices = face_model.full_vertices(ps, pe)[0].cpu()
+        head = None
+        parts_image = None
+        if options.eyes:
+            colours = eye_colours(face_model, full_vertices, camera_px, light, photo.image, photo.landmarks)
+            appearance["eye_colour_from_photo"] = list(colours.from_photo)
+            parts = part_texture(colours, final.shape[-1])
+            parts_image = _to_uint8(part_texture(colours, 64))
+            _write_png(staging / "parts.png", parts_image)
+            head = (_head_renderer(fitter), full_vertices, parts)
+        _write_meshes(
+            face_model,
+            staging,
+            full_vertices if options.eyes else full_vertices[: face_model.num_vertices],
+            texture,
+            parts_image,
+        )
 
         state = {key: value[index] for key, value in params.state_numpy().items() if key != "uv_texture"}
         original = photo_camera(photo, params, index)
@@ -224,7 +373,7 @@ def export_photo(fitter, photo: PreparedPhoto, index: int, result, out_dir: Path
         }
         _write_json(staging / "params.json", payload)
 
-        render, shown, k = render_full(fitter, photo, index, result, max_side=1024)
+        render, shown, k = render_full(fitter, photo, index, result, options.max_side, texture=final, head=head)
         _write_png(staging / "render.png", render)
         alpha = render[..., 3:4].astype(np.float32) / 255.0
         overlay = (shown.astype(np.float32) * (1 - alpha) + render[..., :3].astype(np.float32) * alpha).astype(np.uint8)
@@ -232,7 +381,8 @@ def export_photo(fitter, photo: PreparedPhoto, index: int, result, out_dir: Path
         projected = projected_landmarks(fitter, photo, index, result)
         marked = _draw_landmarks(shown, photo.landmarks * k, projected * k)
         height = 384
-        panels = [_panel(x, height) for x in (shown, overlay, render, texture, marked)]
+        shown_textures = (texture, _to_uint8(_upsampled(gan_shown, final.shape[-1])))
+        panels = [_panel(x, height) for x in (shown, overlay, render, *shown_textures, marked)]
         _write_png(staging / "compare.png", np.concatenate(panels, axis=1))
         _loss_plot(staging / "loss.png", result.history, index)
         interocular = float(interocular_distance(photo.landmarks))
@@ -251,11 +401,15 @@ def export_photo(fitter, photo: PreparedPhoto, index: int, result, out_dir: Path
         metrics = dict(result.metrics[index])
         metrics["landmark_error_px"] = error
         metrics["landmark_error_iod"] = error / max(interocular, 1e-6)
+        metrics["appearance"] = appearance
         if extra:
             metrics.update(extra)
         _write_json(staging / "metrics.json", metrics)
         for name in OUTPUT_FILES:  # metrics.json last: it marks the photo as done
-            os.replace(staging / name, folder / name)
+            if (staging / name).is_file():
+                os.replace(staging / name, folder / name)
+            elif name != DONE_MARKER:
+                (folder / name).unlink(missing_ok=True)  # e.g. a confidence map of an earlier detail run
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return folder

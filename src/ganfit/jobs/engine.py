@@ -189,8 +189,11 @@ def _strategy(sharding: ShardingConfig) -> str:
 class _ShardJob:
     """Everything a worker needs, in a plain object (Fabric's ``launch`` walks dataclass arguments)."""
 
-    def __init__(self, task: PhotoTask, out: str, sources: list[str], names: list[str], progress: bool) -> None:
+    def __init__(
+        self, task: PhotoTask, out: str, sources: list[str], names: list[str], progress: bool, per_node: int
+    ) -> None:
         self.task, self.out, self.sources, self.names, self.progress = task, out, sources, names, progress
+        self.per_node = per_node  # ranks on one node (they share its cores)
 
 
 def _rank_file(out: Path, rank: int) -> Path:
@@ -199,7 +202,7 @@ def _rank_file(out: Path, rank: int) -> Path:
 
 def _shard_worker(fabric, job: _ShardJob) -> None:
     rank, world = fabric.global_rank, fabric.world_size
-    apply_thread_policy(processes=max(1, world // max(1, fabric.num_nodes)))  # the ranks share the node's cores
+    apply_thread_policy(processes=job.per_node)
     shard = list(range(rank, len(job.sources), world))
     result = run_shard(
         job.task, [job.sources[i] for i in shard], [job.names[i] for i in shard], job.progress, fabric.local_rank
@@ -243,7 +246,7 @@ def run_sharded(
             timeout=timedelta(seconds=sharding.timeout_s),
         ),
     )
-    job = _ShardJob(task, str(out), sources, names, progress)
+    job = _ShardJob(task, str(out), sources, names, progress, max(1, processes))
     fabric.launch(_shard_worker, job)
     if strategy != "ddp_spawn" and fabric.global_rank != 0:
         return None

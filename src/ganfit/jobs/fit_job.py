@@ -22,7 +22,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from ganfit.atomic import atomic_write_json, remove_stale_staging
 from ganfit.config.schema import FitJobConfig
-from ganfit.fitting.export import DONE_MARKER, export_photo
+from ganfit.fitting.export import DONE_MARKER, ExportOptions, export_photo
 from ganfit.fitting.fitter import Fitter
 from ganfit.jobs.components import build_fitter, fitting_config, seeded
 from ganfit.jobs.engine import Outcome, PhotoItem, PrepareOptions, ShardResult, run_sharded
@@ -115,6 +115,9 @@ class FitTask:
     def setup(self) -> None:
         seeded(self.job.seed)
         self.fitter = build_fitter(self.cfg)
+        self.export_options = ExportOptions(
+            detail=self.job.detail, out_resolution=self.job.texture.out_resolution, eyes=self.job.eyes
+        )
 
     def prepare(self, item: PhotoItem) -> None:
         return None
@@ -133,7 +136,7 @@ class FitTask:
                     "source_sha256": self.digests[item.source],
                     "settings_sha256": self.settings,
                 }
-                export_photo(self.fitter, item.photo, index, result, self.out, extra=extra)
+                export_photo(self.fitter, item.photo, index, result, self.out, extra=extra, options=self.export_options)
                 seconds = time.perf_counter() - started
                 outcomes.append(Outcome(item.name, item.source, "fitted", "", seconds, result.metrics[index]))
             except Exception as error:

@@ -130,29 +130,38 @@ class Camera:
 
     def to_clip(self, points: torch.Tensor, resolution: tuple[int, int]) -> torch.Tensor:
         """Model-space points ``[B, N, 3]`` -> clip space ``[B, N, 4]`` for an image of ``(height, width)``."""
+        return self.camera_to_clip(self.to_camera(points), resolution)
+
+    def camera_to_clip(self, camera_points: torch.Tensor, resolution: tuple[int, int]) -> torch.Tensor:
+        """Camera-space points ``[B, ..., 3]`` mm -> clip space ``[B, ..., 4]``. Clip space depends only on the
+        image's aspect, so a raster of any size with that aspect (a smaller work buffer) sees the same image."""
         height, width = resolution
-        pc = self.to_camera(points)
-        f = self.focal[:, None]
+        shape = (camera_points.shape[0],) + (1,) * (camera_points.dim() - 2)
+        f = self.focal.reshape(shape)
         n, fa = self.near, self.far
-        w = -pc[..., 2]
-        x = pc[..., 0] * (2 * f / width)
-        y = pc[..., 1] * (2 * f / height)
+        w = -camera_points[..., 2]
+        x = camera_points[..., 0] * (2 * f / width)
+        y = camera_points[..., 1] * (2 * f / height)
         if self.principal is not None:  # off-centre principal point: shift in NDC, times w
-            x = x + (2 * self.principal[:, None, 0] / width - 1) * w
-            y = y + (1 - 2 * self.principal[:, None, 1] / height) * w
-        z = pc[..., 2] * ((fa + n) / (n - fa)) + 2 * fa * n / (n - fa)
+            x = x + (2 * self.principal[:, 0].reshape(shape) / width - 1) * w
+            y = y + (1 - 2 * self.principal[:, 1].reshape(shape) / height) * w
+        z = camera_points[..., 2] * ((fa + n) / (n - fa)) + 2 * fa * n / (n - fa)
         return torch.stack([x, y, z, w], dim=-1)
 
     def project(self, points: torch.Tensor, resolution: tuple[int, int]) -> torch.Tensor:
         """Model-space points ``[B, N, 3]`` -> pixel coordinates ``[B, N, 2]`` (x right, y down, top-left origin,
         pixel centres at +0.5) in an image of ``(height, width)``. Points behind the camera give meaningless values.
         """
-        pc = self.to_camera(points)
-        depth = (-pc[..., 2]).clamp(min=1e-3)  # distance in front of the camera, mm
-        f = self.focal[:, None]
+        return self.camera_to_pixels(self.to_camera(points), resolution)
+
+    def camera_to_pixels(self, camera_points: torch.Tensor, resolution: tuple[int, int]) -> torch.Tensor:
+        """Camera-space points ``[B, ..., 3]`` mm -> pixels ``[B, ..., 2]`` of an image of ``(height, width)``."""
+        shape = (camera_points.shape[0],) + (1,) * (camera_points.dim() - 2)
+        depth = (-camera_points[..., 2]).clamp(min=1e-3)  # distance in front of the camera, mm
+        f = self.focal.reshape(shape)
         principal = self.principal_point(resolution)
-        x = principal[:, None, 0] + f * pc[..., 0] / depth
-        y = principal[:, None, 1] - f * pc[..., 1] / depth
+        x = principal[:, 0].reshape(shape) + f * camera_points[..., 0] / depth
+        y = principal[:, 1].reshape(shape) - f * camera_points[..., 1] / depth
         return torch.stack([x, y], dim=-1)
 
 

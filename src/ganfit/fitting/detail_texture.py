@@ -1,0 +1,276 @@
+"""The detail texture: after the fit, the UV albedo at ``out_resolution`` built from the photo at its original
+resolution, with the GAN albedo as the prior for what the photo does not show.
+
+Per texel of the face model's UV layout (rasterised once per resolution by :class:`ganfit.fitting.unwrap.UvUnwrapper`)
+the fitted mesh gives a 3-D point and normal; then:
+
+* **visibility**: the fitted mesh is rasterised in the photo's own camera (``ganfit.render`` primitives, principal
+  point and focal length in original-photo pixels); a texel is seen only when its camera distance is within
+  ``depth_tolerance_mm`` of that depth buffer at its pixel, so a cheek hidden behind the nose is not seen even when
+  its normal faces the camera;
+* **confidence** = coverage x inside-photo x visible x facing ramp (cosine of normal and view direction) x
+  silhouette ramp (distance from the render's outline, in inter-ocular distances) x skin mask
+  (:mod:`ganfit.fitting.skin_mask`: background, hair beyond the face outline, eyes and mouth opening kept out);
+* **de-lighting**: the photo colour (bilinear, prefiltered to the texel footprint) divided by the fitted light's
+  shading of the texel's normal (the renderer's own light model, ``ganfit.render.lighting``);
+* **completion**: texels not seen take their mirror texel (``u <-> 1 - u``, a horizontal flip of the image), colour
+  matched by a per-channel gain over the texels both sides saw; the rest the GAN albedo, upsampled and gain-matched;
+* **blending**: seen, mirrored and GAN layers are joined by a Laplacian-pyramid (multi-band) blend, so borders have
+  no seam and the fine detail stops smoothly.
+
+Units: colours in [0, 1] (linear, as the renderer uses them), NCHW with row 0 = v 0 = texture top; pixels of the
+original photo (x right, y down, origin top-left, centres at +0.5); distances in mm.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import weakref
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+import ganfit.render as dr
+from ganfit.face_model import FaceModel
+from ganfit.fitting.shading import make_light
+from ganfit.fitting.skin_mask import skin_mask
+from ganfit.fitting.unwrap import UvUnwrapper
+from ganfit.render.camera import Camera
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class DetailConfig:
+    """Options of :func:`build_detail_texture` (``texture.out_resolution`` sets ``out_resolution``)."""
+
+    out_resolution: int = 1024  # side of the UV albedo written, texels
+    work_side: int = 1024  # long side of the photo-space depth buffer and masks, pixels
+    depth_tolerance_mm: float = 3.0  # a texel is seen when within this distance of the depth buffer, mm
+    min_facing: float = 0.2  # cosine(normal, view) at which confidence starts to rise from 0
+    full_facing: float = 0.55  # ... and reaches 1
+    silhouette_ramp: float = 0.12  # confidence rises from 0 at the render's outline to 1 this far in (IOD units)
+    min_shading: float = 0.2  # shading below this is clamped before dividing (deep shadow is not albedo)
+    use_skin_mask: bool = True  # keep photo pixels outside the face outline and on eyes/mouth opening out
+    mirror: bool = True  # fill unseen texels from their mirror texel
+    coarsest: int = 32  # the blend's coarsest pyramid level has this side (texels): its transition width
+    gain_range: float = 1.5  # colour-matching gains are clamped to [1 / r, r]
+
+
+@dataclass
+class DetailTexture:
+    """Result for one photo (all [C, R, R], row 0 = v 0).
+
+    albedo        [3, R, R] the final albedo in [0, 1]
+    gan           [3, R, R] the GAN albedo alone, upsampled to R
+    confidence    [1, R, R] seen-weight of each texel in the photo (before mirroring), [0, 1]
+    mirror        [1, R, R] weight of the mirror texel where the texel itself was not seen, [0, 1]
+    coverage      [1, R, R] texels the face mesh uses (1) or not (0)
+    """
+
+    albedo: torch.Tensor
+    gan: torch.Tensor
+    confidence: torch.Tensor
+    mirror: torch.Tensor
+    coverage: torch.Tensor
+
+    def seen_fraction(self, threshold: float = 0.5) -> float:
+        """Fraction of the used texels seen with confidence above ``threshold``."""
+        used = float(self.coverage.sum().clamp_min(1.0))
+        return float(((self.confidence > threshold).float() * self.coverage).sum()) / used
+
+
+_UNWRAPPERS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def texel_unwrapper(face_model: FaceModel, resolution: int) -> UvUnwrapper:
+    """The UV raster of ``face_model`` at ``resolution`` (built once per model and resolution)."""
+    cache = _UNWRAPPERS.setdefault(face_model, {})
+    if resolution not in cache:
+        cache[resolution] = UvUnwrapper(face_model, resolution)
+    return cache[resolution]
+
+
+def push_pull(colour: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """Extend ``colour`` [B, C, H, W] smoothly beyond where ``weight`` [B, 1, H, W] (in [0, 1]) is 1: a weighted
+    image pyramid whose coarse estimates are blended in where the weight is below 1."""
+    weight = weight.clamp(0.0, 1.0)
+    if min(colour.shape[-2:]) <= 1 or bool((weight >= 1).all()):
+        return colour
+    total = F.avg_pool2d(weight, 2, ceil_mode=True)
+    coarse = F.avg_pool2d(colour * weight, 2, ceil_mode=True) / total.clamp_min(1e-6)
+    coarse = push_pull(coarse, (total * 4.0).clamp(0.0, 1.0))
+    up = F.interpolate(coarse, size=colour.shape[-2:], mode="bilinear", align_corners=False)
+    return weight * colour + (1.0 - weight) * up
+
+
+def laplacian_blend(images: list[torch.Tensor], masks: list[torch.Tensor], levels: int) -> torch.Tensor:
+    """Multi-band blend (Burt & Adelson): each Laplacian band of the ``images`` [B, C, H, W] is averaged with the
+    matching Gaussian level of their ``masks`` [B, 1, H, W] (non-negative; normalised here), so sharp borders between
+    masks become transitions as wide as each band's wavelength. ``levels`` pyramid levels below full resolution."""
+    count, channels = len(images), images[0].shape[1]
+    stacked = torch.cat(images, 1)  # [B, N * C, H, W]: one pyramid for all layers
+    weights = torch.cat(masks, 1)
+    weights = weights / weights.sum(1, keepdim=True).clamp_min(1e-6)  # sums to 1, and so does every pooled level
+    gaussians, mask_levels = [stacked], [weights]
+    for _ in range(levels):
+        gaussians.append(F.avg_pool2d(gaussians[-1], 2, ceil_mode=True))
+        mask_levels.append(F.avg_pool2d(mask_levels[-1], 2, ceil_mode=True))
+
+    def up(image: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+        return F.interpolate(image, size=like.shape[-2:], mode="bilinear", align_corners=False)
+
+    def mix(level: int, bands: torch.Tensor) -> torch.Tensor:
+        batch, _, height, width = bands.shape
+        weighted = bands.view(batch, count, channels, height, width) * mask_levels[level][:, :, None]
+        return weighted.sum(1)
+
+    out = mix(levels, gaussians[levels])
+    for level in range(levels - 1, -1, -1):
+        out = up(out, gaussians[level]) + mix(level, gaussians[level] - up(gaussians[level + 1], gaussians[level]))
+    return out
+
+
+def _gain(target: torch.Tensor, source: torch.Tensor, weight: torch.Tensor, limit: float) -> torch.Tensor:
+    """Per-channel gain [1, C, 1, 1] making the ``weight``-averaged ``source`` match ``target`` (clamped)."""
+    mass = weight.sum()
+    if float(mass) < 16.0:  # too little overlap to judge colour: leave it
+        return torch.ones(1, target.shape[1], 1, 1, dtype=target.dtype)
+    ratio = (target * weight).sum((0, 2, 3)) / (source * weight).sum((0, 2, 3)).clamp_min(1e-6)
+    return ratio.clamp(1.0 / limit, limit).reshape(1, -1, 1, 1)
+
+
+def _interocular(landmarks: np.ndarray) -> float:
+    return float(np.linalg.norm(landmarks[36:42].mean(0) - landmarks[42:48].mean(0)))
+
+
+def photo_weights(coverage: np.ndarray, landmarks: np.ndarray, scale: float, config: DetailConfig) -> np.ndarray:
+    """Photo-space weight [h, w] float32 at the work scale: silhouette ramp of the render's ``coverage`` [h, w]
+    (bool) times the skin mask of the (original-pixel) ``landmarks`` [68, 2]."""
+    import cv2
+
+    iod = max(_interocular(landmarks) * scale, 1.0)
+    inside = cv2.distanceTransform(coverage.astype(np.uint8), cv2.DIST_L2, 5)
+    weight = np.clip(inside / (config.silhouette_ramp * iod), 0.0, 1.0)
+    if config.use_skin_mask:
+        weight = weight * skin_mask(coverage.shape, landmarks * scale)
+    return weight.astype(np.float32)
+
+
+def _prefiltered(photo: torch.Tensor, footprint: float) -> tuple[torch.Tensor, float]:
+    """Photo [1, 3, H, W] area-downsampled so one texel covers about one pixel (no aliasing when the photo is much
+    finer than the texture); returns it and its scale relative to the original."""
+    factor = math.floor(footprint)
+    if factor < 2:
+        return photo, 1.0
+    height, width = photo.shape[-2:]
+    size = (max(1, height // factor), max(1, width // factor))
+    return F.interpolate(photo, size=size, mode="bilinear", antialias=True, align_corners=False), 1.0 / factor
+
+
+@torch.no_grad()
+def build_detail_texture(
+    face_model: FaceModel,
+    vertices: torch.Tensor,
+    camera: Camera,
+    light: dict[str, torch.Tensor],
+    photo: np.ndarray,
+    landmarks: np.ndarray,
+    gan_albedo: torch.Tensor,
+    config: DetailConfig = DetailConfig(),
+) -> DetailTexture:
+    """Build the detail albedo of one fitted photo.
+
+    Args:
+        face_model: the morphable model of the fit.
+        vertices: [V, 3] fitted model-space vertices, mm.
+        camera: the fitted camera (batch of one) in original-photo pixels (``export.photo_camera``).
+        light: the fitted light parameters of this photo (``FitParameters.light()``, batch 1: [1, 3] or
+            ``sh`` [1, 9, 3]).
+        photo: uint8 [H, W, 3] the original photo.
+        landmarks: float [68, 2] detected iBUG-68 points, original-photo pixels.
+        gan_albedo: [3, r, r] the GAN's (or free texture's) albedo in [0, 1].
+        config: options.
+    """
+    size = config.out_resolution
+    vertices = vertices.detach().float().cpu()
+    unwrapper = texel_unwrapper(face_model, size)
+    coverage = (unwrapper.rast[..., 3:4] > 0).float().permute(0, 3, 1, 2).cpu()  # [1, 1, R, R]
+
+    photo_size = (int(photo.shape[0]), int(photo.shape[1]))
+    camera = camera.detached()
+    principal = camera.principal_point(photo_size).cpu()
+    camera = Camera(camera.rotation.cpu(), camera.translation.cpu(), camera.focal.cpu(), principal)
+    points = camera.to_camera(vertices[None])[0]  # [V, 3] camera space, mm
+    normals = face_model.vertex_normals(vertices[None])[0].cpu() @ camera.rotation_matrix()[0].T
+    per_vertex = torch.cat([points, normals], -1)[unwrapper.uv_vertex.cpu()][None].contiguous()
+    texel, _ = dr.interpolate(per_vertex, unwrapper.rast.cpu(), unwrapper.uv_triangles.cpu())  # [1, R, R, 6]
+    point, normal = texel[..., 0:3], F.normalize(texel[..., 3:6], dim=-1, eps=1e-8)
+    facing = (normal * F.normalize(-point, dim=-1, eps=1e-8)).sum(-1)[:, None]
+    facing_weight = ((facing - config.min_facing) / max(config.full_facing - config.min_facing, 1e-6)).clamp(0, 1)
+    pixel = camera.camera_to_pixels(point, photo_size)  # [1, R, R, 2] original-photo pixels
+
+    # Depth buffer of the fitted mesh in the photo's camera (work scale).
+    height, width = photo_size
+    scale = min(1.0, config.work_side / max(height, width))
+    work = (max(1, round(height * scale)), max(1, round(width * scale)))
+    triangles = face_model.triangles.to(torch.int32).cpu().contiguous()
+    clip = camera.camera_to_clip(points[None], photo_size)[0]  # same NDC at the work size (same aspect)
+    rast, _ = dr.rasterize(dr.RasterizeCpuContext(), clip[None].contiguous(), triangles, work)
+    distance, _ = dr.interpolate((-points[:, 2:3])[None].contiguous(), rast, triangles)
+    covered = rast[..., 3:4] > 0
+    depth = torch.flip(distance * covered, dims=[1]).permute(0, 3, 1, 2)  # [1, 1, h, w] top row first
+    grid = torch.stack([pixel[..., 0] / width * 2 - 1, pixel[..., 1] / height * 2 - 1], -1)  # [1, R, R, 2]
+    buffer = F.grid_sample(depth, grid, mode="nearest", padding_mode="zeros", align_corners=False)
+    texel_distance = -point[..., 2][:, None]
+    visible = ((buffer > 0) & (texel_distance <= buffer + config.depth_tolerance_mm)).float()
+    inside = (grid.abs() <= 1).all(-1)[:, None].float()
+
+    mask = photo_weights(torch.flip(covered[0, ..., 0], dims=[0]).numpy(), np.asarray(landmarks), scale, config)
+    pixel_weight = F.grid_sample(
+        torch.from_numpy(mask)[None, None], grid, mode="bilinear", padding_mode="zeros", align_corners=False
+    )
+    confidence = (coverage * inside * visible * facing_weight * pixel_weight).clamp(0.0, 1.0)
+
+    # Photo colour, prefiltered to the texel footprint, divided by the fitted shading.
+    image = torch.from_numpy(np.array(photo, dtype=np.uint8)).permute(2, 0, 1)[None].float() / 255.0
+    seen = confidence[0, 0] > 0.5
+    footprint = 1.0
+    if int(seen.sum()) > 16:
+        step = (pixel[0, :, 1:] - pixel[0, :, :-1]).norm(dim=-1)[seen[:, 1:] & seen[:, :-1]]
+        footprint = float(step.median()) if step.numel() else 1.0
+    image, k = _prefiltered(image, footprint)
+    colour = F.grid_sample(image, grid, mode="bilinear", padding_mode="border", align_corners=False)
+    lighting = make_light({name: value.detach().float().cpu() for name, value in light.items()})
+    shading = lighting.shade(torch.ones_like(normal), normal).clamp_min(config.min_shading).permute(0, 3, 1, 2)
+    observed = (colour / shading).clamp(0.0, 1.0)
+
+    # Layers: seen, mirrored (gain-matched), GAN (upsampled, gain-matched).
+    extended = push_pull(observed, (confidence / 0.25).clamp(0.0, 1.0))
+    flipped_confidence = confidence.flip(-1)
+    mirror_weight = flipped_confidence * (1.0 - confidence) if config.mirror else torch.zeros_like(confidence)
+    mirrored = extended.flip(-1)
+    both = confidence * flipped_confidence
+    mirrored = (mirrored * _gain(observed, observed.flip(-1), both, config.gain_range)).clamp(0.0, 1.0)
+    gan = F.interpolate(
+        gan_albedo.detach().float().cpu()[None], size=(size, size), mode="bicubic", align_corners=False
+    ).clamp(0.0, 1.0)
+    matched_gan = (gan * _gain(observed, gan, confidence * coverage, config.gain_range)).clamp(0.0, 1.0)
+    rest = (1.0 - confidence - mirror_weight).clamp_min(0.0)
+    levels = max(0, int(round(math.log2(size / max(config.coarsest, 1)))))
+    albedo = laplacian_blend([extended, mirrored, matched_gan], [confidence, mirror_weight, rest], levels).clamp(
+        0.0, 1.0
+    )
+    logger.debug(
+        "detail texture %d^2: footprint %.2f px (photo x%.3f), seen %.3f",
+        size,
+        footprint,
+        k,
+        float((confidence > 0.5).float().mean()),
+    )
+    return DetailTexture(
+        albedo=albedo[0], gan=gan[0], confidence=confidence[0], mirror=mirror_weight[0], coverage=coverage[0]
+    )
