@@ -291,7 +291,8 @@ class HeadlessChromium:
         if clip is not None:
             params["clip"] = {"x": clip.x, "y": clip.y, "width": clip.width, "height": clip.height, "scale": 1}
         elif full_page:
-            size = self.evaluate("({w: document.documentElement.scrollWidth, h: document.documentElement.scrollHeight})")
+            root = "document.documentElement"
+            size = self.evaluate(f"({{w: {root}.scrollWidth, h: {root}.scrollHeight}})")
             params["clip"] = {"x": 0, "y": 0, "width": size["w"], "height": size["h"], "scale": 1}
         data = base64.b64decode(self.send("Page.captureScreenshot", params)["data"])
         if path is not None:

@@ -90,7 +90,7 @@ def page(title: str, body: str, head: str = "", subtitle: str = "") -> str:
     """A complete HTML document with the shared style."""
     sub = f"<p>{subtitle}</p>" if subtitle else ""
     return (
-        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
+        '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
         '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
         f"<title>{esc(title)}</title>\n<style>{STYLE}</style>\n{head}</head>\n<body>\n"
         f'<header class="page"><h1>{esc(title)}</h1>{sub}</header>\n<main>\n{body}\n</main>\n</body>\n</html>\n'

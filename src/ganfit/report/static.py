@@ -43,6 +43,6 @@ def write_glb_script(glb: Path, target: Path, mesh_id: str) -> Path:
     payload = base64.b64encode(Path(glb).read_bytes()).decode("ascii")
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f".tmp-{target.name}")
-    tmp.write_text(f"GanfitViewer.register({json.dumps(mesh_id)}, \"{payload}\");\n", encoding="ascii")
+    tmp.write_text(f'GanfitViewer.register({json.dumps(mesh_id)}, "{payload}");\n', encoding="ascii")
     tmp.replace(target)
     return target
