@@ -285,6 +285,14 @@ class HeadlessChromium:
             raise BrowserError(f"no element matches {selector!r}")
         return Rect(**box)
 
+    def set_file_input(self, selector: str, path: str | Path) -> None:
+        """Choose ``path`` in the ``<input type=file>`` matching ``selector`` (as a user picking a file would)."""
+        document = self.send("DOM.getDocument", {"depth": 0})["root"]["nodeId"]
+        node = self.send("DOM.querySelector", {"nodeId": document, "selector": selector})["nodeId"]
+        if not node:
+            raise BrowserError(f"no element matches {selector!r}")
+        self.send("DOM.setFileInputFiles", {"nodeId": node, "files": [str(Path(path).resolve())]})
+
     def screenshot(self, path: str | Path | None = None, clip: Rect | None = None, full_page: bool = False) -> bytes:
         """A PNG of the viewport (or of ``clip``, or of the whole page); also written to ``path`` when given."""
         params: dict[str, Any] = {"format": "png", "captureBeyondViewport": full_page}
