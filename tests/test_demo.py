@@ -14,8 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from PIL import Image
-from tests.test_report_helpers import SHRINK, deep3d_photos
+from tests.test_report_helpers import SHRINK, deep3d_photos, no_face_jpeg
 
 from ganfit.demo import DemoServer
 
@@ -38,15 +37,6 @@ def _wait(server: DemoServer, ident: str, timeout: float) -> dict:
             return status
         assert time.monotonic() < deadline, f"job {ident} still {status['state']} after {timeout} s"
         time.sleep(0.5)
-
-
-def no_face_jpeg() -> bytes:
-    """A real photo without a face: scikit-image's coffee cup (CC0)."""
-    from skimage import data
-
-    buffer = io.BytesIO()
-    Image.fromarray(data.coffee()).save(buffer, format="JPEG")
-    return buffer.getvalue()
 
 
 @pytest.fixture(scope="module")

@@ -50,6 +50,15 @@ def corrupt_file(folder: Path) -> Path:
     return path
 
 
+def no_face_jpeg() -> bytes:
+    """A real photo without a face: scikit-image's coffee cup (CC0)."""
+    from skimage import data
+
+    buffer = io.BytesIO()
+    Image.fromarray(data.coffee()).save(buffer, format="JPEG")
+    return buffer.getvalue()
+
+
 def mean_face_job(root: Path, photos_root: Path) -> Path:
     """A fit-job folder ``root/out`` with one 'fitted' mean face and one failed corrupt file (see module doc)."""
     import torch
