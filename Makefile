@@ -10,7 +10,7 @@ STAMP := $(VENV)/.ganfit-installed
 export NUMBA_CACHE_DIR ?= $(HOME)/.cache/ganfit/numba
 PYTEST_ARGS ?=
 
-.PHONY: install fit test test-slow lint assets bench bench-render bench-identity bench-landmarks bench-fit bench-gan eval-synthetic eval-photos default-generator clean
+.PHONY: browser install fit test test-slow lint assets bench bench-render bench-identity bench-landmarks bench-fit bench-gan eval-synthetic eval-photos default-generator clean
 
 # The install step also puts @tensorflow/tfjs 4.22.0 (pure JS) into the git-ignored .cache/tfjs when npm exists: the
 # TF.js reference of the identity parity tests (tests/test_identity_tfjs.py), which skip without it (fail on CI).
@@ -21,9 +21,21 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m pip install --quiet -c constraints.txt -e ".[dev]"
 	if command -v npm >/dev/null; then npm install --prefix .cache/tfjs --no-audit --no-fund --silent @tensorflow/tfjs@4.22.0; \
 	else echo "npm not found: skipping @tensorflow/tfjs (the TF.js parity tests will skip)"; fi
+	@command -v chromium >/dev/null || $(MAKE) --no-print-directory browser || true
 	touch $(STAMP)
 
 install: $(STAMP)
+
+# Headless Chromium for the browser tests of the HTML report and the demo (Debian's package; needs root and apt).
+# Non-fatal: without it those tests skip locally (and fail with CI=true).
+browser:
+	@command -v chromium >/dev/null && exit 0; \
+	if command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) >/dev/null 2>&1 \
+			|| echo "note: could not install chromium (browser tests will skip)"; \
+	else \
+		echo "note: no chromium and no root apt-get: install Debian's chromium package for the browser tests"; \
+	fi
 
 # Downloads the ICT FaceKit model from its upstream repository if GANFIT_ASSETS does not hold it yet
 # (the only step of ganfit that uses the network).

@@ -81,10 +81,6 @@ def fit_task(cfg: DictConfig) -> int:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_USAGE
     print(summary.format())
-    if cfg.get("wandb"):
-        from ganfit.jobs.wandb_log import log_fit_run
-
-        log_fit_run(cfg, summary)
     return summary.exit_code
 
 

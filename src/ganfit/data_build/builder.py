@@ -39,6 +39,7 @@ from ganfit.jobs.components import build_fitter, fitting_config, seeded
 from ganfit.jobs.engine import Outcome, PhotoItem, PrepareOptions, run_sharded
 from ganfit.jobs.fit_job import Summary
 from ganfit.jobs.inputs import collect_inputs, output_names
+from ganfit.report import image_files, write_contact_sheet
 
 logger = logging.getLogger(__name__)
 
@@ -243,6 +244,8 @@ def run_build(cfg: DictConfig) -> BuildSummary:
     if result is None:
         return BuildSummary(str(out), [])
     write_metadata(out)
+    if (out / "textures").is_dir():
+        write_contact_sheet(out, image_files(out / "textures"), "UV textures")
     summary = BuildSummary(str(out), result.outcomes, result.interrupted, inputs.describe_skipped())
     atomic_write_json(out / "summary.json", summary.to_json())
     return summary

@@ -38,6 +38,7 @@ from ganfit.identity.api import embed_image, embed_photo
 from ganfit.jobs.fit_job import fit_job_config, run_fit_job
 from ganfit.jobs.inputs import collect_inputs, load_photo
 from ganfit.metrics.scores import identity_distance, landmark_error, masked_photometric_error, rank1
+from ganfit.report import write_table_report
 
 logger = logging.getLogger(__name__)
 
@@ -179,6 +180,8 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     }
     atomic_write_json(out / "results.json", payload)
     atomic_write_text(out / "table.md", markdown(payload))
+    table = [{"photo": name, "image": f"fits/{name}/compare.png", **row} for name, row in payload["photos"].items()]
+    write_table_report(out, table, "eval.photos", sort_by="identity_distance")
     plot(measured, out / "plots.png")
     return payload
 

@@ -94,6 +94,8 @@ class TextureGAN(pl.LightningModule):
         gen = torch.Generator().manual_seed(sample_seed)
         self.register_buffer("sample_z", torch.randn(num_samples, latent_dim, generator=gen))
         self._swd_reals: np.ndarray | None = None
+        self._swd_history: list[list[float]] = []  # [kimg, resolution, swd_avg] per evaluation (the logged curve)
+        self._grid_phase: tuple[int, int] | None = None  # (level, fade bucket) of the last fixed-latent grid
         self._last_time: float | None = None
         self._served_resolution: int | None = None
         self.G.level = self.G_ema.level = self.schedule.start_level
@@ -201,8 +203,11 @@ class TextureGAN(pl.LightningModule):
         self.log("kimg", self.images_seen.item() / 1000.0, prog_bar=True, on_step=True, batch_size=batch_size)
 
         every = hp.sample_every_n_steps
-        if every and int(self.iterations) % every == 0:
+        phase = (level, 0 if alpha < 0.5 else 1 if alpha < 1.0 else 2)
+        if every and (int(self.iterations) % every == 0 or phase != self._grid_phase):
+            # also at the start, middle and end of every fade, so each level's fade-in shows in the grids
             self.log_samples()
+        self._grid_phase = phase
         every = hp.swd_every_n_steps
         if hp.swd_real_root and every and int(self.iterations) % every == 0:
             self.evaluate_swd()
@@ -254,10 +259,23 @@ class TextureGAN(pl.LightningModule):
         result = swd(reals, fake, seed=0)
         metrics = {f"eval/swd_{r}": v for r, v in zip(result.resolutions, result.per_level, strict=True)}
         metrics["eval/swd_avg"] = result.average
+        metrics["eval/kimg"] = int(self.images_seen) / 1000.0
+        self._swd_history.append([metrics["eval/kimg"], float(res), float(result.average)])
         for logger in self.loggers:
             logger.log_metrics(metrics, step=self.global_step)
+            if type(logger).__name__ == "WandbLogger":
+                self._log_swd_curve(logger)
         log.info("SWD x1e3 at %dpx (%.1f kimg): %s", res, int(self.images_seen) / 1000, result.as_row())
         return metrics
+
+    def _log_swd_curve(self, logger: Any) -> None:
+        """The SWD history so far as a W&B line plot ``eval/swd_curve`` (SWD x1e3 against kimg; the table keeps
+        the resolution of each point, since values are comparable within one resolution only)."""
+        import wandb
+
+        table = wandb.Table(columns=["kimg", "resolution", "swd_avg"], data=[list(r) for r in self._swd_history])
+        plot = wandb.plot.line(table, "kimg", "swd_avg", title="SWD x1e3 of EMA samples vs held-back reals")
+        logger.experiment.log({"eval/swd_curve": plot, "trainer/global_step": self.global_step})
 
     @torch.no_grad()
     def check_ranks_in_sync(self) -> float:
@@ -290,11 +308,26 @@ class TextureGAN(pl.LightningModule):
         nrow = int(np.ceil(np.sqrt(out.shape[0])))
         return image_grid(out.cpu(), nrow)
 
+    @torch.no_grad()
+    def level_grid(self) -> np.ndarray:
+        """EMA samples of the fixed latents at the current level's own resolution (no upsampling)."""
+        level, alpha = self.progress()
+        out = self.G_ema(self.sample_z, level, alpha)
+        return image_grid(out.cpu(), int(np.ceil(np.sqrt(out.shape[0]))))
+
     def log_samples(self) -> None:
-        """Write the fixed-latent grid to ``sample_dir()`` and to the logger (W&B image / TensorBoard image)."""
+        """Write the fixed-latent grid to ``sample_dir()`` and to the logger (W&B image / TensorBoard image).
+
+        Loggers also get the grid at the level's own resolution under ``samples/<res>px`` (one panel per level,
+        its history = that level's fade-in, captioned with alpha and kimg).
+        """
         if self.trainer.global_rank != 0:
             return
         grid = self.sample_grid()
+        level, alpha = self.progress()
+        res = resolution_of(level)
+        caption = f"{res}px, alpha {alpha:.2f}, {int(self.images_seen) / 1000:.1f} kimg"
+        native = self.level_grid() if self.loggers else None
         step = int(self.iterations)
         folder = self.sample_dir()
         folder.mkdir(parents=True, exist_ok=True)
@@ -304,8 +337,10 @@ class TextureGAN(pl.LightningModule):
             name = type(logger).__name__
             if name == "WandbLogger":
                 logger.log_image(key="samples", images=[grid], step=self.global_step)
+                logger.log_image(key=f"samples/{res}px", images=[native], caption=[caption], step=self.global_step)
             elif name == "TensorBoardLogger":
                 logger.experiment.add_image("samples", grid, self.global_step, dataformats="HWC")
+                logger.experiment.add_image(f"samples/{res}px", native, self.global_step, dataformats="HWC")
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         level, alpha = self.progress()

@@ -27,6 +27,7 @@ from ganfit.fitting.fitter import Fitter
 from ganfit.jobs.components import build_fitter, fitting_config, seeded
 from ganfit.jobs.engine import Outcome, PhotoItem, PrepareOptions, ShardResult, run_sharded
 from ganfit.jobs.inputs import collect_inputs, output_names, source_digest
+from ganfit.report import write_fit_report
 
 logger = logging.getLogger(__name__)
 
@@ -260,6 +261,12 @@ def run_fit_job(cfg: DictConfig) -> Summary:
         return Summary(str(out), [], skipped_inputs=inputs.describe_skipped())
     summary = Summary(str(out), result.outcomes, result.interrupted, inputs.describe_skipped())
     summary.write()
+    if job.report:
+        write_fit_report(out)
+    if job.wandb:
+        from ganfit.jobs.wandb_log import log_fit_run  # deferred: wandb is a heavy import, needed only here
+
+        log_fit_run(cfg, summary)
     return summary
 
 

@@ -7,11 +7,12 @@ import os
 import wandb
 from omegaconf import DictConfig, OmegaConf
 
-from ganfit.jobs.fit_job import Summary
+from ganfit.report.wandb_media import log_fit_media
 
 
-def log_fit_run(cfg: DictConfig, summary: Summary) -> None:
-    """Log the run's scores and config to W&B; offline mode when no API key is configured."""
+def log_fit_run(cfg: DictConfig, summary) -> None:
+    """Log the run's scores, config and media (per photo the compare image, the mesh as a 3D object, a table of
+    metrics) to W&B; offline mode when no API key is configured. ``summary``: the run's ``fit_job.Summary``."""
     mode = "online" if os.environ.get("WANDB_API_KEY") or os.environ.get("WANDB_MODE") == "online" else "offline"
     run = wandb.init(
         project=os.environ.get("WANDB_PROJECT", "ganfit-fit"),
@@ -20,4 +21,5 @@ def log_fit_run(cfg: DictConfig, summary: Summary) -> None:
         dir=str(cfg.out),
     )
     run.log({**summary.scores(), "fitted": summary.count("fitted"), "failed": summary.count("failed")})
+    log_fit_media(run, cfg.out)
     run.finish()
