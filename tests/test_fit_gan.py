@@ -25,7 +25,9 @@ def test_gan_texture_fit_writes_generator_resolution(tmp_path, photos_root, asse
     generator = gan.Generator(resolution=64, fmap_base=256, fmap_max=32)
     path = gan.export_generator(generator, tmp_path / "generator.pt")
     photo = sorted((photos_root / "deep3d-examples").glob("*.jpg"))[0]
-    cfg = compose_fit([f"image={photo}", f"out={tmp_path / 'out'}", "texture=gan", f"texture.generator={path}"])
+    cfg = compose_fit(
+        [f"image={photo}", f"out={tmp_path / 'out'}", "texture=gan", f"texture.generator={path}", "detail=false"]
+    )
     OmegaConf.set_struct(cfg, False)
     cfg.fitting.texture_resolution = 32  # fitted through G.synthesize(z, 32), exported at 64
     cfg.fitting.rigid.steps, cfg.fitting.align.steps, cfg.fitting.full.steps = 10, 20, 4

@@ -206,12 +206,12 @@ class Summary:
     def to_json(self, previous: dict[str, Any] | None = None) -> dict[str, Any]:
         """This run's counts and scores, and every photo of the folder (earlier runs' entries kept, this run's
         marked ``latest``)."""
-        photos: dict[str, dict[str, Any]] = {}
-        for entry in (previous or {}).get("photos", []):
-            if isinstance(entry, dict) and "name" in entry:
+        photos: dict[str, dict[str, Any]] = {
+            o.name: {**asdict(o), "run": self.run, "latest": True} for o in self.outcomes
+        }
+        for entry in (previous or {}).get("photos", []):  # earlier runs' photos, after this run's (in input order)
+            if isinstance(entry, dict) and entry.get("name") not in photos and "name" in entry:
                 photos[entry["name"]] = {**entry, "latest": False}
-        for outcome in self.outcomes:
-            photos[outcome.name] = {**asdict(outcome), "run": self.run, "latest": True}
         return {
             "out": self.out,
             "run": self.run,
@@ -220,7 +220,7 @@ class Summary:
             "skipped": self.count("skipped"),
             "failed": self.count("failed"),
             "scores": self.scores(),
-            "photos": sorted(photos.values(), key=lambda p: p["name"]),
+            "photos": list(photos.values()),
         }
 
     def write(self) -> Path:
