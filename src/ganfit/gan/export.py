@@ -12,22 +12,60 @@ File format (a dict, readable with ``torch.load(path, weights_only=True)``):
 
 from __future__ import annotations
 
+import argparse
 import logging
+import sys
 from pathlib import Path
+from typing import Any
 
 import torch
 
+from ganfit.atomic import atomic_save
+from ganfit.exit_codes import EXIT_OK, run_command
 from ganfit.gan.networks import Generator
 
 log = logging.getLogger(__name__)
 
 FORMAT = "ganfit.generator/1"
 
-__all__ = ["FORMAT", "GeneratorFileError", "export_generator", "generator_from_checkpoint", "load_generator"]
+__all__ = [
+    "FORMAT",
+    "CheckpointFileError",
+    "GeneratorFileError",
+    "export_generator",
+    "generator_from_checkpoint",
+    "load_generator",
+    "read_checkpoint",
+]
 
 
 class GeneratorFileError(ValueError):
     """A ``generator.pt`` is missing or not in the expected format."""
+
+
+class CheckpointFileError(ValueError):
+    """A file given as a TextureGAN checkpoint is missing, not a checkpoint, or would need unpickling code."""
+
+
+def _safe_load(path: Path, map_location: str | torch.device = "cpu") -> Any:
+    """``torch.load(path, weights_only=True)``: tensors, containers and plain values only, never code.
+
+    Raises:
+        OSError: the file cannot be opened.
+        ValueError: it is not a torch file, or holds objects that only a full unpickler could build (the message
+            says so without torch's advice to unpickle it anyway).
+    """
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except OSError:
+        raise
+    except Exception as exc:  # pickle/zip errors differ by torch version
+        kind = type(exc).__name__
+        if "Weights only load failed" in str(exc):
+            raise ValueError(
+                f"{kind}: it holds Python objects other than tensors and plain values, which ganfit never unpickles"
+            ) from None
+        raise ValueError(f"{kind}: not a file written by torch.save") from None
 
 
 def export_generator(
@@ -54,9 +92,7 @@ def export_generator(
         "alpha": float(alpha),
         "images_seen": int(images_seen),
     }
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(payload, path)
+    path = atomic_save(path, lambda handle: torch.save(payload, handle))
     log.info("exported generator (level %d, %dx%d) to %s", usable, 4 * 2**usable, 4 * 2**usable, path)
     return path
 
@@ -70,14 +106,27 @@ def load_generator(path: str | Path, map_location: str | torch.device = "cpu") -
     path = Path(path)
     if not path.is_file():
         raise GeneratorFileError(f"generator file {path} does not exist; train one with `python train_texture_gan.py`")
+    hint = "give a generator.pt written by train_texture_gan.py or `python -m ganfit.gan export`"
     try:
-        payload = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as exc:  # pickle/zip errors differ by torch version
-        raise GeneratorFileError(f"cannot read generator file {path}: {exc}") from exc
+        payload = _safe_load(path, map_location)
+    except (OSError, ValueError) as exc:
+        raise GeneratorFileError(f"cannot read the generator file {path} ({exc}); {hint}") from None
+    if isinstance(payload, dict) and "pytorch-lightning_version" in payload:
+        raise GeneratorFileError(
+            f"{path} is a Lightning training checkpoint, not a generator export; "
+            f"write one with `python -m ganfit.gan export {path} generator.pt`"
+        )
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
-        raise GeneratorFileError(f"{path} is not a ganfit generator export (expected format {FORMAT!r})")
-    generator = Generator(**payload["config"])
-    generator.load_state_dict(payload["state_dict"])  # copies into float32 parameters (float16 files included)
+        raise GeneratorFileError(f"{path} is not a ganfit generator export (expected format {FORMAT!r}); {hint}")
+    try:
+        generator = Generator(**payload["config"])
+        generator.load_state_dict(payload["state_dict"])  # copies into float32 parameters (float16 files included)
+    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+        first = " ".join(str(exc).split())[:300]
+        raise GeneratorFileError(
+            f"the generator file {path} does not match its own network config ({type(exc).__name__}: {first}); "
+            f"the file is damaged or was edited; {hint}"
+        ) from None
     generator.requires_grad_(False)
     return generator.eval()
 
@@ -87,16 +136,23 @@ def generator_from_checkpoint(ckpt_path: str | Path, ema: bool = True) -> tuple[
 
     Returns ``(generator, progress)`` where ``progress`` is the checkpoint's ``"ganfit"`` entry (images_seen,
     iterations, level, alpha). The generator's ``level`` is the checkpoint's last fully faded-in level.
-    Checkpoints hold pickled hyper-parameters, so this uses ``weights_only=False``: only open checkpoints you trust.
+    The checkpoint is read with ``weights_only=True`` (TextureGAN's hyper-parameters are plain values), so a crafted
+    file cannot run code. Raises :class:`CheckpointFileError` for a file that is not such a checkpoint.
     """
-    ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=False)
-    hp = ckpt["hyper_parameters"]
-    generator = Generator(
-        hp["resolution"], hp["latent_dim"], hp["fmap_base"], hp["fmap_max"], hp["fmap_min"], hp["use_pixelnorm"]
-    )
-    prefix = "G_ema." if ema else "G."
-    state = {k[len(prefix) :]: v for k, v in ckpt["state_dict"].items() if k.startswith(prefix)}
-    generator.load_state_dict(state)
+    ckpt = read_checkpoint(ckpt_path)
+    try:
+        hp = ckpt["hyper_parameters"]
+        generator = Generator(
+            hp["resolution"], hp["latent_dim"], hp["fmap_base"], hp["fmap_max"], hp["fmap_min"], hp["use_pixelnorm"]
+        )
+        prefix = "G_ema." if ema else "G."
+        state = {k[len(prefix) :]: v for k, v in ckpt["state_dict"].items() if k.startswith(prefix)}
+        generator.load_state_dict(state)
+    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+        first = " ".join(str(exc).split())[:300]
+        raise CheckpointFileError(
+            f"{ckpt_path} is not a TextureGAN checkpoint of ganfit ({type(exc).__name__}: {first})"
+        ) from None
     progress = dict(ckpt.get("ganfit", {}))
     if "level" in progress:  # mid-fade: the last fully faded-in level, as export_generator
         level = int(progress["level"])
@@ -104,11 +160,35 @@ def generator_from_checkpoint(ckpt_path: str | Path, ema: bool = True) -> tuple[
     return generator.requires_grad_(False).eval(), progress
 
 
-def main(argv: list[str] | None = None) -> None:
-    """``python -m ganfit.gan export CKPT OUT [--half]``: write ``generator.pt`` (EMA weights) from a checkpoint."""
-    import argparse
+def read_checkpoint(path: str | Path) -> dict[str, Any]:
+    """A Lightning checkpoint of :class:`~ganfit.gan.module.TextureGAN`, read with ``weights_only=True``.
 
-    parser = argparse.ArgumentParser(description="Export the EMA generator of a TextureGAN checkpoint.")
+    Raises:
+        CheckpointFileError: missing, unreadable, holding code, a ganfit ``generator.pt``, or not a checkpoint.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointFileError(f"checkpoint {path} does not exist (or is not a file)")
+    try:
+        ckpt = _safe_load(path)
+    except (OSError, ValueError) as exc:
+        raise CheckpointFileError(f"cannot read the checkpoint {path} ({exc})") from None
+    if isinstance(ckpt, dict) and ckpt.get("format") == FORMAT:
+        raise CheckpointFileError(
+            f"{path} is a ganfit generator export (generator.pt: EMA weights only), not a training checkpoint; "
+            "resume from a .ckpt of the run's checkpoints/ folder, or use it as texture.generator= in fit.py"
+        )
+    if not isinstance(ckpt, dict) or "state_dict" not in ckpt or "pytorch-lightning_version" not in ckpt:
+        raise CheckpointFileError(f"{path} is not a Lightning checkpoint (no state_dict / pytorch-lightning_version)")
+    return ckpt
+
+
+def export_command(argv: list[str] | None = None) -> int:
+    """``python -m ganfit.gan export CKPT OUT [--half]``: write ``generator.pt`` (EMA weights) from a checkpoint.
+    Returns 0; raises :class:`CheckpointFileError` / ``OSError`` for the caller's exit-code wrapper."""
+    parser = argparse.ArgumentParser(
+        prog="python -m ganfit.gan export", description="Export the EMA generator of a TextureGAN checkpoint."
+    )
     parser.add_argument("ckpt", type=Path, help="Lightning checkpoint (.ckpt) of ganfit.gan.module.TextureGAN")
     parser.add_argument("out", type=Path, help="output generator.pt")
     parser.add_argument("--half", action="store_true", help="store the weights as float16 (half the size)")
@@ -124,7 +204,13 @@ def main(argv: list[str] | None = None) -> None:
         half=args.half,
     )
     print(args.out)
+    return EXIT_OK
+
+
+def main(argv: list[str] | None = None) -> int:
+    """:func:`export_command` with ganfit's exit codes (0 written, 2 a bad checkpoint or output path, 130 Ctrl-C)."""
+    return run_command(lambda: export_command(argv), (CheckpointFileError, OSError))
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

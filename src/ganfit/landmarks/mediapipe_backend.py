@@ -12,12 +12,21 @@ on four overlapping tiles of the image so that faces down to ~1/10 of the frame 
 mediapipe reports coordinates normalised by the image width/height; ``x * W, y * H`` gives continuous pixel
 coordinates (origin at the image's top-left corner), independent of the size the graph ran at, so large images are
 simply processed on a downscaled copy and scaled back.
+
+mediapipe's C++ side (absl, TF Lite) writes log lines straight to file descriptor 2 (``W0000 ...
+inference_feedback_manager.cc``, ``All log messages before absl::InitializeLog()``, ``INFO: Created TensorFlow Lite
+XNNPACK delegate``); Python's logging cannot filter them, so fd 2 points to /dev/null while the graphs are created
+and run (:func:`native_stderr_dropped`), unless ``GANFIT_VERBOSE=1`` (set by ``verbose=true``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
+import sys
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +35,7 @@ from ganfit.image_io import DETECTION_MAX_SIDE, downscale_for_detection
 from ganfit.landmarks.mapping import MediapipeToIbugMap, load_mediapipe_map
 from ganfit.landmarks.types import FaceDetection
 
-__all__ = ["DenseFace", "MediapipeDetector"]
+__all__ = ["VERBOSE_ENV", "DenseFace", "MediapipeDetector", "native_logs_shown", "native_stderr_dropped"]
 
 logger = logging.getLogger(__name__)
 
@@ -35,6 +44,55 @@ NUM_DENSE = 478
 Box = tuple[float, float, float, float]
 DenseFace = tuple[Box, float, np.ndarray]
 """(box (x0, y0, x1, y1) pixels, score, dense float32 [478, 2] pixels)."""
+
+
+VERBOSE_ENV = "GANFIT_VERBOSE"
+"""``GANFIT_VERBOSE=1`` keeps mediapipe's / TF Lite's C++ log lines (fit.py sets it for ``verbose=true``)."""
+
+_redirect_lock = threading.Lock()
+_redirect_depth = 0
+_saved_fd: int | None = None
+
+
+def native_logs_shown() -> bool:
+    """True when the C++ log lines should reach the terminal (``GANFIT_VERBOSE`` is 1/true/yes/on)."""
+    return os.environ.get(VERBOSE_ENV, "").strip().lower() in ("1", "true", "yes", "on")
+
+
+@contextlib.contextmanager
+def native_stderr_dropped() -> Iterator[None]:
+    """Point file descriptor 2 at /dev/null for the block (re-entrant, thread-safe), then restore it.
+
+    Python's ``sys.stderr`` is flushed before and after, so its own messages are neither lost nor reordered; what
+    C++ code writes to fd 2 meanwhile is dropped. A no-op when :func:`native_logs_shown` or when fd 2 is closed.
+    """
+    global _redirect_depth, _saved_fd
+    if native_logs_shown():
+        yield
+        return
+    with _redirect_lock:
+        if _redirect_depth == 0:
+            with contextlib.suppress(Exception):
+                sys.stderr.flush()
+            try:
+                saved = os.dup(2)
+            except OSError:  # no fd 2 at all: nothing to protect
+                saved = None
+            if saved is not None:
+                devnull = os.open(os.devnull, os.O_WRONLY)
+                os.dup2(devnull, 2)
+                os.close(devnull)
+            _saved_fd = saved
+        _redirect_depth += 1
+    try:
+        yield
+    finally:
+        with _redirect_lock:
+            _redirect_depth -= 1
+            if _redirect_depth == 0 and _saved_fd is not None:
+                os.dup2(_saved_fd, 2)
+                os.close(_saved_fd)
+                _saved_fd = None
 
 
 _CROP_MAX_SIDE = 768  # face crops are meshed at most this large (the mesh model itself runs at 192x192)
@@ -80,7 +138,8 @@ class MediapipeDetector:
         tiles: bool = True,  # also run the full-range detector on 4 overlapping tiles (finds small faces)
         min_face_size: float = 32.0,  # ignore extra detections whose box is smaller than this, pixels
     ) -> None:
-        import mediapipe as mp  # imported here: heavy, and only needed for this backend
+        with native_stderr_dropped():
+            import mediapipe as mp  # imported here: heavy, and only needed for this backend
 
         self.max_side = max_side
         self.max_num_faces = max_num_faces
@@ -88,15 +147,16 @@ class MediapipeDetector:
         self.crop_missed = crop_missed
         self.tiles = tiles
         self.min_face_size = min_face_size
-        self._mesh = mp.solutions.face_mesh.FaceMesh(
-            static_image_mode=True,
-            max_num_faces=max_num_faces,
-            refine_landmarks=True,
-            min_detection_confidence=min_detection_confidence,
-        )
-        self._detector = mp.solutions.face_detection.FaceDetection(
-            model_selection=1, min_detection_confidence=min_detection_confidence
-        )
+        with native_stderr_dropped():  # graph creation logs from C++ (TF Lite delegate, absl)
+            self._mesh = mp.solutions.face_mesh.FaceMesh(
+                static_image_mode=True,
+                max_num_faces=max_num_faces,
+                refine_landmarks=True,
+                min_detection_confidence=min_detection_confidence,
+            )
+            self._detector = mp.solutions.face_detection.FaceDetection(
+                model_selection=1, min_detection_confidence=min_detection_confidence
+            )
         self._lock = threading.Lock()
 
     @property
@@ -112,7 +172,7 @@ class MediapipeDetector:
         """
         height, width = image.shape[:2]
         view = downscale_for_detection(image, self.max_side)
-        with self._lock:
+        with self._lock, native_stderr_dropped():
             mesh_result = self._mesh.process(view.image)
         detections = self._detect_boxes(view.image, width, height)
         meshes = [_to_pixels(m.landmark, 0.0, 0.0, width, height) for m in mesh_result.multi_face_landmarks or []]
@@ -153,7 +213,7 @@ class MediapipeDetector:
             regions += [(x, y, x + tw, y + th) for y in (0, h - th) for x in (0, w - tw)]
         found: list[tuple[Box, float]] = []
         for rx0, ry0, rx1, ry1 in regions:
-            with self._lock:
+            with self._lock, native_stderr_dropped():
                 result = self._detector.process(np.ascontiguousarray(small[ry0:ry1, rx0:rx1]))
             for det in result.detections or []:
                 rel = det.location_data.relative_bounding_box
@@ -179,7 +239,7 @@ class MediapipeDetector:
             return None
         crop[sy0 - top : sy1 - top, sx0 - left : sx1 - left] = image[sy0:sy1, sx0:sx1]
         crop_view = downscale_for_detection(crop, _CROP_MAX_SIDE)
-        with self._lock:
+        with self._lock, native_stderr_dropped():
             result = self._mesh.process(crop_view.image)
         candidates = [_to_pixels(m.landmark, left, top, side, side) for m in result.multi_face_landmarks or []]
         candidates = [dense for dense in candidates if _iou(box, _bounds(dense)) > 0.3]
