@@ -8,40 +8,97 @@
 
 Composes ``conf/train.yaml`` (see docs/gan.md for every group and key), instantiates the data module, the
 TextureGAN module, the logger and the Trainer, fits, and writes the EMA generator to ``export_path``.
+
+``resume=`` takes a local Lightning checkpoint only: a URL is refused before anything connects (ganfit never
+downloads at run time), and the file is checked (``torch.load(weights_only=True)``: it cannot run code; a ganfit
+``generator.pt`` is named as such) before Lightning sees it, which then reads it with ``weights_only=True`` too.
+``trainer.fast_dev_run`` writes no checkpoints.
+
+Exit codes: 0 trained and exported; 2 bad usage (unknown key, bad value, missing ``data.root``, a bad ``resume=``:
+one line, no traceback); 130 Ctrl-C.
 """
 
 from __future__ import annotations
 
 import logging
+import sys
 from pathlib import Path
 
-import hydra
+from hydra.errors import InstantiationException
 from omegaconf import DictConfig
+from omegaconf.errors import OmegaConfBaseException
 
 from ganfit.config import CONF_DIR
+from ganfit.exit_codes import (
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    UsageError,
+    describe_config_failure,
+    hydra_entry,
+    one_line,
+    report_usage,
+)
+from ganfit.gan.data import DatasetError
+from ganfit.gan.export import CheckpointFileError, read_checkpoint
 from ganfit.gan.hydra_support import register_resolvers
 
 register_resolvers()
 log = logging.getLogger("train_texture_gan")
 
+__all__ = ["CONF_DIR", "check_resume", "main", "train", "train_task"]
+
+REMOTE_MARKERS = ("://",)
+
+
+def check_resume(resume: object) -> Path | None:
+    """The local checkpoint file ``resume=`` names, checked before Lightning sees it (None: no resume).
+
+    Raises:
+        UsageError: a URL (refused without connecting) or anything that is not a readable local checkpoint.
+        CheckpointFileError: the file is not a TextureGAN checkpoint (a ``generator.pt``, code, a foreign file).
+    """
+    if resume is None or str(resume).strip() == "":
+        return None
+    text = str(resume)
+    if any(marker in text for marker in REMOTE_MARKERS):
+        raise UsageError(
+            f"resume={text}: only a local checkpoint file is accepted (ganfit never downloads at run time); "
+            "download it yourself, check where it comes from, and pass its path"
+        )
+    path = Path(text).expanduser()
+    if not path.is_file():
+        raise UsageError(f"resume={text}: no such checkpoint file (give a .ckpt from a run's checkpoints/ folder)")
+    read_checkpoint(path)
+    return path
+
 
 def train(cfg: DictConfig) -> Path:
     """Run one training job from a composed config; returns the path of the exported generator."""
-    import pytorch_lightning as pl
+    import pytorch_lightning as pl  # deferred: Lightning and torch load only once the config is valid
     import torch
     from hydra.utils import instantiate
 
     from ganfit.gan.export import export_generator
 
+    resume = check_resume(cfg.get("resume"))
+    root = cfg.data.get("root") if "root" in cfg.data else None
+    if root is not None and not Path(str(root)).expanduser().is_dir():
+        raise UsageError(f"data.root={root} is not a folder; point data.root at a folder of PNG/JPG images")
     if cfg.torch_threads:
         torch.set_num_threads(int(cfg.torch_threads))
     pl.seed_everything(cfg.seed, workers=True)
     datamodule = instantiate(cfg.data)
     model = instantiate(cfg.gan)
     logger = instantiate(cfg.logger) if cfg.get("logger") else False
-    callbacks = [instantiate(cfg.checkpoint)] if cfg.get("checkpoint") else []
+    dev_run = bool(cfg.trainer.get("fast_dev_run", False))
+    callbacks = [instantiate(cfg.checkpoint)] if cfg.get("checkpoint") and not dev_run else []
     trainer = instantiate(cfg.trainer, logger=logger, callbacks=callbacks)
-    trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.resume)
+    try:
+        trainer.fit(model, datamodule=datamodule, ckpt_path=resume, weights_only=True)
+    except SystemExit:
+        if trainer.interrupted:  # Lightning turns Ctrl-C into a graceful shutdown and exit(1): it is 130 here
+            raise KeyboardInterrupt from None
+        raise
     level, alpha = model.progress()
     path = Path(cfg.export_path)
     if trainer.is_global_zero:
@@ -50,10 +107,42 @@ def train(cfg: DictConfig) -> Path:
     return path
 
 
-@hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="train")
-def main(cfg: DictConfig) -> None:
-    train(cfg)
+def _instantiation_message(error: InstantiationException) -> str | None:
+    """The usage error behind Hydra's instantiation wrapper (a missing data.root, ...), or None for a bug."""
+    cause = error.__cause__
+    if isinstance(cause, (DatasetError, FileNotFoundError, NotADirectoryError, PermissionError)):
+        return str(cause)
+    text = one_line(error)
+    if "Missing mandatory value" in text:
+        return text
+    return None
+
+
+def train_task(cfg: DictConfig) -> int:
+    """One training job with ganfit's exit codes (usage errors one line, 2; Ctrl-C 130)."""
+    try:
+        train(cfg)
+    except (UsageError, CheckpointFileError, DatasetError, FileNotFoundError, NotADirectoryError) as error:
+        return report_usage(error)
+    except OmegaConfBaseException as error:  # a missing mandatory value (data.root=???), a bad interpolation
+        return report_usage(describe_config_failure(error))
+    except InstantiationException as error:
+        message = _instantiation_message(error)
+        if message is None:
+            raise
+        return report_usage(message)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    return EXIT_OK
+
+
+def main() -> int:
+    """``python train_texture_gan.py key=value ...`` under Hydra (multirun, sweeps, output folders)."""
+    return hydra_entry(train_task, "train")
 
 
 if __name__ == "__main__":
-    main()
+    code = main()
+    if code:  # no SystemExit(0): runpy-driven callers (tests, sweeps) see a normal return
+        sys.exit(code)

@@ -8,6 +8,9 @@ That folder holds either the upstream ``FaceXModel/`` folder or an archive of it
 ``python -m ganfit.assets fetch`` downloads the model from its upstream repository at a pinned commit and
 verifies every file against the sha256 manifest in ``ganfit/data/ict_facekit_manifest.json``. It is the only code in
 ganfit that touches the network; nothing downloads at run or test time.
+
+Exit codes of ``python -m ganfit.assets``: 0 done; 1 a file failed its checksum (or the download failed); 2 bad usage
+(no model in the folder given or found: one line naming where it looked); 130 Ctrl-C.
 """
 
 from __future__ import annotations
@@ -252,7 +255,13 @@ def fetch_ict(dest: Path | None = None, url: str = ICT_ARCHIVE_URL) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m ganfit.assets {where,verify,ensure,fetch}``."""
+    """``python -m ganfit.assets {where,verify,ensure,fetch}``; returns the exit code (module docstring)."""
+    from ganfit.exit_codes import run_command  # deferred: it loads Hydra, which the asset functions never need
+
+    return run_command(lambda: _main(argv), (AssetNotFoundError,))
+
+
+def _main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m ganfit.assets", description=__doc__.split("\n\n")[0])
     parser.add_argument(
         "command",
@@ -285,7 +294,9 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         print(source.describe())
         return 0
-    except (AssetNotFoundError, AssetIntegrityError, OSError) as error:
+    except AssetNotFoundError:
+        raise  # usage: run_command reports it, exit 2
+    except (AssetIntegrityError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
 

@@ -91,6 +91,9 @@ def run_command(
     except SystemExit as exit_:
         return exit_code_of(exit_)
     except (UsageError, *usage_errors) as error:
+        cause = error.__cause__
+        if isinstance(cause, (HydraException, OmegaConfBaseException)):  # compose_config's wrapped errors
+            return report_usage(describe_config_failure(cause))
         return report_usage(error)
     return EXIT_OK if code is None else int(code)
 
@@ -129,7 +132,12 @@ def describe_config_failure(error: BaseException) -> str:
         if isinstance(link, OmegaConfBaseException) and key:
             line = _first_line(link)
             if "not in" in line and "Key" in line:
-                return f"{key}: unknown key ({line}); check the spelling (python fit.py --cfg job lists every key)"
+                return (
+                    f"{key}: unknown key ({line}); check the spelling "
+                    "(the keys are in ganfit/conf/; fit.py and train_texture_gan.py print them with --cfg job)"
+                )
+            if "Missing mandatory value" in line:
+                return f"{key} is required: give {key}=..."
             return f"{key}: {line}"
     return text.split(" Config search path:")[0]
 

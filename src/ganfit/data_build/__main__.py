@@ -12,20 +12,22 @@ import torch
 
 from ganfit.config.compose import ConfigUsageError, compose_config
 from ganfit.data_build.builder import run_build
+from ganfit.exit_codes import run_command
 from ganfit.jobs.inputs import InputSpecError
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Entry point; returns the exit code (see the module docstring)."""
+    return run_command(lambda: _main(argv), (ConfigUsageError, InputSpecError, OSError))
+
+
+def _main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s", force=True)
     logging.getLogger("ganfit").setLevel(logging.INFO)
-    try:
-        cfg = compose_config("data_build", list(sys.argv[1:] if argv is None else argv))
-        if int(cfg.get("torch_threads", 0)) > 0 and int(cfg.processes) <= 1:
-            torch.set_num_threads(int(cfg.torch_threads))
-        summary = run_build(cfg)
-    except (ConfigUsageError, InputSpecError, ValueError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    cfg = compose_config("data_build", list(sys.argv[1:] if argv is None else argv))
+    if int(cfg.get("torch_threads", 0)) > 0 and int(cfg.processes) <= 1:
+        torch.set_num_threads(int(cfg.torch_threads))
+    summary = run_build(cfg)
     print(summary.format())
     return summary.exit_code
 

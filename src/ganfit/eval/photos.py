@@ -32,11 +32,13 @@ from omegaconf import DictConfig, OmegaConf
 
 from ganfit.assets import DATA_DIR
 from ganfit.atomic import atomic_write_json, atomic_write_text
-from ganfit.config.compose import compose_config
+from ganfit.config.compose import ConfigUsageError, compose_config
+from ganfit.exit_codes import run_command
+from ganfit.gan.export import GeneratorFileError
 from ganfit.identity import load_identity_network
 from ganfit.identity.api import embed_image, embed_photo
 from ganfit.jobs.fit_job import fit_job_config, run_fit_job
-from ganfit.jobs.inputs import collect_inputs, load_photo
+from ganfit.jobs.inputs import InputSpecError, collect_inputs, load_photo
 from ganfit.metrics.scores import identity_distance, landmark_error, masked_photometric_error, rank1
 from ganfit.report import write_table_report
 
@@ -261,7 +263,7 @@ def _jsonable(value: Any) -> Any:
     return str(value)
 
 
-def main(argv: list[str] | None = None) -> int:
+def _main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s", force=True)
     logging.getLogger("ganfit").setLevel(logging.INFO)
     cfg = compose_config("eval_photos", list(sys.argv[1:] if argv is None else argv))
@@ -269,6 +271,12 @@ def main(argv: list[str] | None = None) -> int:
     print(markdown(payload))
     print(f"results: {Path(str(cfg.out)) / 'results.json'}, plots: {Path(str(cfg.out)) / 'plots.png'}")
     return 0 if payload["overall"]["measured"] > 0 else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m ganfit.eval.photos key=value ...``. Exit codes: 0 some photos measured, 1 none, 2 bad usage
+    (unknown key, bad value, missing image=/gallery=: one line), 130 Ctrl-C."""
+    return run_command(lambda: _main(argv), (ConfigUsageError, InputSpecError, GeneratorFileError, FileNotFoundError))
 
 
 if __name__ == "__main__":

@@ -45,12 +45,14 @@ from PIL import Image
 from scipy.spatial.transform import Rotation
 
 from ganfit.atomic import atomic_write_json
-from ganfit.config.compose import compose_config, conf_dir
+from ganfit.config.compose import ConfigUsageError, compose_config, conf_dir
 from ganfit.config.schema import AblationConfig, TextureInit
+from ganfit.exit_codes import run_command
 from ganfit.fitting.export import render_full
 from ganfit.fitting.photos import prepare_photo
 from ganfit.fitting.shading import FaceScene
 from ganfit.gan.data import find_images, load_square_image
+from ganfit.gan.export import GeneratorFileError
 from ganfit.identity import load_identity_network
 from ganfit.identity.api import embed_image
 from ganfit.jobs.components import build_fitter, fitting_config
@@ -383,6 +385,12 @@ def run(cfg: DictConfig) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """``python -m ganfit.eval.synthetic key=value ...``. Exit codes: 0 every variant measured, 1 some variant has
+    no finite shape error, 2 bad usage (unknown key, bad value, a missing textures= folder: one line), 130 Ctrl-C."""
+    return run_command(lambda: _main(argv), (ConfigUsageError, GeneratorFileError, FileNotFoundError))
+
+
+def _main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s", force=True)
     logging.getLogger("ganfit").setLevel(logging.INFO)
     cfg = compose_config("eval_synthetic", list(sys.argv[1:] if argv is None else argv))

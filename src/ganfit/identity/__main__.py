@@ -8,23 +8,26 @@
     -> prints the descriptor (one line of numbers), or saves it as a float32 .npy
 
 ``distance`` is the Euclidean distance between the two raw descriptors, as dlib reports it (dlib's own threshold for
-"same person" is 0.6), ``cosine`` the cosine of the angle between them. Errors (unreadable photo, no face, missing
-weights) print one line to stderr and exit with status 2.
+"same person" is 0.6), ``cosine`` the cosine of the angle between them. ``--out`` is written atomically.
+Exit codes: 0 done; 2 bad usage or input (unreadable photo, no face, missing weights, an ``--out`` that cannot be
+written: one line to stderr, no traceback); 130 Ctrl-C.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import logging
 import os
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
+from ganfit.atomic import atomic_save
+from ganfit.exit_codes import report_usage, run_command
 from ganfit.identity import IDENTITY_NETWORKS
+from ganfit.landmarks.mediapipe_backend import VERBOSE_ENV, native_stderr_dropped
 
 log = logging.getLogger("ganfit.identity")
 
@@ -53,33 +56,19 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-@contextlib.contextmanager
-def _native_stderr_silenced(enabled: bool) -> Iterator[None]:
-    """Send file descriptor 2 to /dev/null (mediapipe/TFLite log start-up chatter from C++, which Python's logging
-    cannot filter); our own messages are printed after it is restored. ``--verbose`` keeps everything."""
-    if not enabled:
-        yield
-        return
-    sys.stderr.flush()
-    saved = os.dup(2)
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    try:
-        os.dup2(devnull, 2)
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(devnull)
-
-
 def _fail(message: str) -> int:
-    print("error: " + " ".join(str(message).split()), file=sys.stderr)
-    return 2
+    return report_usage(message)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the process exit status."""
+    return run_command(lambda: _main(argv))
+
+
+def _main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.verbose:
+        os.environ[VERBOSE_ENV] = "1"  # mediapipe's C++ log lines too
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(message)s")
 
     from ganfit.assets import AssetIntegrityError, AssetNotFoundError
@@ -95,16 +84,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         net = load_identity_network(args.identity, onnx_path=args.onnx_path, models_dir=args.models_dir)
         if args.command == "compare":
-            with _native_stderr_silenced(not args.verbose):
+            with native_stderr_dropped():
                 a = embed_photo(args.photo_a, net, backend=args.landmarks, face_index=args.face_index)
                 b = embed_photo(args.photo_b, net, backend=args.landmarks, face_index=args.face_index)
             distance, cosine = compare_descriptors(a.descriptor, b.descriptor)
             print(f"distance: {distance:.3f} cosine: {cosine:.3f}")
         else:
-            with _native_stderr_silenced(not args.verbose):
+            with native_stderr_dropped():
                 e = embed_photo(args.photo, net, backend=args.landmarks, face_index=args.face_index)
             if args.out is not None:
-                np.save(args.out, e.descriptor.astype(np.float32))
+                descriptor = e.descriptor.astype(np.float32)
+                atomic_save(args.out, lambda handle: np.save(handle, descriptor))
                 print(f"saved {e.descriptor.size}-d {args.identity} descriptor to {args.out}")
             else:
                 print(" ".join(f"{v:.6f}" for v in e.descriptor))

@@ -4,8 +4,9 @@
 
 Prints one line per face (``photo face k: box=(...) score=... backend=...``); ``--json`` writes every face's box,
 score and 68 landmarks (pixels, iBUG order); ``--overlay DIR`` writes ``DIR/<photo stem>_landmarks.png`` with the
-boxes and points drawn. A photo that cannot be read or has no face is reported and skipped; the exit status is 1
-when any photo failed.
+boxes and points drawn (both written atomically). A photo that cannot be read or has no face is reported and
+skipped. Exit codes: 0 every photo done, 1 some photo failed, 2 bad usage (an unknown option, an output that cannot be
+written: one line), 130 Ctrl-C.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
+from ganfit.atomic import atomic_save, atomic_write_text
+from ganfit.exit_codes import run_command
 from ganfit.image_io import ImageInputError, read_image
 from ganfit.landmarks.api import BACKENDS, detect_faces
 from ganfit.landmarks.types import FaceDetection, LandmarkError
@@ -36,6 +39,11 @@ def draw_overlay(image: np.ndarray, faces: list[FaceDetection]) -> Image.Image:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Entry point; returns the exit code (see the module docstring)."""
+    return run_command(lambda: _main(argv), (OSError,))
+
+
+def _main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m ganfit.landmarks", description=__doc__.split("\n\n")[0])
     parser.add_argument("photos", nargs="+", type=Path, help="photo files")
     parser.add_argument("--backend", choices=BACKENDS, default="mediapipe", help="landmark backend")
@@ -67,10 +75,10 @@ def main(argv: list[str] | None = None) -> int:
             box = ", ".join(f"{v:.1f}" for v in face.box)
             print(f"{photo} face {index}: box=({box}) score={face.score:.3f} backend={face.backend}")
         if args.overlay:
-            args.overlay.mkdir(parents=True, exist_ok=True)
-            draw_overlay(image, faces).save(args.overlay / f"{photo.stem}_landmarks.png")
+            overlay = draw_overlay(image, faces)
+            atomic_save(args.overlay / f"{photo.stem}_landmarks.png", lambda f, o=overlay: o.save(f, format="PNG"))
     if args.json:
-        args.json.write_text(json.dumps(results, indent=1) + "\n")
+        atomic_write_text(args.json, json.dumps(results, indent=1) + "\n")
     return 1 if failed else 0
 
 

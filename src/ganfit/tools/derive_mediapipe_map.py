@@ -20,6 +20,9 @@ The script prints the fit error (normalised mean error, NME, by inter-ocular dis
 point and of the fitted combination, in-sample and 5-fold cross-validated, and stores them in the JSON.
 
 Evaluate the table on OTHER photos (deep3d-examples, frl-london): it must not be tuned on the evaluation sets.
+
+Exit codes: 0 written (atomically); 2 bad usage (no photos folder, no *.jpg in it, an unwritable --out: one line);
+130 Ctrl-C.
 """
 
 from __future__ import annotations
@@ -29,11 +32,14 @@ import datetime
 import json
 import logging
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
 from scipy.optimize import nnls
 
+from ganfit.atomic import atomic_write_text
+from ganfit.exit_codes import run_command
 from ganfit.image_io import read_image
 from ganfit.landmarks.mapping import MAP_FILENAME
 
@@ -201,7 +207,12 @@ def cross_validate(dense: np.ndarray, ibug: np.ndarray, k: int, folds: int = 5) 
     return sum(errors_nearest) / len(dense), sum(errors_fit) / len(dense)
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; returns the exit code."""
+    return run_command(lambda: _main(argv), (OSError,))
+
+
+def _main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     photos_root = os.environ.get("GANFIT_PHOTOS")
     default_photos = Path(photos_root) / "frl-canada" if photos_root else None
@@ -259,10 +270,9 @@ def main(argv: list[str] | None = None) -> None:
         "indices": out_idx.tolist(),
         "weights": [[round(float(v), 5) for v in row] for row in out_w],
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(table, indent=1) + "\n")
+    atomic_write_text(args.out, json.dumps(table, indent=1) + "\n")
     print(f"wrote {args.out}")
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -24,6 +24,9 @@ chains (``losses.landmark_loss``); a fixed surface point cannot represent them.
 The result is stored in ``data/ict_landmark_embedding.json`` (indices and weights only; derived from the MIT ICT
 model and the detector). ``conf/face_model/ict.yaml`` ``landmark_embedding: default`` uses it;
 ``landmark_embedding: null`` restores ICT's vertices.
+
+Exit codes: 0 written (atomically); 2 bad usage (no textures=, an unknown key or bad value, a missing folder: one
+line); 130 Ctrl-C.
 """
 
 from __future__ import annotations
@@ -40,8 +43,10 @@ import torch
 from omegaconf import OmegaConf
 
 import ganfit.render as dr
-from ganfit.config.compose import compose_config
+from ganfit.atomic import atomic_write_text
+from ganfit.config.compose import ConfigUsageError, compose_config
 from ganfit.eval.synthetic import load_textures, sample_scenes
+from ganfit.exit_codes import run_command
 from ganfit.face_model import DEFAULT_EMBEDDING, load_face_model
 from ganfit.landmarks import NoFaceError, detect_face
 
@@ -168,8 +173,12 @@ def learn_embedding(cfg, face_model, textures: list[np.ndarray], chunk: int = 16
     }
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None) -> int:
     """``python -m ganfit.tools.learn_landmark_embedding textures=DIR [n=240] [seed=1000] [out=...] [key=...]``."""
+    return run_command(lambda: _main(argv), (ConfigUsageError, OSError))
+
+
+def _main(argv: list[str] | None = None) -> None:
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     args = list(sys.argv[1:] if argv is None else argv)
@@ -186,8 +195,7 @@ def main(argv: list[str] | None = None) -> None:
     payload = learn_embedding(cfg, face_model, load_textures(cfg.textures))
     payload["command"] = "python -m ganfit.tools.learn_landmark_embedding " + " ".join(args)
     payload["seconds"] = round(time.perf_counter() - started, 1)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(payload, indent=1) + "\n")
+    atomic_write_text(out, json.dumps(payload, indent=1) + "\n")
     shifts = np.asarray(payload["shift_from_ict_mm"])[17:]
     print(
         f"{out}: {payload['detected']}/{payload['renders']} renders detected; shift from ICT's vertices "
@@ -196,4 +204,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
