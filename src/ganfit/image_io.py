@@ -303,7 +303,8 @@ def _check_size(path: Path, width: int, height: int, *, min_side: int, max_pixel
     if width * height > max_pixels:
         raise ImageTooLargeError(
             f"{path}: image is {width}x{height} = {width * height / 1e6:.1f} megapixels, more than the allowed "
-            f"{max_pixels / 1e6:.1f} (absurd size or decompression bomb); downscale it or raise max_pixels",
+            f"{max_pixels / 1e6:.1f} (absurd size or decompression bomb); "
+            "downscale it first (e.g. to 4000 px on the long side; ganfit detects faces at 4096 px at most)",
             path,
         )
     if min(width, height) < min_side:

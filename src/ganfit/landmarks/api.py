@@ -101,7 +101,11 @@ def detect_face(
         raise NoFaceError(
             f"{label}: no face found by the {backend} detector ({array.shape[1]}x{array.shape[0]} px); "
             "use a photo with a clearly visible, roughly frontal face"
-            + ("" if backend == "dlib" else ", or try backend='dlib'"),
+            + (
+                ""
+                if backend == "dlib"
+                else ", or try the dlib detector (fit.py: landmarks=dlib; CLIs: --landmarks dlib)"
+            ),
             label,
         )
     if face_index >= len(faces):
