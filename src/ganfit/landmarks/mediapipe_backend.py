@@ -22,6 +22,7 @@ and run (:func:`native_stderr_dropped`), unless ``GANFIT_VERBOSE=1`` (set by ``v
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import logging
 import os
 import sys
@@ -54,6 +55,13 @@ _redirect_depth = 0
 _saved_fd: int | None = None
 
 
+def _flush_c_stdio() -> None:
+    """``fflush(NULL)``: C stdio buffers (mediapipe's log lines sit in a buffered ``stderr``) written out now, so they
+    land where fd 2 points at this moment, not after it is restored."""
+    with contextlib.suppress(Exception):
+        ctypes.CDLL(None).fflush(None)
+
+
 def native_logs_shown() -> bool:
     """True when the C++ log lines should reach the terminal (``GANFIT_VERBOSE`` is 1/true/yes/on)."""
     return os.environ.get(VERBOSE_ENV, "").strip().lower() in ("1", "true", "yes", "on")
@@ -63,8 +71,9 @@ def native_logs_shown() -> bool:
 def native_stderr_dropped() -> Iterator[None]:
     """Point file descriptor 2 at /dev/null for the block (re-entrant, thread-safe), then restore it.
 
-    Python's ``sys.stderr`` is flushed before and after, so its own messages are neither lost nor reordered; what
-    C++ code writes to fd 2 meanwhile is dropped. A no-op when :func:`native_logs_shown` or when fd 2 is closed.
+    Python's ``sys.stderr`` and C's stdio buffers are flushed on entry, so earlier messages still reach the
+    terminal; C's buffers are flushed again before fd 2 is restored, so what C++ code wrote meanwhile (mediapipe's
+    ``stderr`` is buffered) is dropped. A no-op when :func:`native_logs_shown` or when fd 2 is closed.
     """
     global _redirect_depth, _saved_fd
     if native_logs_shown():
@@ -74,6 +83,7 @@ def native_stderr_dropped() -> Iterator[None]:
         if _redirect_depth == 0:
             with contextlib.suppress(Exception):
                 sys.stderr.flush()
+            _flush_c_stdio()  # earlier C output goes to the real stderr
             try:
                 saved = os.dup(2)
             except OSError:  # no fd 2 at all: nothing to protect
@@ -90,6 +100,7 @@ def native_stderr_dropped() -> Iterator[None]:
         with _redirect_lock:
             _redirect_depth -= 1
             if _redirect_depth == 0 and _saved_fd is not None:
+                _flush_c_stdio()  # the block's C log lines, still buffered, go to /dev/null
                 os.dup2(_saved_fd, 2)
                 os.close(_saved_fd)
                 _saved_fd = None
@@ -157,6 +168,11 @@ class MediapipeDetector:
             self._detector = mp.solutions.face_detection.FaceDetection(
                 model_selection=1, min_detection_confidence=min_detection_confidence
             )
+            # The graphs open their TF Lite models on worker threads after construction (and log from there): a
+            # first call on a blank frame waits for that, so the start-up lines are written while fd 2 is dropped.
+            blank = np.zeros((64, 64, 3), np.uint8)
+            self._mesh.process(blank)
+            self._detector.process(blank)
         self._lock = threading.Lock()
 
     @property
@@ -248,7 +264,9 @@ class MediapipeDetector:
     def detect(self, image: np.ndarray) -> list[FaceDetection]:
         """All faces in ``image`` (uint8 ``[H, W, 3]`` RGB), unordered, with iBUG-68 landmarks in its pixels."""
         mapping = self.mapping
+        with native_stderr_dropped():  # one redirect over all graph calls: their worker threads log in between
+            dense_faces = self.detect_dense(image)
         return [
             FaceDetection(box=box, score=score, landmarks=mapping.apply(dense), dense=dense, backend=self.backend)
-            for box, score, dense in self.detect_dense(image)
+            for box, score, dense in dense_faces
         ]
