@@ -178,8 +178,8 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
             f"{path} is a ganfit generator export (generator.pt: EMA weights only), not a training checkpoint; "
             "resume from a .ckpt of the run's checkpoints/ folder, or use it as texture.generator= in fit.py"
         )
-    if not isinstance(ckpt, dict) or "state_dict" not in ckpt or "pytorch-lightning_version" not in ckpt:
-        raise CheckpointFileError(f"{path} is not a Lightning checkpoint (no state_dict / pytorch-lightning_version)")
+    if not isinstance(ckpt, dict) or "state_dict" not in ckpt or not ({"hyper_parameters", "loops"} & set(ckpt)):
+        raise CheckpointFileError(f"{path} is not a Lightning checkpoint (no state_dict and hyper_parameters / loops)")
     return ckpt
 
 
