@@ -120,11 +120,12 @@ def describe_config_failure(error: BaseException) -> str:
     could not be converted to Integer``), a hint for the override grammar's lexer errors, else Hydra's chained text."""
     chain = _chain(error)
     text = describe_config_error(error).replace(_HYDRA_HINT, "").strip()
-    if "LexerNoViableAltException" in text or "token recognition error" in text:
+    if any(marker in text for marker in ("LexerNoViableAltException", "token recognition error", "mismatched input")):
         override = _first_line(chain[0]).replace("LexerNoViableAltException:", "").strip()
+        override = override.split(" See https://hydra.cc")[0].strip()
         return (
-            f"cannot parse the override {override}: Hydra's override grammar needs quotes around values with spaces, "
-            "commas, '#', '=', brackets or non-ASCII characters, e.g. image='\"my photos/a#1.jpg\"'; "
+            f"cannot parse the command line ({override}): Hydra's override grammar needs quotes around values "
+            "with spaces, commas, '#', '=', brackets or non-ASCII characters, e.g. image='\"my photos/a#1.jpg\"'; "
             "or name the photos in a list file (image=photos.txt), see docs/fitting.md"
         )
     for link in chain:
