@@ -31,7 +31,7 @@ from ganfit.report import write_fit_report
 
 logger = logging.getLogger(__name__)
 
-SETTINGS_KEYS = ("face_model", "renderer", "landmarks", "identity", "texture", "fitting", "seed")
+SETTINGS_KEYS = ("face_model", "renderer", "landmarks", "identity", "texture", "fitting", "seed", "detail", "eyes")
 """The config parts that shape a fit (a change of any of them is a different fit)."""
 
 
