@@ -89,6 +89,7 @@ class FitTask:
             face_index=self.job.landmarks.face_index,
             resolution=fitting.resolution,
             crop_scale=fitting.crop_scale,
+            dense=self.job.landmarks.dense,
         )
         self.fitter: Fitter | None = None
 
