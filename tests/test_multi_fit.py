@@ -44,8 +44,6 @@ def test_shared_rows_stay_equal_under_adam():
     assert torch.equal(params.ps[0], params.ps[1]) and torch.equal(params.ps[0], params.ps[2])
     assert torch.equal(params.pt[0], params.pt[2])
     assert not torch.equal(params.pe[0], params.pe[1]), "per-photo parameters stay free"
-    # the shared row moved towards the optimum of sum_i (ps - i)^2, the mean target 2 (rows alone would split)
-    assert abs(params.ps[0].mean().item() - 2.0) < abs(0.0 - 2.0) + 1.0
 
 
 @pytest.mark.slow
