@@ -67,15 +67,30 @@ class LossWeights:
     """Weight per loss term (0 = off). Field names are the terms of ``ganfit.fitting.objective.LossTerms``."""
 
     identity: float = 0.0  # 1 - cosine of identity descriptors (photo vs render)
+    identity_random_view: float = 0.0  # the same for a render in a randomised pose, expression and light
     content: float = 0.0  # normalised distance of the identity net's feature maps
     moment: float = 0.0  # distance of channel-wise mean/std of those feature maps
     pixel: float = 0.0  # mean L1 colour error inside the rendered face
     landmark: float = 0.0  # normalised squared landmark distance
+    dense_landmark: float = 0.0  # the same over mediapipe's dense face-mesh points (landmarks.dense=true)
     shape_prior: float = 0.0  # mean ps^2 (Gaussian prior, std units)
     expression_prior: float = 0.0  # mean pe^2 + penalty outside [0, 1]
     latent_prior: float = 0.0  # (|pt| - sqrt(512))^2 / 512, GAN texture only
     texture_prior: float = 0.0  # smoothness + symmetry of the free UV texture, free texture only
     light_prior: float = 0.0  # light colours near grey, SH bands small
+
+
+@dataclass
+class RandomViewConfig:
+    """GANFIT's second identity term: the render in a randomised view (``full.weights.identity_random_view``)."""
+
+    yaw_deg: float = 30.0  # head yaw uniform in [-yaw_deg, yaw_deg] about the face centre, degrees
+    pitch_deg: float = 10.0  # head pitch uniform in [-pitch_deg, pitch_deg], degrees
+    expression_scale: float = 0.3  # random expression: active blendshapes ~ U(0, expression_scale)
+    expression_fraction: float = 0.08  # probability of each blendshape being active
+    light_jitter: float = 0.2  # light colours scaled by U(1 - j, 1 + j), light direction moved by up to j (unit)
+    geometry: bool = True  # the term also moves the shape ps (false: texture only); never the camera
+    seed: int = 0  # seed of the views' random generator (one new view per step)
 
 
 @dataclass
@@ -106,6 +121,7 @@ class FittingConfig:
     latent_candidates: int = 8  # random latents tried by the search
     feature_taps: list[str] | None = None  # identity-net feature maps for content/moment (None = all spatial)
     identity_geometry: bool = False  # identity/content/moment terms also move shape, expression and camera
+    random_view: RandomViewConfig = field(default_factory=RandomViewConfig)  # the randomised-view identity term
     rigid: StageConfig = field(default_factory=StageConfig)  # stage 1a: camera from landmarks
     align: StageConfig = field(default_factory=StageConfig)  # stage 1b: + shape and expression
     full: StageConfig = field(default_factory=StageConfig)  # stage 2: the full objective
@@ -125,6 +141,7 @@ class LandmarksConfig:
 
     backend: str = "mediapipe"  # mediapipe | dlib
     face_index: int = 0  # which face when a photo holds several (0 = largest)
+    dense: bool = True  # pass mediapipe's dense face-mesh points to the fit (the dense_landmark term); dlib has none
 
 
 @dataclass
@@ -162,6 +179,7 @@ class FitJobConfig:
     report: bool = True  # write out/index.html (photos, pictures, metrics, 3D view)
     detail: bool = True  # build the detail texture from the photo (false: the GAN / free albedo alone)
     eyes: bool = True  # eyes and mouth interior in renders and meshes
+    shared_identity: bool = False  # fit the photos of one person together: one shape and texture, per-photo pose
     verbose: bool = False  # also show third-party log lines (mediapipe, TF Lite) and the thread policy
     sharding: ShardingConfig = field(default_factory=ShardingConfig)
     face_model: Any = None  # _target_ node: the morphable model

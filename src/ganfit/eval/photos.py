@@ -3,17 +3,21 @@
 Fits the photos with the fitting job (``ganfit.jobs.fit_job.run_fit_job``: batching, skip/resume, summary) into
 ``out/fits/`` and measures, per photo and overall:
 
-* ``identity_distance``: Euclidean distance of the judge network's descriptors of the photo and of the rendering
-  composited over the photo, both aligned by the photo's detected landmarks (dlib's same-person threshold: 0.6);
-  ``identity_distance_face_only``: the same with the rendering over flat grey (no photo pixels at all);
-* ``landmark_error_px`` / ``landmark_nme``: projected model landmarks vs the detected ones (NME: / inter-ocular);
-* ``photometric_error``: mean L1 (RGB, [0, 1]) of rendering vs photo inside the rendered face;
+* ``identity_distance``: the judge network's distance between its descriptors of the photo and of the rendering
+  composited over the photo, both aligned by the photo's detected landmarks; ``identity_distance_render_alone``:
+  the same with the rendering alone on black (no photo pixels: no hair, clothes or background). The judge
+  (``judge.name``, default ``faceres``) should never be a network of the loss; its distance (dlib: Euclidean,
+  the others: cosine) and same-person threshold are ``ganfit.metrics.identity.JUDGE_SPECS``'s;
+* ``landmark_error_px`` / ``landmark_nme``: projected model landmarks vs the detected ones (NME: / inter-ocular,
+  outer eye corners);
+* ``photometric_error``: mean L1 (RGB, [0, 1]) of rendering vs photo inside the rendered face (alpha > 0.5);
+  ``masked_l1`` and ``sharpness_ratio`` (variance of the Laplacian, render / photo) inside the render's opaque
+  region (``ganfit.metrics.appearance``), at the photo's resolution (long side capped as render.png);
 * ``seconds``: fitting time per photo (batched).
 
-With a ``gallery`` (or ``frl_holdout=true``), **rank-1 identification**: each fit's face-only rendering is matched
-against the gallery photos of all people (nearest descriptor); the photo-to-photo rate is the ceiling, 1/people
-is chance. The judge network is dlib's unless ``judge.name=arcface`` (with an ONNX file): when it is also the loss's
-network, the report says so.
+With a ``gallery`` (or ``frl_holdout=true``), **rank-1 identification**: each fit's render alone is matched against
+the gallery photos of all people (nearest descriptor under the judge's distance); the photo-to-photo rate is the
+ceiling, 1/people is chance.
 """
 
 from __future__ import annotations
@@ -28,10 +32,13 @@ from typing import Any
 
 import numpy as np
 import torch
+from matplotlib.figure import Figure
 from omegaconf import DictConfig, OmegaConf
+from PIL import Image
+from torch import nn
 
 from ganfit.assets import DATA_DIR
-from ganfit.atomic import atomic_write_json, atomic_write_text
+from ganfit.atomic import atomic_save, atomic_write_json, atomic_write_text
 from ganfit.config.compose import ConfigUsageError, compose_config
 from ganfit.exit_codes import run_command
 from ganfit.gan.export import GeneratorFileError
@@ -39,21 +46,24 @@ from ganfit.identity import load_identity_network
 from ganfit.identity.api import embed_image, embed_photo
 from ganfit.jobs.fit_job import fit_job_config, run_fit_job
 from ganfit.jobs.inputs import InputSpecError, collect_inputs, load_photo
-from ganfit.metrics.scores import identity_distance, landmark_error, masked_photometric_error, rank1
+from ganfit.metrics.appearance import appearance_metrics, face_on_black
+from ganfit.metrics.identity import JUDGE_SPECS, JudgeSpec, comparable, judge_distance
+from ganfit.metrics.scores import landmark_error, masked_photometric_error, rank1
 from ganfit.report import write_table_report
 
 logger = logging.getLogger(__name__)
 
 PHOTO_METRICS = (
     "identity_distance",
-    "identity_distance_face_only",
+    "identity_distance_render_alone",
     "landmark_error_px",
     "landmark_nme",
     "photometric_error",
+    "masked_l1",
+    "sharpness_ratio",
     "seconds",
 )
 """Per-photo measurements summarised by median and mean."""
-GREY = 128
 
 
 def frl_holdout_lists(out: Path, holdout_file: Path) -> tuple[Path, Path]:
@@ -80,10 +90,9 @@ def person(stem: str, pattern: str) -> str:
     return match.group(0) if match else stem
 
 
-def measure_fit(folder: Path, source: str, judge) -> dict[str, Any]:
-    """Metrics of one fitted photo (its ``out/fits/<name>/`` folder) and its descriptors."""
-    from PIL import Image
-
+def measure_fit(folder: Path, source: str, judge: nn.Module, spec: JudgeSpec) -> dict[str, Any]:
+    """Metrics of one fitted photo (its ``out/fits/<name>/`` folder) and its descriptors, at the photo's resolution
+    (the long side capped as ``render.png`` is)."""
     photo = load_photo(source)
     render = np.asarray(Image.open(folder / "render.png").convert("RGBA"))
     marks = json.loads((folder / "landmarks.json").read_text())
@@ -93,25 +102,40 @@ def measure_fit(folder: Path, source: str, judge) -> dict[str, Any]:
         photo = np.asarray(Image.fromarray(photo).resize((render.shape[1], render.shape[0]), Image.BILINEAR))
     alpha = render[..., 3:4].astype(np.float32) / 255.0
     overlay = (render[..., :3] * alpha + photo * (1 - alpha) + 0.5).astype(np.uint8)
-    face_only = (render[..., :3] * alpha + GREY * (1 - alpha) + 0.5).astype(np.uint8)
+    alone = face_on_black(render)
     px, nme = landmark_error(projected[None], detected[None])
     photo_descriptor = embed_image(photo, detected * k, judge).descriptor
     overlay_descriptor = embed_image(overlay, detected * k, judge).descriptor
-    face_descriptor = embed_image(face_only, detected * k, judge).descriptor
+    alone_descriptor = embed_image(alone, detected * k, judge).descriptor
     metrics = json.loads((folder / "metrics.json").read_text())
+    appearance = appearance_metrics(photo, render)
     return {
-        "identity_distance": identity_distance(photo_descriptor, overlay_descriptor)[0],
-        "identity_distance_face_only": identity_distance(photo_descriptor, face_descriptor)[0],
+        "identity_distance": judge_distance(photo_descriptor, overlay_descriptor, spec.metric),
+        "identity_distance_render_alone": judge_distance(photo_descriptor, alone_descriptor, spec.metric),
         "landmark_error_px": float(px[0]),
         "landmark_nme": float(nme[0]),
         "photometric_error": masked_photometric_error(render[..., :3], photo, alpha[..., 0] > 0.5),
+        "masked_l1": appearance["masked_l1"],
+        "sharpness_ratio": appearance["sharpness_ratio"],
         "seconds": float(metrics.get("seconds", float("nan"))),
-        "descriptors": {"photo": photo_descriptor, "overlay": overlay_descriptor, "face_only": face_descriptor},
+        "detail": bool(metrics.get("appearance", {}).get("detail", False)),
+        "descriptors": {"photo": photo_descriptor, "overlay": overlay_descriptor, "render_alone": alone_descriptor},
     }
 
 
+def judge_of(cfg: DictConfig) -> tuple[str, nn.Module, JudgeSpec]:
+    """The metric's judge network, with its distance and threshold (``judge.threshold`` overrides the recorded one)."""
+    name = str(cfg.judge.name)
+    options = {key: cfg.judge[key] for key in ("onnx_path", "models_dir") if cfg.judge.get(key)}
+    network = load_identity_network(name, **options)
+    recorded = JUDGE_SPECS.get(name, JudgeSpec("euclidean", 0.6, "dlib-style default"))
+    threshold = cfg.judge.get("threshold")
+    spec = recorded if threshold is None else JudgeSpec(recorded.metric, float(threshold), "judge.threshold")
+    return name, network, spec
+
+
 def run(cfg: DictConfig) -> dict[str, Any]:
-    """Fit, measure, rank; writes ``out/results.json``, ``out/table.md``, ``out/plots.png``."""
+    """Fit, measure, rank; writes ``out/results.json``, ``out/table.md``, ``out/index.html``, ``out/plots.png``."""
     if int(cfg.get("torch_threads", 0)) > 0:
         torch.set_num_threads(int(cfg.torch_threads))
     out = Path(str(cfg.out))
@@ -125,9 +149,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         raise ValueError("eval.photos needs image=DIR (or frl_holdout=true)")
     fits = out / "fits"
     summary = run_fit_job(fit_job_config(cfg, image=str(image), out=str(fits), report=False))
-    judge = load_identity_network(
-        str(cfg.judge.name), **({"onnx_path": cfg.judge.onnx_path} if cfg.judge.onnx_path else {})
-    )
+    judge_name, judge, spec = judge_of(cfg)
     loss_networks = sorted(str(name) for name, node in (cfg.get("identity") or {}).items() if node)
     rows: dict[str, dict[str, Any]] = {}
     for outcome in summary.outcomes:
@@ -135,30 +157,29 @@ def run(cfg: DictConfig) -> dict[str, Any]:
             rows[outcome.name] = {"status": outcome.status, "reason": outcome.reason}
             continue
         try:
-            rows[outcome.name] = {"status": "ok", **measure_fit(fits / outcome.name, outcome.source, judge)}
+            rows[outcome.name] = {"status": "ok", **measure_fit(fits / outcome.name, outcome.source, judge, spec)}
         except Exception as error:  # a photo whose fit cannot be measured is reported, not fatal
             logger.exception("could not measure %s", outcome.name)
             rows[outcome.name] = {"status": "unmeasured", "reason": f"{type(error).__name__}: {error}"}
     measured = {name: row for name, row in rows.items() if row["status"] == "ok"}
-    keys = PHOTO_METRICS
-    overall: dict[str, Any] = {
-        f"median_{k}": float(np.median([r[k] for r in measured.values()])) if measured else float("nan") for k in keys
-    }
-    overall.update(
-        {f"mean_{k}": float(np.mean([r[k] for r in measured.values()])) if measured else float("nan") for k in keys}
-    )
-    overall["fraction_under_0.6"] = (
-        float(np.mean([r["identity_distance"] < 0.6 for r in measured.values()])) if measured else float("nan")
-    )
-    overall["fraction_face_only_under_0.6"] = (
-        float(np.mean([r["identity_distance_face_only"] < 0.6 for r in measured.values()]))
-        if measured
-        else float("nan")
-    )
+    overall: dict[str, Any] = {}
+    for key in PHOTO_METRICS:
+        values = [r[key] for r in measured.values() if np.isfinite(r[key])]
+        overall[f"median_{key}"] = float(np.median(values)) if values else float("nan")
+        overall[f"mean_{key}"] = float(np.mean(values)) if values else float("nan")
+    for kind, key in (("overlay", "identity_distance"), ("render_alone", "identity_distance_render_alone")):
+        under = [r[key] < spec.threshold for r in measured.values()]
+        overall[f"fraction_under_threshold_{kind}"] = float(np.mean(under)) if under else float("nan")
     overall["photos"], overall["measured"] = len(rows), len(measured)
-    overall["judge"] = str(cfg.judge.name)
+    overall["judge"] = judge_name
+    overall["judge_metric"], overall["judge_threshold"], overall["judge_threshold_source"] = (
+        spec.metric,
+        spec.threshold,
+        spec.source,
+    )
     overall["loss_networks"] = loss_networks
-    overall["judge_is_loss_network"] = str(cfg.judge.name) in loss_networks
+    overall["judge_is_loss_network"] = judge_name in loss_networks
+    overall["detail"] = all(r["detail"] for r in measured.values()) if measured else None
     identification = None
     if gallery is not None and measured:
         gallery_paths = collect_inputs(str(gallery)).sources
@@ -168,9 +189,10 @@ def run(cfg: DictConfig) -> dict[str, Any]:
             gallery_ids.append(person(Path(path).stem, str(cfg.identity_pattern)))
         probe_ids = [person(name, str(cfg.identity_pattern)) for name in measured]
         identification = {"chance": 1.0 / max(1, len(set(gallery_ids))), "people": len(set(gallery_ids))}
-        for kind in ("face_only", "overlay", "photo"):
-            probes = np.stack([row["descriptors"][kind] for row in measured.values()])
-            rate, matches = rank1(probes, np.stack(gallery_desc), probe_ids, gallery_ids)
+        gallery_matrix = comparable(np.stack(gallery_desc), spec.metric)
+        for kind in ("render_alone", "overlay", "photo"):
+            probes = comparable(np.stack([row["descriptors"][kind] for row in measured.values()]), spec.metric)
+            rate, matches = rank1(probes, gallery_matrix, probe_ids, gallery_ids)
             identification[f"rank1_{kind}"] = rate
             identification[f"matches_{kind}"] = matches
     payload = {
@@ -183,16 +205,22 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     atomic_write_json(out / "results.json", payload)
     atomic_write_text(out / "table.md", markdown(payload))
     table = [{"photo": name, "image": f"fits/{name}/compare.png", **row} for name, row in payload["photos"].items()]
-    write_table_report(out, table, "eval.photos", sort_by="identity_distance")
-    plot(measured, out / "plots.png")
+    write_table_report(out, table, "eval.photos", sort_by="identity_distance_render_alone")
+    plot(measured, out / "plots.png", spec)
     return payload
 
 
 def markdown(payload: dict[str, Any]) -> str:
     """Per-photo and overall tables (markdown)."""
+    o = payload["overall"]
+    judge = f"judge {o['judge']} ({o['judge_metric']} distance, threshold {o['judge_threshold']:.3f})"
     lines = [
-        "| photo | identity dist (over photo) | identity dist (face only) | landmark err (px) | landmark NME | "
-        "photometric L1 | s |",
+        f"Identity distances by the {judge}"
+        + (": THE SAME NETWORK AS IN THE LOSS (an optimised quantity)" if o["judge_is_loss_network"] else "")
+        + f"; loss networks: {', '.join(o['loss_networks']) or 'none'}; detail texture: {o['detail']}.",
+        "",
+        "| photo | identity dist (over photo) | identity dist (render alone) | landmark NME | masked L1 | "
+        "sharpness ratio | s |",
         "|---|---|---|---|---|---|---|",
     ]
     for name, row in payload["photos"].items():
@@ -200,67 +228,47 @@ def markdown(payload: dict[str, Any]) -> str:
             lines.append(f"| {name} | {row['status']}: {row.get('reason', '')} | | | | | |")
             continue
         lines.append(
-            f"| {name} | {row['identity_distance']:.3f} | {row['identity_distance_face_only']:.3f} | "
-            f"{row['landmark_error_px']:.1f} | {row['landmark_nme']:.3f} | {row['photometric_error']:.3f} | "
+            f"| {name} | {row['identity_distance']:.3f} | {row['identity_distance_render_alone']:.3f} | "
+            f"{row['landmark_nme']:.3f} | {row['masked_l1']:.3f} | {row['sharpness_ratio']:.2f} | "
             f"{row['seconds']:.1f} |"
         )
-    o = payload["overall"]
-    lines += [
-        "",
-        f"Overall ({o['measured']} of {o['photos']} photos measured; judge {o['judge']}"
-        f"{', the same network as in the loss' if o['judge_is_loss_network'] else ''}):",
-        "",
-        "| metric | median | mean |",
-        "|---|---|---|",
-    ]
+    lines += ["", f"Overall ({o['measured']} of {o['photos']} photos measured):", "", "| metric | median | mean |"]
+    lines.append("|---|---|---|")
     for key in PHOTO_METRICS:
         lines.append(f"| {key} | {o['median_' + key]:.3f} | {o['mean_' + key]:.3f} |")
     lines.append(
-        f"| identity distance < 0.6 (over photo / face only) | {o['fraction_under_0.6']:.2f} | "
-        f"{o['fraction_face_only_under_0.6']:.2f} |"
+        f"| fraction under the judge's threshold (over photo / render alone) | "
+        f"{o['fraction_under_threshold_overlay']:.2f} | {o['fraction_under_threshold_render_alone']:.2f} |"
     )
     if payload.get("rank1"):
         r = payload["rank1"]
         lines += [
             "",
-            f"Rank-1 identification against {r['people']} people (chance {r['chance']:.2f}): "
-            f"face-only render {r['rank1_face_only']:.2f}, render over photo {r['rank1_overlay']:.2f}, "
+            f"Rank-1 identification against {r['people']} people's other photos (chance {r['chance']:.2f}): "
+            f"render alone {r['rank1_render_alone']:.2f}, render over photo {r['rank1_overlay']:.2f}, "
             f"the photo itself (ceiling) {r['rank1_photo']:.2f}.",
         ]
     return "\n".join(lines) + "\n"
 
 
-def plot(measured: dict[str, dict[str, Any]], path: Path) -> None:
-    """Histograms of identity distance and landmark NME."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+def plot(measured: dict[str, dict[str, Any]], path: Path, spec: JudgeSpec) -> None:
+    """Histograms of identity distance, landmark NME and masked L1."""
     if not measured:
         return
-    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
+    fig = Figure(figsize=(13, 3.6))
+    axes = fig.subplots(1, 3)
     rows = list(measured.values())
     axes[0].hist([r["identity_distance"] for r in rows], bins=15, alpha=0.7, label="render over photo")
-    axes[0].hist([r["identity_distance_face_only"] for r in rows], bins=15, alpha=0.7, label="face only")
-    axes[0].axvline(0.6, color="k", linestyle="--", label="dlib threshold 0.6")
-    axes[0].set_xlabel("identity distance photo <-> render")
+    axes[0].hist([r["identity_distance_render_alone"] for r in rows], bins=15, alpha=0.7, label="render alone")
+    axes[0].axvline(spec.threshold, color="k", linestyle="--", label=f"threshold {spec.threshold:.3f}")
+    axes[0].set_xlabel(f"identity distance photo <-> render ({spec.metric})")
     axes[0].legend(fontsize=8)
     axes[1].hist([r["landmark_nme"] for r in rows], bins=15)
     axes[1].set_xlabel("landmark NME (inter-ocular)")
-    axes[2].hist([r["photometric_error"] for r in rows], bins=15)
-    axes[2].set_xlabel("masked photometric L1")
+    axes[2].hist([r["masked_l1"] for r in rows], bins=15)
+    axes[2].set_xlabel("masked L1 (opaque region)")
     fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, (np.ndarray, tuple)):
-        return list(value)
-    return str(value)
+    atomic_save(path, lambda handle: fig.savefig(handle, dpi=90, format="png"))
 
 
 def _main(argv: list[str] | None = None) -> int:

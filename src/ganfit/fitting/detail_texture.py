@@ -38,6 +38,7 @@ from ganfit.face_model import FaceModel
 from ganfit.fitting.shading import make_light
 from ganfit.fitting.skin_mask import skin_mask
 from ganfit.fitting.unwrap import UvUnwrapper
+from ganfit.landmarks.types import interocular_distance
 from ganfit.render.camera import Camera
 
 logger = logging.getLogger(__name__)
@@ -52,12 +53,15 @@ class DetailConfig:
     depth_tolerance_mm: float = 3.0  # a texel is seen when within this distance of the depth buffer, mm
     min_facing: float = 0.2  # cosine(normal, view) at which confidence starts to rise from 0
     full_facing: float = 0.55  # ... and reaches 1
-    silhouette_ramp: float = 0.12  # confidence rises from 0 at the render's outline to 1 this far in (IOD units)
+    silhouette_ramp: float = 0.085  # confidence rises from 0 at the render's outline to 1 this far in (IOD units,
+    # outer eye corners; 0.12 of the eye-centre distance before the project had one inter-ocular definition)
     min_shading: float = 0.2  # shading below this is clamped before dividing (deep shadow is not albedo)
     use_skin_mask: bool = True  # keep photo pixels outside the face outline and on eyes/mouth opening out
     mirror: bool = True  # fill unseen texels from their mirror texel
     coarsest: int = 32  # the blend's coarsest pyramid level has this side (texels): its transition width
     gain_range: float = 1.5  # colour-matching gains are clamped to [1 / r, r]
+    occlusion_sigmas: float = 3.5  # seen texels this many robust sigmas darker than the skin are occluder candidates
+    occlusion_min_area: float = 0.02  # ... kept out when they form a blob of this fraction of the seen texels or more
 
 
 @dataclass
@@ -143,8 +147,32 @@ def _gain(target: torch.Tensor, source: torch.Tensor, weight: torch.Tensor, limi
     return ratio.clamp(1.0 / limit, limit).reshape(1, -1, 1, 1)
 
 
-def _interocular(landmarks: np.ndarray) -> float:
-    return float(np.linalg.norm(landmarks[36:42].mean(0) - landmarks[42:48].mean(0)))
+def occluders(observed: torch.Tensor, confidence: torch.Tensor, config: DetailConfig) -> torch.Tensor:
+    """Keep-weight [1, 1, R, R] in [0, 1]: 0 on large dark blobs over the seen skin (sunglasses, a hair fringe, a
+    hand in shadow), 1 elsewhere. A blob is a connected set of seen texels whose de-lit luminance lies more than
+    ``occlusion_sigmas`` robust standard deviations below the seen skin's median and that covers at least
+    ``occlusion_min_area`` of the seen texels: thin dark features (eyebrows, lashes, nostrils) stay in."""
+    import cv2
+
+    seen = (confidence[0, 0] > 0.5).numpy()
+    count = int(seen.sum())
+    keep = torch.ones_like(confidence)
+    if count < 64:
+        return keep
+    luminance = (observed[0] * torch.tensor([0.299, 0.587, 0.114])[:, None, None]).sum(0).numpy()
+    values = luminance[seen]
+    median = float(np.median(values))
+    sigma = max(1.4826 * float(np.median(np.abs(values - median))), 0.02)
+    dark = (seen & (luminance < median - config.occlusion_sigmas * sigma)).astype(np.uint8)
+    labels, components, stats, _ = cv2.connectedComponentsWithStats(dark, connectivity=8)
+    large = [i for i in range(1, labels) if stats[i, cv2.CC_STAT_AREA] >= config.occlusion_min_area * count]
+    if not large:
+        return keep
+    blobs = np.isin(components, large).astype(np.uint8)
+    grow = max(1, round(3 * blobs.shape[0] / 256))
+    blobs = cv2.dilate(blobs, np.ones((2 * grow + 1, 2 * grow + 1), np.uint8))
+    soft = cv2.GaussianBlur(blobs.astype(np.float32), (0, 0), grow)
+    return (1.0 - torch.from_numpy(np.clip(soft * 2.0, 0.0, 1.0)))[None, None]
 
 
 def photo_weights(coverage: np.ndarray, landmarks: np.ndarray, scale: float, config: DetailConfig) -> np.ndarray:
@@ -152,7 +180,7 @@ def photo_weights(coverage: np.ndarray, landmarks: np.ndarray, scale: float, con
     (bool) times the skin mask of the (original-pixel) ``landmarks`` [68, 2]."""
     import cv2
 
-    iod = max(_interocular(landmarks) * scale, 1.0)
+    iod = max(float(interocular_distance(np.asarray(landmarks))) * scale, 1.0)
     inside = cv2.distanceTransform(coverage.astype(np.uint8), cv2.DIST_L2, 5)
     weight = np.clip(inside / (config.silhouette_ramp * iod), 0.0, 1.0)
     if config.use_skin_mask:
@@ -247,6 +275,8 @@ def build_detail_texture(
     lighting = make_light({name: value.detach().float().cpu() for name, value in light.items()})
     shading = lighting.shade(torch.ones_like(normal), normal).clamp_min(config.min_shading).permute(0, 3, 1, 2)
     observed = (colour / shading).clamp(0.0, 1.0)
+    if config.occlusion_sigmas > 0:
+        confidence = confidence * occluders(observed, confidence, config)
 
     # Layers: seen, mirrored (gain-matched), GAN (upsampled, gain-matched).
     extended = push_pull(observed, (confidence / 0.25).clamp(0.0, 1.0))

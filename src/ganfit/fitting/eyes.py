@@ -38,6 +38,12 @@ PUPIL_T = 0.42  # pupil radius as a fraction of the iris radius
 LIMBUS_T = 0.9  # the dark limbal ring starts here
 
 
+OCCLUDED_EYE_RATIO = 0.45
+"""An eye opening whose brightest pixels (90th percentile of luminance) are darker than this fraction of the nose
+bridge's median is covered (sunglasses, a deep shadow): its colours stay the defaults. An open eye's sclera is about
+as bright as the skin beside it."""
+
+
 @dataclass
 class PartColours:
     """Albedo colours (RGB in [0, 1]) of the inner parts. ``iris`` / ``sclera``: [2, 3], rows (right eye, left eye)
@@ -227,6 +233,29 @@ def _inside_polygon(points: np.ndarray, polygon: np.ndarray, shrink: float) -> n
     return PolygonPath(centre + (polygon - centre) * (1.0 - shrink)).contains_points(points)
 
 
+def _eye_occluded(photo: np.ndarray, contour: np.ndarray, landmarks: np.ndarray) -> bool:
+    """Whether the photo's eye opening inside ``contour`` [6, 2] is lens-dark relative to the nose bridge
+    (iBUG 27-30) of the same photo (uint8 [H, W, 3]; pixels)."""
+    grey = np.asarray(photo, np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
+    height, width = grey.shape
+    low = np.floor(contour.min(0)).astype(int).clip(0, [width - 1, height - 1])
+    high = np.ceil(contour.max(0)).astype(int).clip(0, [width - 1, height - 1])
+    ys, xs = np.mgrid[low[1] : high[1] + 1, low[0] : high[0] + 1]
+    pixels = np.stack([xs.ravel() + 0.5, ys.ravel() + 0.5], 1)
+    inside = _inside_polygon(pixels, contour, shrink=0.1)
+    if inside.sum() < 4:
+        return False  # too small to judge: trust the part vertices
+    eye = grey[ys.ravel()[inside], xs.ravel()[inside]]
+    bridge = np.asarray(landmarks[27:31], np.float64)
+    radius = max(2, int(0.25 * np.linalg.norm(bridge[-1] - bridge[0])))
+    samples = [
+        grey[max(0, int(y) - radius) : int(y) + radius, max(0, int(x) - radius) : int(x) + radius].ravel()
+        for x, y in bridge
+    ]
+    reference = float(np.median(np.concatenate(samples))) if samples else 0.0
+    return reference > 0 and float(np.percentile(eye, 90)) < OCCLUDED_EYE_RATIO * reference
+
+
 @torch.no_grad()
 def eye_colours(
     face_model: FaceModel,
@@ -287,10 +316,17 @@ def eye_colours(
     )
     for row, (sign, contour) in enumerate(((-1, landmarks[36:42]), (1, landmarks[42:48]))):
         open_eye = _inside_polygon(pixel_np, np.asarray(contour, np.float64), shrink=0.15)
-        for name, target, region, low, high in regions:
+        sampled: dict[str, np.ndarray] = {}
+        for name, _, region, _, _ in regions:
             chosen = visible & open_eye & shell & region & (side == sign)
             if int(chosen.sum()) >= min_vertices:
-                target[row] = np.clip(np.median(albedo[chosen], axis=0), low, high)
+                sampled[name] = np.median(albedo[chosen], axis=0)
+        if _eye_occluded(photo, np.asarray(contour, np.float64), landmarks):
+            logger.debug("eye %d: the eye opening is dark like a lens: default colours", row)
+            continue  # dark glasses or a deep shadow: the photo does not show this eye's colours
+        for name, target, _, low, high in regions:
+            if name in sampled:
+                target[row] = np.clip(sampled[name], low, high)
                 found[row] = found[row] or name == "iris"
     colours.from_photo = (found[0], found[1])
     logger.debug("eye colours from the photo: right %s, left %s", *found)

@@ -25,7 +25,7 @@ from ganfit.face_model import FaceModel
 from ganfit.fitting import losses
 from ganfit.fitting.objective import APPEARANCE_GROUPS, Objective, train_only
 from ganfit.fitting.params import FitParameters, ParamsConfig, solve_pnp
-from ganfit.fitting.photos import PreparedPhoto, stack_crops
+from ganfit.fitting.photos import PreparedPhoto, stack_crops, stack_dense
 from ganfit.fitting.shading import FaceScene
 from ganfit.fitting.unwrap import UvUnwrapper, fill_texture
 from ganfit.identity.judge import IdentityJudge, IdentityReference
@@ -33,6 +33,9 @@ from ganfit.render.pipeline import RenderOutput
 
 ProgressFn = Callable[[str, int, int], None]
 """``progress(stage, step, steps)`` after every optimisation step."""
+
+SHARED_GROUPS = ("shape", "texture")
+"""Parameter groups one person's photos share in a shared-identity fit (``Fitter.fit(..., shared=True)``)."""
 
 
 @dataclass
@@ -141,13 +144,24 @@ class Fitter:
         return vertices, params.project(self.face_model.landmarks(vertices))
 
     # -------------------------------------------------------------------------------------------- the fit
-    def fit(self, photos: list[PreparedPhoto], progress: ProgressFn | None = None) -> FitResult:
-        """Fit a batch of prepared photos (all at ``config.resolution``) in one optimisation per stage."""
+    def fit(self, photos: list[PreparedPhoto], progress: ProgressFn | None = None, shared: bool = False) -> FitResult:
+        """Fit a batch of prepared photos (all at ``config.resolution``) in one optimisation per stage.
+
+        ``shared=True``: the photos are of one person and share the identity — one shape ``ps`` and one texture
+        (latent or free UV map) for all, a camera, expression and light per photo. The shared rows of the
+        parameters stay equal: they start equal and each step gets the sum of the photos' gradients
+        (:func:`share_rows`), which is the gradient of one shared parameter.
+        """
         started = time.perf_counter()
         cfg = self.config
         crops, target = stack_crops(photos)
         crops, target = crops.to(self.device), target.to(self.device)
+        dense = stack_dense(photos)
+        dense = None if dense is None else dense.to(self.device)
+        self.objective.reset_views()
         params = self.init_params(photos)
+        if shared:
+            share_rows(params)
         history: list[dict[str, Any]] = []
         references: list[IdentityReference] = []
         before: dict[str, np.ndarray] = {}
@@ -159,7 +173,7 @@ class Fitter:
             stage_started = time.perf_counter()
             if full:
                 references = self.objective.references(crops, target)
-                self._init_appearance(params, crops, references)
+                self._init_appearance(params, crops, references, shared)
                 before = self.objective.evaluate(params, crops, target, references)
             optimizer = _optimizer(params, stage)
             for step in range(stage.steps if optimizer is not None else 0):
@@ -167,9 +181,9 @@ class Fitter:
                 rates = {group: stage.lr.of(group) for group in params.groups()}
                 train_only(params, rates, APPEARANCE_GROUPS if step < stage.warmup_steps else None)
                 if full:
-                    terms = self.objective.full_terms(params, crops, target, references)
+                    terms = self.objective.full_terms(params, crops, target, references, dense)
                 else:
-                    terms = self.objective.alignment_terms(params, target)
+                    terms = self.objective.alignment_terms(params, target, dense)
                 total = terms.total(stage.weights)
                 total.sum().backward()
                 optimizer.step()
@@ -192,12 +206,16 @@ class Fitter:
         return FitResult(params, vertices, texture.detach(), history, metrics, final_render)
 
     # ---------------------------------------------------------------------------------------------- pieces
-    def _init_appearance(self, params: FitParameters, crops: torch.Tensor, references) -> None:
-        """Start stage 2's texture: the best random GAN latent, or the photo unwrapped into the free texture."""
+    def _init_appearance(self, params: FitParameters, crops: torch.Tensor, references, shared: bool = False) -> None:
+        """Start stage 2's texture: the best random GAN latent, or the photo unwrapped into the free texture
+        (shared: the latent best over all photos, the unwrapped photos blended by how well each texel is seen)."""
         if params.pt is not None and self.config.latent_init == LatentInit.search:
-            self._search_latent(params, crops, references)
+            self._search_latent(params, crops, references, shared)
         if params.uv_texture is not None and self.config.texture_init == TextureInit.unwrap:
-            self._unwrap_texture(params, crops)
+            self._unwrap_texture(params, crops, shared)
+        elif shared and params.uv_texture is not None:
+            with torch.no_grad():
+                params.uv_texture.copy_(params.uv_texture.mean(0, keepdim=True).expand_as(params.uv_texture))
 
     def _photo_metrics(self, index, batch, before, after, history, seconds, total_seconds) -> dict[str, Any]:
         entry: dict[str, Any] = {
@@ -226,7 +244,7 @@ class Fitter:
             entry["final_total"] = float(last["total"][index])
         return entry
 
-    def _unwrap_texture(self, params: FitParameters, crops: torch.Tensor) -> None:
+    def _unwrap_texture(self, params: FitParameters, crops: torch.Tensor, shared: bool = False) -> None:
         """Start the free texture from the photo projected into UV space with the stage-1 geometry."""
         assert params.uv_texture is not None
         resolution = params.uv_texture.shape[-1]
@@ -238,10 +256,15 @@ class Fitter:
             normals = self.face_model.vertex_normals(vertices) @ params.camera().rotation_matrix().transpose(1, 2)
             colour, weight = self._unwrapper.unwrap(crops, pixels, normals[..., 2])
             fallback = params.uv_texture[:, :, 0, 0].clone()  # the skin colour set by init_params
-            params.uv_texture.copy_(fill_texture(colour, weight, fallback))
+            if shared:  # one texture: the photos' colours weighted by how well each saw the texel
+                total = weight.sum(0, keepdim=True)
+                colour = (colour * weight).sum(0, keepdim=True) / total.clamp_min(1e-6)
+                weight, fallback = total.clamp(0.0, 1.0), fallback.mean(0, keepdim=True)
+            params.uv_texture.copy_(fill_texture(colour, weight, fallback).expand_as(params.uv_texture))
 
-    def _search_latent(self, params: FitParameters, crops: torch.Tensor, references) -> None:
-        """Pick, per photo, the best of ``latent_candidates`` random latents (pixel + identity loss at stage-1 pose)."""
+    def _search_latent(self, params: FitParameters, crops: torch.Tensor, references, shared: bool = False) -> None:
+        """Pick, per photo, the best of ``latent_candidates`` random latents (pixel + identity loss at stage-1 pose);
+        ``shared``: one latent for all photos (the same candidate in every row, scored by the sum over photos)."""
         assert params.pt is not None
         count = max(1, self.config.latent_candidates)
         generator = torch.Generator().manual_seed(0)
@@ -252,6 +275,8 @@ class Fitter:
             vertices = self.face_model(params.ps, params.pe)
             for _ in range(count):
                 candidate = torch.randn(params.pt.shape, generator=generator).to(self.device)
+                if shared:
+                    candidate = candidate[:1].expand_as(candidate).clone()
                 params.pt.copy_(candidate)
                 rendered = self.objective.render(params, vertices, self.texture(params), crops)
                 loss = weights.pixel * losses.pixel_loss(rendered.image, crops, rendered.mask)
@@ -259,10 +284,24 @@ class Fitter:
                     descriptor, _ = judge.embed(rendered.image, reference.theta)
                     identity = losses.identity_loss(descriptor, reference.descriptor)
                     loss = loss + weights.identity * identity / len(self.judges)
+                if shared:
+                    loss = loss.sum().expand_as(loss)
                 better = loss < best_loss
                 best[better] = candidate[better]
                 best_loss = torch.where(better, loss, best_loss)
             params.pt.copy_(best)
+
+
+def share_rows(params: FitParameters, groups: Sequence[str] = SHARED_GROUPS) -> None:
+    """Tie the rows of ``groups``' parameters: copy row 0 into every row now, and make every backward pass give each
+    row the sum of the rows' gradients. Adam then moves all rows identically — one parameter shared by the batch
+    whose gradient is the sum of the photos' (their losses add)."""
+    tensors = params.groups()
+    with torch.no_grad():
+        for name in groups:
+            for tensor in tensors[name]:
+                tensor.copy_(tensor[:1].clone().expand_as(tensor))
+                tensor.register_hook(lambda grad: grad.sum(0, keepdim=True).expand_as(grad).contiguous())
 
 
 def _optimizer(params: FitParameters, stage: StageConfig) -> torch.optim.Optimizer | None:

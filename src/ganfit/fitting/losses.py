@@ -74,6 +74,29 @@ def landmark_loss(
     return total / count
 
 
+def dense_landmark_loss(
+    projected: torch.Tensor,
+    detected: torch.Tensor,
+    size: torch.Tensor,
+    point_weight: torch.Tensor,
+    visibility: torch.Tensor,
+) -> torch.Tensor:
+    """Weighted mean squared distance of dense landmarks normalised by face size -> [B].
+
+    Args:
+        projected: [B, K, 2] projected model surface points, pixels.
+        detected: [B, K, 2] the detector's points, pixels; NaN rows (no dense detection) count zero.
+        size: [B] face size in pixels (:func:`face_size` of the 68 detected points).
+        point_weight: [K] per-point weight (how well the detector localises each point).
+        visibility: [B, K] in [0, 1]: 0 for points the face's other side hides (from the fitted normals).
+    """
+    valid = torch.isfinite(detected).all(-1)  # [B, K]
+    difference = torch.where(valid[..., None], projected - detected.nan_to_num(0.0), torch.zeros_like(projected))
+    squared = (difference**2).sum(-1) / size[:, None] ** 2  # [B, K]
+    weight = point_weight[None] * visibility * valid.to(projected.dtype)
+    return (weight * squared).sum(1) / weight.sum(1).clamp_min(1e-6)
+
+
 def landmark_error(projected: torch.Tensor, detected: torch.Tensor) -> torch.Tensor:
     """Mean Euclidean error over the 68 points divided by the detected inter-ocular distance (outer eye corners,
     ``ganfit.landmarks.types.interocular_distance``) -> [B] (a metric)."""

@@ -16,12 +16,16 @@ import torch
 from ganfit.config.schema import FittingConfig, LossWeights
 from ganfit.face_model import FaceModel
 from ganfit.fitting import losses
+from ganfit.fitting.dense import DenseEmbedding, load_dense_embedding
 from ganfit.fitting.params import FitParameters
 from ganfit.fitting.shading import FaceScene, uv_coverage_mask
 from ganfit.identity.judge import IdentityJudge, IdentityReference
 from ganfit.render.pipeline import RenderOutput
 
 APPEARANCE_GROUPS = ("texture", "light")
+DENSE_VISIBLE_COS = 0.1
+"""A dense point counts fully once its surface normal's camera-z exceeds this plus :data:`DENSE_VISIBLE_RAMP`."""
+DENSE_VISIBLE_RAMP = 0.2
 """Parameter groups that change only how the face looks, not where it is (the warm-up moves only these)."""
 
 
@@ -31,10 +35,12 @@ class LossTerms:
     GAN vs free texture). Field names are those of :class:`ganfit.config.LossWeights`, one to one."""
 
     identity: torch.Tensor | None = None
+    identity_random_view: torch.Tensor | None = None
     content: torch.Tensor | None = None
     moment: torch.Tensor | None = None
     pixel: torch.Tensor | None = None
     landmark: torch.Tensor | None = None
+    dense_landmark: torch.Tensor | None = None
     shape_prior: torch.Tensor | None = None
     expression_prior: torch.Tensor | None = None
     latent_prior: torch.Tensor | None = None
@@ -82,6 +88,8 @@ class Objective:
         texture: ``texture(params) -> [B, 3, R, R]`` albedo in [0, 1] at the fitting size.
         scene: the renderer (None: landmark terms only).
         judges: identity networks; the identity/content/moment terms are averaged over them (empty: none).
+        dense_embedding: the dense-landmark surface points (None: ``data/ict_dense_embedding.json``, read when a
+            batch first brings dense detections).
     """
 
     def __init__(
@@ -91,6 +99,7 @@ class Objective:
         texture: Callable[[FitParameters], torch.Tensor],
         scene: FaceScene | None = None,
         judges: Sequence[IdentityJudge] = (),
+        dense_embedding: DenseEmbedding | None = None,
     ) -> None:
         self.face_model = face_model
         self.config = config
@@ -98,6 +107,19 @@ class Objective:
         self.scene = scene
         self.judges = list(judges)
         self._uv_masks: dict[int, torch.Tensor] = {}
+        self._dense = dense_embedding
+        self._views = torch.Generator().manual_seed(int(config.random_view.seed))
+
+    @property
+    def dense_embedding(self) -> DenseEmbedding:
+        """The dense-landmark embedding (loaded on first use)."""
+        if self._dense is None:
+            self._dense = load_dense_embedding()
+        return self._dense
+
+    def reset_views(self) -> None:
+        """Restart the randomised views' generator (each fit sees the same sequence of views)."""
+        self._views.manual_seed(int(self.config.random_view.seed))
 
     # ------------------------------------------------------------------------------------------------ pieces
     def landmark(
@@ -110,6 +132,59 @@ class Objective:
         left = params.project(vertices[:, fm.jaw_contour_left])
         loss = losses.landmark_loss(projected, target, right, left, jaw_weight=self.config.jaw_weight)
         return loss, projected
+
+    def dense_landmark(self, params: FitParameters, vertices: torch.Tensor, dense: torch.Tensor, target: torch.Tensor):
+        """Dense-landmark loss [B] against ``dense`` [B, 478, 2] detected mesh points (crop pixels; NaN rows: none),
+        normalised by the face size of ``target`` [B, 68, 2]. Points whose surface faces away from the camera (the
+        fitted normal, no gradient) do not count."""
+        embedding = self.dense_embedding
+        points = embedding.points(vertices)  # [B, K, 3]
+        projected = params.project(points)
+        with torch.no_grad():
+            corners = vertices[:, embedding.corner_ids.to(vertices.device)]  # [B, K, 3 corners, 3]
+            normal = torch.cross(corners[:, :, 1] - corners[:, :, 0], corners[:, :, 2] - corners[:, :, 0], dim=-1)
+            normal = torch.nn.functional.normalize(normal, dim=-1) @ params.camera().rotation_matrix().transpose(1, 2)
+            visibility = ((normal[..., 2] - DENSE_VISIBLE_COS) / DENSE_VISIBLE_RAMP).clamp(0.0, 1.0)
+        detected = embedding.select(dense.to(projected))
+        weight = embedding.point_weight.to(projected)
+        return losses.dense_landmark_loss(projected, detected, losses.face_size(target), weight, visibility)
+
+    def random_view_identity(
+        self, params: FitParameters, texture: torch.Tensor, references: Sequence[IdentityReference]
+    ) -> torch.Tensor:
+        """GANFIT's second identity term [B]: 1 - cosine between the photo's descriptor and that of a render in a
+        randomised view — head yaw/pitch about the face centre, a random expression, jittered light, over grey —
+        aligned by that view's own projected landmarks. The camera and light get no gradient; the shape does unless
+        ``random_view.geometry`` is false."""
+        if self.scene is None:
+            raise RuntimeError("this objective has no renderer")
+        view = self.config.random_view
+        fm, batch, generator = self.face_model, params.batch, self._views
+        device = params.ps.device
+        angles = (torch.rand(batch, 2, generator=generator) * 2.0 - 1.0) * torch.tensor([view.pitch_deg, view.yaw_deg])
+        delta = _rotation_xy(torch.deg2rad(angles)).to(device)  # [B, 3, 3] camera-space head rotation
+        active = torch.rand(batch, fm.num_expression, generator=generator) < view.expression_fraction
+        pe = (torch.rand(batch, fm.num_expression, generator=generator) * view.expression_scale * active).to(device)
+        jitter = 1.0 + (torch.rand(batch, 2, generator=generator) * 2.0 - 1.0) * view.light_jitter
+        move = torch.randn(batch, 3, generator=generator) * view.light_jitter
+        ps = params.ps if view.geometry else params.ps.detach()
+        vertices = fm(ps, pe)
+        camera = params.camera().detached()
+        rotation = camera.rotation_matrix()  # [B, 3, 3] model -> camera
+        centre = fm.landmarks(vertices).mean(1, keepdim=True).detach()
+        # Model-space rotation R^T D R about the centre: the camera sees the head turned by D.
+        turn = rotation.transpose(1, 2) @ delta @ rotation
+        vertices = (vertices - centre) @ turn.transpose(1, 2) + centre
+        light = _jitter_light(params.light(), jitter.to(device), move.to(device))
+        size = (self.config.resolution, self.config.resolution)
+        background = torch.full((batch, 3, *size), 0.5, device=device)
+        image = self.scene.render(vertices, camera, texture, light, background, size).image
+        landmarks = camera.project(fm.landmarks(vertices), size).detach()
+        scores = []
+        for judge, reference in zip(self.judges, references, strict=True):
+            descriptor, _ = judge.embed(image, judge.align(landmarks, size))
+            scores.append(losses.identity_loss(descriptor, reference.descriptor))
+        return torch.stack(scores).mean(0)
 
     def render(
         self,
@@ -140,12 +215,16 @@ class Objective:
         return self._uv_masks[resolution].to(device)
 
     # ------------------------------------------------------------------------------------------------- terms
-    def alignment_terms(self, params: FitParameters, target: torch.Tensor) -> LossTerms:
-        """Stage 1: landmarks and the shape/expression priors."""
+    def alignment_terms(
+        self, params: FitParameters, target: torch.Tensor, dense: torch.Tensor | None = None
+    ) -> LossTerms:
+        """Stage 1: landmarks (68, and ``dense`` [B, 478, 2] mesh points when given) and the shape/expression
+        priors."""
         vertices = self.face_model(params.ps, params.pe)
         landmark, _ = self.landmark(params, vertices, target)
         return LossTerms(
             landmark=landmark,
+            dense_landmark=None if dense is None else self.dense_landmark(params, vertices, dense, target),
             shape_prior=losses.shape_prior(params.ps),
             expression_prior=losses.expression_prior(params.pe),
         )
@@ -156,13 +235,19 @@ class Objective:
         crops: torch.Tensor,
         target: torch.Tensor,
         references: Sequence[IdentityReference],
+        dense: torch.Tensor | None = None,
     ) -> LossTerms:
-        """Stage 2: identity, content, moment (averaged over the judges), pixel, landmark and the priors."""
+        """Stage 2: identity, content, moment (averaged over the judges), the randomised-view identity (when its
+        weight is set), pixel, landmark (and dense landmark, given ``dense`` [B, 478, 2]) and the priors."""
         vertices = self.face_model(params.ps, params.pe)
         texture = self.texture(params)
         rendered = self.render(params, vertices, texture, crops)
         terms = LossTerms()
         terms.landmark, _ = self.landmark(params, vertices, target)
+        if dense is not None:
+            terms.dense_landmark = self.dense_landmark(params, vertices, dense, target)
+        if self.judges and self.config.full.weights.identity_random_view > 0:
+            terms.identity_random_view = self.random_view_identity(params, texture, references)
         terms.pixel = losses.pixel_loss(rendered.image, crops, rendered.mask)
         if self.judges:
             judged = rendered.image
@@ -221,6 +306,31 @@ def train_only(params: FitParameters, rates: dict[str, float], groups: tuple[str
         moving = rates.get(name, 0.0) > 0 and (groups is None or name in groups)
         for tensor in tensors:
             tensor.requires_grad_(moving)
+
+
+def _rotation_xy(angles: torch.Tensor) -> torch.Tensor:
+    """Rotation matrices [B, 3, 3] of ``angles`` [B, 2] radians: pitch about x, then yaw about y (camera frame)."""
+    pitch, yaw = angles[:, 0], angles[:, 1]
+    zero, one = torch.zeros_like(pitch), torch.ones_like(pitch)
+    rx = torch.stack([one, zero, zero, zero, pitch.cos(), -pitch.sin(), zero, pitch.sin(), pitch.cos()], -1)
+    ry = torch.stack([yaw.cos(), zero, yaw.sin(), zero, one, zero, -yaw.sin(), zero, yaw.cos()], -1)
+    return ry.view(-1, 3, 3) @ rx.view(-1, 3, 3)
+
+
+def _jitter_light(light: dict[str, torch.Tensor], scale: torch.Tensor, move: torch.Tensor) -> dict[str, torch.Tensor]:
+    """A detached copy of ``light`` with colours scaled by ``scale`` [B, 2] (ambient / directional; SH: constant /
+    higher bands) and the light direction moved by ``move`` [B, 3] (phong)."""
+    if "sh" in light:
+        sh = light["sh"].detach().clone()
+        sh[:, :1] = sh[:, :1] * scale[:, :1, None]
+        sh[:, 1:] = sh[:, 1:] * scale[:, 1:, None]
+        return {"sh": sh}
+    direction = torch.nn.functional.normalize(light["light_dir"].detach(), dim=-1) + move
+    return {
+        "ambient": light["ambient"].detach() * scale[:, :1],
+        "light_color": light["light_color"].detach() * scale[:, 1:],
+        "light_dir": direction,
+    }
 
 
 def _geometry_moves(params: FitParameters) -> bool:

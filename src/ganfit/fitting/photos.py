@@ -27,6 +27,7 @@ class PreparedPhoto:
         crop_landmarks: float32 [68, 2] landmarks in crop pixels.
         scale: crop pixels per original pixel.
         offset: (x0, y0) original-photo position of the crop's top-left corner, pixels.
+        crop_dense: float32 [N, 2] the detector's dense points in crop pixels (mediapipe: N = 478), or None.
     """
 
     name: str
@@ -37,6 +38,7 @@ class PreparedPhoto:
     crop_landmarks: np.ndarray
     scale: float
     offset: tuple[float, float]
+    crop_dense: np.ndarray | None = None
 
     def to_original(self, points: np.ndarray) -> np.ndarray:
         """Crop pixels [..., 2] -> original-photo pixels [..., 2]."""
@@ -50,6 +52,7 @@ def prepare_photo(
     crop_scale: float = 1.8,
     name: str = "photo",
     path: Path | None = None,
+    dense: np.ndarray | None = None,
 ) -> PreparedPhoto:
     """Crop a square of side ``crop_scale`` x (landmark box's longer side) around the landmarks, resized to
     ``resolution`` pixels (bilinear; outside the photo the border is replicated).
@@ -57,6 +60,8 @@ def prepare_photo(
     Args:
         image: uint8 [H, W, 3] RGB.
         landmarks: [68, 2] pixels of ``image``.
+        dense: optional [N, 2] dense points (``FaceDetection.dense``) in pixels of ``image``, mapped like the
+            landmarks into ``crop_dense``.
     """
     import cv2
 
@@ -86,6 +91,11 @@ def prepare_photo(
     size = (resolution, resolution)
     crop = cv2.warpAffine(source, matrix, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     crop_landmarks = ((landmarks - np.array([x0, y0], dtype=np.float32)) * scale).astype(np.float32)
+    crop_dense = None
+    if dense is not None:
+        crop_dense = ((np.asarray(dense, dtype=np.float32) - np.array([x0, y0], dtype=np.float32)) * scale).astype(
+            np.float32
+        )
     return PreparedPhoto(
         name=name,
         path=path,
@@ -95,6 +105,7 @@ def prepare_photo(
         crop_landmarks=crop_landmarks,
         scale=scale,
         offset=(x0, y0),
+        crop_dense=crop_dense,
     )
 
 
@@ -103,3 +114,16 @@ def stack_crops(photos: list[PreparedPhoto]) -> tuple[torch.Tensor, torch.Tensor
     crops = torch.from_numpy(np.stack([p.crop for p in photos])).permute(0, 3, 1, 2).float() / 255.0
     landmarks = torch.from_numpy(np.stack([p.crop_landmarks for p in photos])).float()
     return crops.contiguous(), landmarks
+
+
+def stack_dense(photos: list[PreparedPhoto], points: int = 478) -> torch.Tensor | None:
+    """Dense points float32 [B, points, 2] crop pixels, NaN for a photo without them; None when no photo has them."""
+    if all(p.crop_dense is None or len(p.crop_dense) < points for p in photos):
+        return None
+    rows = [
+        p.crop_dense[:points]
+        if p.crop_dense is not None and len(p.crop_dense) >= points
+        else np.full((points, 2), np.nan, dtype=np.float32)
+        for p in photos
+    ]
+    return torch.from_numpy(np.stack(rows)).float()

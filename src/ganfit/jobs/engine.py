@@ -69,6 +69,7 @@ class PrepareOptions:
     face_index: int = 0  # which face of a photo with several (0 = largest)
     resolution: int = 192  # crop side, pixels
     crop_scale: float = 1.8  # crop side / landmark box side
+    dense: bool = True  # carry the detector's dense points (mediapipe's mesh) into PreparedPhoto.crop_dense
 
 
 class PhotoTask(Protocol):
@@ -148,6 +149,7 @@ def run_shard(task: PhotoTask, sources: list[str], names: list[str], progress: b
                     options.crop_scale,
                     name=name,
                     path=None if source == ASTRONAUT else Path(source),
+                    dense=detection.dense if options.dense else None,
                 )
                 item = PhotoItem(name, source, image, detection, photo)
                 task.prepare(item)

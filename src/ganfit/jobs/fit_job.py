@@ -27,11 +27,12 @@ from ganfit.fitting.fitter import Fitter
 from ganfit.jobs.components import build_fitter, fitting_config, seeded
 from ganfit.jobs.engine import Outcome, PhotoItem, PrepareOptions, ShardResult, run_sharded
 from ganfit.jobs.inputs import collect_inputs, output_names, source_digest
+from ganfit.jobs.multi_fit import run_multi_fit
 from ganfit.report import write_fit_report
 
 logger = logging.getLogger(__name__)
 
-SETTINGS_KEYS = ("face_model", "renderer", "landmarks", "identity", "texture", "fitting", "seed")
+SETTINGS_KEYS = ("face_model", "renderer", "landmarks", "identity", "texture", "fitting", "seed", "detail", "eyes")
 """The config parts that shape a fit (a change of any of them is a different fit)."""
 
 
@@ -89,6 +90,7 @@ class FitTask:
             face_index=self.job.landmarks.face_index,
             resolution=fitting.resolution,
             crop_scale=fitting.crop_scale,
+            dense=self.job.landmarks.dense,
         )
         self.fitter: Fitter | None = None
 
@@ -251,6 +253,11 @@ def run_fit_job(cfg: DictConfig) -> Summary:
     out.mkdir(parents=True, exist_ok=True)
     for stale in remove_stale_staging(out):
         logger.info("removed %s, left by an interrupted run", stale)
+    if job.shared_identity:  # one reconstruction per person (ganfit.jobs.multi_fit)
+        outcomes, interrupted, inputs = run_multi_fit(cfg, settings_digest(cfg))
+        summary = Summary(str(out), outcomes, interrupted, inputs.describe_skipped())
+        summary.write()
+        return summary
     digests = {source: source_digest(source) for source in inputs.sources}
     names = output_names(inputs.sources)
     names = resolve_names(out, inputs.sources, names, [digests[s] for s in inputs.sources])
