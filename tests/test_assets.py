@@ -58,5 +58,5 @@ def test_real_assets_verify(assets_dir: Path) -> None:
 
 
 def test_cli_reports_missing_assets(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert assets.main(["where", "--dir", str(tmp_path)]) == 1
+    assert assets.main(["where", "--dir", str(tmp_path)]) == 2  # missing assets: a usage error
     assert "ICT FaceKit model not found" in capsys.readouterr().err
