@@ -12,12 +12,14 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from ganfit.config.schema import FittingConfig, TextureMode
+from ganfit.config.schema import FitJobConfig, FittingConfig, TextureMode
+from ganfit.fitting.export import ExportOptions
 from ganfit.fitting.fitter import Fitter
 from ganfit.fitting.shading import FaceScene
 from ganfit.gan.default import resolve_generator
 from ganfit.gan.export import load_generator
 from ganfit.identity.judge import IdentityJudge
+from ganfit.jobs.engine import PrepareOptions
 
 
 def fitting_config(node: Any) -> FittingConfig:
@@ -27,6 +29,27 @@ def fitting_config(node: Any) -> FittingConfig:
     if not (isinstance(node, DictConfig) and OmegaConf.get_type(node) is FittingConfig):
         node = OmegaConf.merge(OmegaConf.structured(FittingConfig), node)
     return OmegaConf.to_object(node)  # type: ignore[return-value]
+
+
+def job_config(cfg: Any) -> FitJobConfig:
+    """The typed :class:`FitJobConfig` of a composed ``fit``-style config (or a plain container of one)."""
+    return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(FitJobConfig), cfg))  # type: ignore[return-value]
+
+
+def prepare_options(job: FitJobConfig, fitting: FittingConfig) -> PrepareOptions:
+    """How the engine reads and crops the photos of a fit job."""
+    return PrepareOptions(
+        landmarks_backend=job.landmarks.backend,
+        face_index=job.landmarks.face_index,
+        resolution=fitting.resolution,
+        crop_scale=fitting.crop_scale,
+        dense=job.landmarks.dense,
+    )
+
+
+def export_options(job: FitJobConfig) -> ExportOptions:
+    """What the export of a fit job writes (detail texture, its resolution, the eyes)."""
+    return ExportOptions(detail=job.detail, out_resolution=job.texture.out_resolution, eyes=job.eyes)
 
 
 def identity_nodes(cfg: DictConfig) -> dict[str, Any]:

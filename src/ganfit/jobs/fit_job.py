@@ -22,10 +22,10 @@ from omegaconf import DictConfig, OmegaConf
 
 from ganfit.atomic import atomic_write_json, remove_stale_staging
 from ganfit.config.schema import FitJobConfig
-from ganfit.fitting.export import DONE_MARKER, ExportOptions, export_photo
+from ganfit.fitting.export import DONE_MARKER, export_photo
 from ganfit.fitting.fitter import Fitter
-from ganfit.jobs.components import build_fitter, fitting_config, seeded
-from ganfit.jobs.engine import Outcome, PhotoItem, PrepareOptions, ShardResult, run_sharded
+from ganfit.jobs.components import build_fitter, export_options, fitting_config, job_config, prepare_options, seeded
+from ganfit.jobs.engine import Outcome, PhotoItem, ShardResult, run_sharded
 from ganfit.jobs.inputs import collect_inputs, output_names, source_digest
 from ganfit.jobs.multi_fit import run_multi_fit
 from ganfit.report import write_fit_report
@@ -79,19 +79,13 @@ class FitTask:
     def __init__(self, cfg: dict[str, Any], digests: dict[str, str]) -> None:
         self.cfg_container = cfg
         self.cfg = OmegaConf.create(cfg)
-        self.job: FitJobConfig = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(FitJobConfig), cfg))
+        self.job: FitJobConfig = job_config(cfg)
         self.out = Path(self.job.out)
         self.digests = digests
         self.settings = settings_digest(self.cfg)
         fitting = fitting_config(self.cfg.fitting)
         self.batch_size = max(1, fitting.batch_size)
-        self.prepare_options = PrepareOptions(
-            landmarks_backend=self.job.landmarks.backend,
-            face_index=self.job.landmarks.face_index,
-            resolution=fitting.resolution,
-            crop_scale=fitting.crop_scale,
-            dense=self.job.landmarks.dense,
-        )
+        self.prepare_options = prepare_options(self.job, fitting)
         self.fitter: Fitter | None = None
 
     def __getstate__(self) -> dict[str, Any]:
@@ -118,9 +112,7 @@ class FitTask:
     def setup(self) -> None:
         seeded(self.job.seed)
         self.fitter = build_fitter(self.cfg)
-        self.export_options = ExportOptions(
-            detail=self.job.detail, out_resolution=self.job.texture.out_resolution, eyes=self.job.eyes
-        )
+        self.export_options = export_options(self.job)
 
     def prepare(self, item: PhotoItem) -> None:
         return None
@@ -247,7 +239,7 @@ def fit_job_config(cfg: DictConfig, **changes: Any) -> DictConfig:
 
 def run_fit_job(cfg: DictConfig) -> Summary:
     """Fit every photo named by ``cfg.image`` into ``cfg.out``; writes ``out/summary.json`` (also on Ctrl-C)."""
-    job: FitJobConfig = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(FitJobConfig), cfg))
+    job: FitJobConfig = job_config(cfg)
     inputs = collect_inputs(job.image)
     out = Path(job.out)
     out.mkdir(parents=True, exist_ok=True)

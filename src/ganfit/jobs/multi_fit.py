@@ -30,14 +30,14 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from ganfit.atomic import atomic_write_json
 from ganfit.config.schema import FitJobConfig
-from ganfit.fitting.export import DONE_MARKER, ExportOptions, export_photo
+from ganfit.fitting.export import DONE_MARKER, export_photo
 from ganfit.fitting.fitter import Fitter
-from ganfit.jobs.components import build_fitter, fitting_config, seeded
-from ganfit.jobs.engine import Outcome, PhotoItem, PrepareOptions, run_shard
+from ganfit.jobs.components import build_fitter, export_options, fitting_config, job_config, prepare_options, seeded
+from ganfit.jobs.engine import Outcome, PhotoItem, run_shard
 from ganfit.jobs.inputs import LIST_SUFFIXES, Inputs, collect_inputs, output_names, read_list_file, source_digest
 
 logger = logging.getLogger(__name__)
@@ -89,7 +89,7 @@ class MultiFitTask:
 
     def __init__(self, cfg: DictConfig, person: Person, digests: dict[str, str], settings: str, fitter: Fitter):
         self.cfg = cfg
-        self.job: FitJobConfig = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(FitJobConfig), cfg))
+        self.job: FitJobConfig = job_config(cfg)
         self.person = person
         self.folder = Path(self.job.out) / person.name
         self.digests = digests
@@ -97,16 +97,8 @@ class MultiFitTask:
         self.fitter = fitter
         fitting = fitting_config(cfg.fitting)
         self.batch_size = max(1, len(person.sources))
-        self.prepare_options = PrepareOptions(
-            landmarks_backend=self.job.landmarks.backend,
-            face_index=self.job.landmarks.face_index,
-            resolution=fitting.resolution,
-            crop_scale=fitting.crop_scale,
-            dense=self.job.landmarks.dense,
-        )
-        self.export_options = ExportOptions(
-            detail=self.job.detail, out_resolution=self.job.texture.out_resolution, eyes=self.job.eyes
-        )
+        self.prepare_options = prepare_options(self.job, fitting)
+        self.export_options = export_options(self.job)
 
     def check_done(self, name: str, source: str) -> Outcome | None:
         return None  # the job decides per person (person_done) before the engine runs
@@ -224,7 +216,7 @@ def person_done(folder: Path, digests: list[str], settings: str) -> dict[str, An
 def run_multi_fit(cfg: DictConfig, settings: str) -> tuple[list[Outcome], bool, Inputs]:
     """Fit every person named by ``cfg.image`` into ``cfg.out/<person>/``. Returns (outcomes per photo,
     interrupted, inputs). Photos are fitted in this process (``processes`` is not used by the shared fit)."""
-    job: FitJobConfig = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(FitJobConfig), cfg))
+    job: FitJobConfig = job_config(cfg)
     if job.processes > 1 or job.sharding.num_nodes > 1:
         logger.warning("shared_identity=true fits in one process; processes/num_nodes are ignored")
     people, inputs = group_by_person(job.image)
