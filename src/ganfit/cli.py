@@ -18,7 +18,6 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from ganfit.config.compose import ConfigUsageError
-from ganfit.config.schema import FitJobConfig
 from ganfit.exit_codes import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
@@ -31,6 +30,7 @@ from ganfit.exit_codes import (
 )
 from ganfit.gan.default import DEFAULT_NAME, resolve_generator
 from ganfit.gan.export import GeneratorFileError, load_generator
+from ganfit.jobs.components import job_config
 from ganfit.jobs.fit_job import run_fit_job
 from ganfit.jobs.inputs import InputSpecError
 from ganfit.landmarks.mediapipe_backend import VERBOSE_ENV
@@ -101,7 +101,7 @@ def fit_task(cfg: DictConfig) -> int:
     )
     try:
         # as the job reads it (a plain container onto the schema): keys added with +key=value are checked too
-        OmegaConf.merge(OmegaConf.structured(FitJobConfig), OmegaConf.to_container(cfg, resolve=True))
+        job_config(OmegaConf.to_container(cfg, resolve=True))
     except OmegaConfBaseException as error:
         return report_usage(describe_config_failure(error))
     try:

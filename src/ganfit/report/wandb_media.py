@@ -54,8 +54,9 @@ def log_fit_media(run: Any, out_dir: str | Path, max_photos: int = 100) -> dict[
         if fitted and counts["meshes"] < max_photos:
             caption = f"{name}: identity cosine {metrics.get('identity_cosine', float('nan')):.3f}"
             if (folder / "compare.png").is_file():
+                media[f"fit/compare/{name}"] = wandb.Image(str(folder / "compare.png"), caption=caption)
+                # the table gets its own Image: one object logged under two keys is stored under only one of them
                 compare_image = wandb.Image(str(folder / "compare.png"), caption=caption)
-                media[f"fit/compare/{name}"] = compare_image
                 counts["images"] += 1
             if (folder / "mesh.glb").is_file():
                 media[f"fit/mesh/{name}"] = wandb.Object3D(str(folder / "mesh.glb"), caption=name)
