@@ -31,6 +31,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from ganfit.exit_codes import run_command
+
 logger = logging.getLogger(__name__)
 
 ASSETS_ENV = "GANFIT_ASSETS"
@@ -256,8 +258,6 @@ def fetch_ict(dest: Path | None = None, url: str = ICT_ARCHIVE_URL) -> Path:
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m ganfit.assets {where,verify,ensure,fetch}``; returns the exit code (module docstring)."""
-    from ganfit.exit_codes import run_command  # deferred: it loads Hydra, which the asset functions never need
-
     return run_command(lambda: _main(argv), (AssetNotFoundError,))
 
 

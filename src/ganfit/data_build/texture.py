@@ -25,7 +25,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+import ganfit.render as dr
 from ganfit.fitting.unwrap import UvUnwrapper, fill_texture
+from ganfit.render.camera import Camera
 
 
 @dataclass(frozen=True)
@@ -121,8 +123,6 @@ class PhotoUnwrapper:
         self._cpu_context = None
 
     def _context(self, device: torch.device):
-        import ganfit.render as dr
-
         if device.type == "cpu":
             if self._cpu_context is None:
                 self._cpu_context = dr.RasterizeCpuContext()
@@ -131,8 +131,6 @@ class PhotoUnwrapper:
 
     def _texel_attributes(self, per_vertex: torch.Tensor) -> torch.Tensor:
         """Interpolate per-vertex attributes [B, V, C] over the UV raster -> [B, R, R, C] (row 0 = v 0)."""
-        import ganfit.render as dr
-
         batch = per_vertex.shape[0]
         attributes = per_vertex[:, self.uv.uv_vertex].contiguous()
         rast = self.uv.rast.expand(batch, -1, -1, -1).contiguous()
@@ -142,9 +140,6 @@ class PhotoUnwrapper:
     def _depth_buffer(self, camera, vertices: torch.Tensor, crop_size: int) -> tuple[torch.Tensor, float]:
         """Camera distance (mm, 0 = background) of the nearest surface per pixel of a ``depth_resolution`` render of
         the crop's camera: [B, 1, D, D] with row 0 = top, and D / crop_size."""
-        import ganfit.render as dr
-        from ganfit.render.camera import Camera
-
         side = self.config.depth_resolution
         k = side / crop_size
         scaled = Camera(rotation=camera.rotation, translation=camera.translation, focal=camera.focal * k)

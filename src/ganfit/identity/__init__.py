@@ -21,6 +21,7 @@ from typing import Literal
 
 from torch import nn
 
+from ganfit.identity.arcface import load_arcface_onnx
 from ganfit.identity.dlib_resnet import DlibResNet, IdentityWeightsNotFoundError, default_dlib_model_path
 from ganfit.identity.tfjs_assets import HumanModelsNotFoundError
 from ganfit.identity.tfjs_nets import TfjsFaceNet, load_tfjs_network
@@ -67,8 +68,6 @@ def load_identity_network(
     if name == "dlib":
         net = DlibResNet.from_dat(dat_path)
     elif name == "arcface":
-        from ganfit.identity.arcface import load_arcface_onnx
-
         if onnx_path is None:
             raise IdentityWeightsNotFoundError(
                 "identity=arcface needs the path of an insightface ArcFace ONNX file (e.g. w600k_r50.onnx from "

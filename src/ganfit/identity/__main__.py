@@ -24,9 +24,17 @@ from pathlib import Path
 
 import numpy as np
 
+from ganfit.assets import AssetIntegrityError, AssetNotFoundError
 from ganfit.atomic import atomic_save
 from ganfit.exit_codes import report_usage, run_command
-from ganfit.identity import IDENTITY_NETWORKS
+from ganfit.identity import IDENTITY_NETWORKS, load_identity_network
+from ganfit.identity.api import compare_descriptors, embed_photo
+from ganfit.identity.arcface import ArcFaceOnnxError
+from ganfit.identity.dlib_reader import DlibFormatError
+from ganfit.identity.dlib_resnet import IdentityWeightsNotFoundError
+from ganfit.identity.tfjs_reader import TfjsFormatError
+from ganfit.image_io import ImageInputError
+from ganfit.landmarks import LandmarkError
 from ganfit.landmarks.mediapipe_backend import VERBOSE_ENV, native_stderr_dropped
 
 log = logging.getLogger("ganfit.identity")
@@ -70,16 +78,6 @@ def _main(argv: Sequence[str] | None = None) -> int:
     if args.verbose:
         os.environ[VERBOSE_ENV] = "1"  # mediapipe's C++ log lines too
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(message)s")
-
-    from ganfit.assets import AssetIntegrityError, AssetNotFoundError
-    from ganfit.identity import load_identity_network
-    from ganfit.identity.api import compare_descriptors, embed_photo
-    from ganfit.identity.arcface import ArcFaceOnnxError
-    from ganfit.identity.dlib_reader import DlibFormatError
-    from ganfit.identity.dlib_resnet import IdentityWeightsNotFoundError
-    from ganfit.identity.tfjs_reader import TfjsFormatError
-    from ganfit.image_io import ImageInputError
-    from ganfit.landmarks import LandmarkError
 
     try:
         net = load_identity_network(args.identity, onnx_path=args.onnx_path, models_dir=args.models_dir)

@@ -10,6 +10,8 @@ import torch
 from torch import Tensor, nn
 
 from ganfit.identity.align import estimate_alignment, warp_to_chip
+from ganfit.image_io import read_image
+from ganfit.landmarks import detect_face
 
 __all__ = ["FaceEmbedding", "compare_descriptors", "embed_image", "embed_photo", "image_to_tensor"]
 
@@ -59,9 +61,6 @@ def embed_photo(
         ganfit.image_io.ImageInputError: the photo is missing or unreadable.
         ganfit.landmarks.NoFaceError: no face found.
     """
-    from ganfit.image_io import read_image
-    from ganfit.landmarks import detect_face
-
     image = photo if isinstance(photo, np.ndarray) else read_image(photo)
     name = None if isinstance(photo, np.ndarray) else str(photo)
     face = detect_face(image, backend=backend, face_index=face_index, name=name)  # type: ignore[arg-type]

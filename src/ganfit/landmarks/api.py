@@ -14,6 +14,8 @@ from typing import Any, Literal, Protocol
 import numpy as np
 
 from ganfit.image_io import as_rgb_uint8, read_image
+from ganfit.landmarks.dlib_backend import DlibDetector
+from ganfit.landmarks.mediapipe_backend import MediapipeDetector
 from ganfit.landmarks.types import FaceDetection, FaceIndexError, NoFaceError
 
 __all__ = ["BACKENDS", "Backend", "Detector", "detect_face", "detect_faces", "get_detector"]
@@ -43,11 +45,7 @@ def get_detector(backend: Backend = "mediapipe", **options: Any) -> Detector:
 @lru_cache(maxsize=8)
 def _build_detector(backend: str, options: tuple[tuple[str, Any], ...]) -> Detector:
     if backend == "mediapipe":
-        from ganfit.landmarks.mediapipe_backend import MediapipeDetector
-
         return MediapipeDetector(**dict(options))
-    from ganfit.landmarks.dlib_backend import DlibDetector
-
     return DlibDetector(**dict(options))
 
 

@@ -41,16 +41,15 @@ from scipy.optimize import nnls
 from ganfit.atomic import atomic_write_text
 from ganfit.exit_codes import run_command
 from ganfit.image_io import read_image
+from ganfit.landmarks.dlib_backend import DlibDetector
 from ganfit.landmarks.mapping import MAP_FILENAME
+from ganfit.landmarks.mediapipe_backend import MediapipeDetector
 
 logger = logging.getLogger(__name__)
 
 
 def collect_pairs(paths: list[Path]) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """Run both backends: returns dense float64 ``[N, 478, 2]``, dlib ``[N, 68, 2]`` (pixels) and the used names."""
-    from ganfit.landmarks.dlib_backend import DlibDetector
-    from ganfit.landmarks.mediapipe_backend import MediapipeDetector
-
     mesh = MediapipeDetector(max_num_faces=2)
     dlib_detector = DlibDetector()
     dense_list, ibug_list, names = [], [], []
