@@ -15,6 +15,7 @@ from enum import StrEnum
 from typing import Any  # noqa: UP035  (OmegaConf reads typing's spellings)
 
 from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING
 
 
 class Lighting(StrEnum):
@@ -199,6 +200,117 @@ class AblationConfig:
     fitting: Any = field(default_factory=dict)  # partial fitting preset merged over the composed one
 
 
+# ------------------------------------------------------------------------------------------ train_texture_gan.py
+# Types only: every value is in the YAML presets (conf/gan/progan.yaml, conf/data/folder.yaml, conf/trainer/cpu.yaml,
+# conf/train.yaml), where each key is commented; MISSING here means "the preset gives it".
+
+
+@dataclass
+class TextureGANConfig:
+    """``conf/gan/*.yaml``: the arguments of ``ganfit.gan.module.TextureGAN``."""
+
+    _target_: str = "ganfit.gan.module.TextureGAN"
+    resolution: int = MISSING  # target texture resolution, texels (power of two)
+    latent_dim: int = MISSING  # size of the Gaussian latent z
+    fmap_base: int = MISSING  # width rule numerator: channels(res) = fmap_base / 2**(log2(res)-1)
+    fmap_max: int = MISSING  # max channels per block
+    fmap_min: int = MISSING  # min channels per block
+    use_pixelnorm: bool = MISSING  # pixelwise feature normalisation in G
+    mbstd_group_size: int = MISSING  # minibatch-stddev group size in D (0 = off)
+    loss: str = MISSING  # wgan_gp | ns_r1 (checked by TextureGAN)
+    gp_weight: float = MISSING  # WGAN-GP lambda
+    gp_target: float = MISSING  # WGAN-GP target gradient norm
+    drift_weight: float = MISSING  # epsilon_drift on D(real)^2
+    r1_gamma: float = MISSING  # R1 weight (loss=ns_r1)
+    lr_g: float = MISSING  # Adam learning rate of G
+    lr_d: float = MISSING  # Adam learning rate of D
+    beta1: float = MISSING  # Adam beta1
+    beta2: float = MISSING  # Adam beta2
+    adam_eps: float = MISSING  # Adam epsilon
+    start_resolution: int = MISSING  # resolution growing starts at, texels
+    stable_kimg: float = MISSING  # thousand real images per stabilisation phase
+    fade_kimg: float = MISSING  # thousand real images per fade-in phase
+    total_kimg: float = MISSING  # training length, thousand real images
+    fade_reals: bool = MISSING  # blend reals between adjacent resolutions during fade-ins
+    ema_kimg: float = MISSING  # half-life of the generator EMA, thousand images
+    sample_every_n_steps: int = MISSING  # iterations between sample grids (0 = never)
+    num_samples: int = MISSING  # fixed latents in the grid
+    sample_seed: int = MISSING  # seed of the fixed latents
+    sample_dir: str | None = None  # folder of the sample-grid PNGs
+    swd_real_root: str | None = None  # held-back real images for the periodic SWD (None = off)
+    swd_every_n_steps: int = MISSING  # iterations between SWD evaluations (0 = only at the end)
+    swd_num_images: int = MISSING  # images per set for the SWD
+
+
+@dataclass
+class TextureDataConfig:
+    """``conf/data/*.yaml``: the arguments of ``ganfit.gan.data.TextureDataModule``."""
+
+    _target_: str = "ganfit.gan.data.TextureDataModule"
+    root: str = MISSING  # REQUIRED: folder of PNG/JPG textures
+    resolution: int = MISSING  # stored resolution (the GAN's target resolution), texels
+    batch_size: int = MISSING  # images per iteration and process
+    num_workers: int = MISSING  # DataLoader workers
+    mirror: bool = MISSING  # random horizontal flips
+    mask_suffix: str | None = None  # e.g. "_mask": a/b.png pairs with a/b_mask.png
+    cache: bool = MISSING  # keep the decoded images in memory
+
+
+@dataclass
+class TrainerConfig:
+    """``conf/trainer/*.yaml``: the ``pytorch_lightning.Trainer`` arguments ganfit's presets set, and a few more
+    with Lightning's own defaults (so ``trainer.max_time=...`` works without ``+``). Values Lightning takes in
+    several types (``devices``, ``fast_dev_run``, ``precision``, ...) are ``Any``; train_texture_gan.py checks
+    ``fast_dev_run`` itself."""
+
+    _target_: str = "pytorch_lightning.Trainer"
+    accelerator: str = MISSING  # cpu | gpu | auto
+    devices: Any = MISSING  # processes / devices: a count, "auto" or a list of device ids
+    strategy: Any = "auto"  # "auto", a name, or a _target_ node (conf/trainer/ddp_cpu.yaml)
+    precision: Any = None  # Lightning's precision ("32-true", "16-mixed", ...; None = Lightning's default)
+    num_nodes: int = 1  # machines
+    max_epochs: int = MISSING  # -1: unbounded (gan.total_kimg ends training)
+    max_steps: int = MISSING  # -1: no step limit
+    max_time: Any = None  # wall-clock limit ("DD:HH:MM:SS" or a dict), None = none
+    limit_train_batches: Any = None  # batches per epoch (a count or a fraction), None = all
+    log_every_n_steps: int = MISSING  # Lightning global steps between metric rows
+    enable_progress_bar: bool = MISSING  # tqdm progress bar
+    enable_model_summary: bool = MISSING  # module summary at start
+    num_sanity_val_steps: int = MISSING  # validation batches before training
+    default_root_dir: str = MISSING  # Lightning's root for logs / checkpoints
+    fast_dev_run: Any = False  # true or a batch count: a smoke test without logging or checkpoints
+    deterministic: Any = None  # torch deterministic algorithms (true / false / "warn")
+    detect_anomaly: bool = False  # autograd anomaly detection
+
+
+@dataclass
+class CheckpointConfig:
+    """``checkpoint:`` of ``conf/train.yaml``: the arguments of ``pytorch_lightning.callbacks.ModelCheckpoint``."""
+
+    _target_: str = "pytorch_lightning.callbacks.ModelCheckpoint"
+    dirpath: str = MISSING  # checkpoint folder
+    filename: str = MISSING  # name pattern
+    auto_insert_metric_name: bool = MISSING  # keep the pattern verbatim
+    every_n_train_steps: int = MISSING  # Lightning global steps between checkpoints
+    save_top_k: int = MISSING  # periodic checkpoints kept (-1 = all)
+    save_last: bool = MISSING  # also maintain last.ckpt
+
+
+@dataclass
+class TrainJobConfig:
+    """``train.yaml``: one training run (``python train_texture_gan.py key=value ...``)."""
+
+    seed: int = MISSING  # seed of the Python / NumPy / torch RNGs
+    resume: str | None = None  # local Lightning .ckpt to continue from
+    export_path: str = MISSING  # where the EMA generator is written after training
+    torch_threads: int = MISSING  # torch.set_num_threads per process (0 = torch's default)
+    checkpoint: CheckpointConfig | None = field(default_factory=CheckpointConfig)  # null: no checkpoints
+    gan: TextureGANConfig = field(default_factory=TextureGANConfig)
+    data: TextureDataConfig = field(default_factory=TextureDataConfig)
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    logger: Any = None  # _target_ node of a Lightning logger (conf/logger/), null = none
+
+
 def register_schema() -> None:
     """Register the schema nodes with Hydra's ConfigStore (idempotent)."""
     store = ConfigStore.instance()
@@ -206,3 +318,7 @@ def register_schema() -> None:
     store.store(group="landmarks", name="schema", node=LandmarksConfig)
     store.store(group="texture", name="schema", node=TextureConfig)
     store.store(name="fit_schema", node=FitJobConfig)
+    store.store(group="gan", name="schema", node=TextureGANConfig)
+    store.store(group="data", name="schema", node=TextureDataConfig)
+    store.store(group="trainer", name="schema", node=TrainerConfig)
+    store.store(name="train_schema", node=TrainJobConfig)
