@@ -4,15 +4,12 @@ and writes no checkpoint; Ctrl-C mid-training exits 130 with a resumable checkpo
 
 from __future__ import annotations
 
-import signal
-import subprocess
-import time
 from pathlib import Path
 
 import pytest
 import torch
 
-from cli_helpers import assert_usage_error, command, environment, run
+from cli_helpers import assert_usage_error, run, run_until_then_interrupt
 from gan_helpers import TINY, compose_train, entry_point, make_photo_folder
 from ganfit.gan.export import read_checkpoint
 
@@ -38,19 +35,14 @@ def test_sigint_mid_training_exits_130_and_keeps_a_resumable_checkpoint(photos_r
     data_root = make_photo_folder(photos_root, tmp_path / "data", count=8, size=32)
     run_dir = tmp_path / "run"
     args = (*TINY, "gan.total_kimg=1000", f"data.root={data_root}", f"hydra.run.dir={run_dir}")
-    proc = subprocess.Popen(command("train", *args), cwd=tmp_path, env=environment(), stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)  # fmt: skip
-    deadline = time.monotonic() + 240
-    while not list(run_dir.glob("checkpoints/step*.ckpt")) and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert proc.poll() is None, proc.communicate()[1][-3000:]
-    proc.send_signal(signal.SIGINT)
-    stdout, stderr = proc.communicate(timeout=120)
-    assert proc.returncode == 130, (stdout + stderr)[-3000:]
-    assert "Traceback" not in stderr
+    ran = run_until_then_interrupt(
+        "train", *args, ready=lambda: bool(list(run_dir.glob("checkpoints/step*.ckpt"))), cwd=tmp_path, wait=240
+    )
+    assert ran.code == 130, ran.output[-3000:]
+    assert "Traceback" not in ran.stderr
     saved = run_dir / "checkpoints" / "interrupted.ckpt"
-    lines = [line for line in stderr.splitlines() if line.startswith("interrupted: ")]
-    assert len(lines) == 1 and f"continue with resume={saved}" in lines[0], stderr[-3000:]
+    lines = [line for line in ran.stderr.splitlines() if line.startswith("interrupted: ")]
+    assert len(lines) == 1 and f"continue with resume={saved}" in lines[0], ran.stderr[-3000:]
     ganfit_state = read_checkpoint(saved)["ganfit"]  # weights_only=True: a plain, resumable Lightning checkpoint
     assert ganfit_state["images_seen"] > 0
     assert f"stopped after {ganfit_state['images_seen']} real images" in lines[0]
@@ -68,7 +60,9 @@ def test_sigint_mid_training_exits_130_and_keeps_a_resumable_checkpoint(photos_r
         ("trainer.fast_dev_run=maybe", ("trainer.fast_dev_run", "number of batches")),
     ],
 )
-def test_train_bad_value_or_key_is_one_line_and_exit_2(tmp_path: Path, override: str, fragments: tuple[str, ...]) -> None:
+def test_train_bad_value_or_key_is_one_line_and_exit_2(
+    tmp_path: Path, override: str, fragments: tuple[str, ...]
+) -> None:
     """Typed gan / data / trainer nodes: a value of the wrong type or a misspelt key fails before any training."""
     (tmp_path / "data").mkdir()
     run_dir = tmp_path / "run"

@@ -212,6 +212,7 @@ class BuildSummary(Summary):
         lines = [
             f"kept {self.count('kept')}, dropped {self.count('dropped')}, failed {self.count('failed')}, "
             f"skipped {self.count('skipped')} (of which kept earlier: {kept_before}) -> {self.out}/textures"
+            + (" — INTERRUPTED, the rest was not started" if self.interrupted else "")
         ]
         for outcome in self.outcomes:
             if outcome.status in ("dropped", "failed"):
