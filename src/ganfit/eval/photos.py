@@ -40,7 +40,7 @@ from torch import nn
 from ganfit.assets import DATA_DIR
 from ganfit.atomic import atomic_save, atomic_write_json, atomic_write_text
 from ganfit.config.compose import ConfigUsageError, compose_config
-from ganfit.exit_codes import run_command
+from ganfit.exit_codes import UsageError, run_command
 from ganfit.gan.export import GeneratorFileError
 from ganfit.identity import load_identity_network
 from ganfit.identity.api import embed_image, embed_photo
@@ -150,7 +150,9 @@ def run(cfg: DictConfig) -> dict[str, Any]:
             holdout = DATA_DIR / holdout
         image, gallery = frl_holdout_lists(out, holdout)
     if image is None:
-        raise ValueError("eval.photos needs image=DIR (or frl_holdout=true)")
+        raise UsageError(
+            "image= is required: give image=DIR (a folder, glob or list file of photos) or frl_holdout=true"
+        )
     fits = out / "fits"
     summary = run_fit_job(fit_job_config(cfg, image=str(image), out=str(fits), report=False))
     if summary.interrupted:  # the fits so far are in fits/summary.json; measuring waits for a complete set
