@@ -95,8 +95,10 @@ def test_sigint_mid_batch_exits_130_with_the_summary_of_what_finished(photos_roo
 
 def test_sigkill_during_export_then_rerun_leaves_no_staging(photos_root: Path, tmp_path: Path) -> None:
     photo = frl_photo(photos_root, 2, tmp_path / "photos" / "k.jpg")
+    (photo.parent / "phone.heic").write_bytes(b"\x00\x00\x00\x18ftypheic" + bytes(200))  # passed over, said so
+    (photo.parent / "phone.avif").write_bytes(b"\x00\x00\x00\x1cftypavif" + bytes(200))
     out = tmp_path / "out"
-    args = (f"image={photo}", f"out={out}", "progress=false", *FAST)
+    args = (f"image={photo.parent}", f"out={out}", "progress=false", *FAST)
     proc = subprocess.Popen(command("fit", *args), cwd=tmp_path, env=environment(), stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)  # fmt: skip
     deadline = time.monotonic() + 500
@@ -109,6 +111,8 @@ def test_sigkill_during_export_then_rerun_leaves_no_staging(photos_root: Path, t
 
     ran = run("fit", *args, cwd=tmp_path)
     assert ran.code == 0, ran.output[-3000:]
+    assert "removed" in ran.output and "left by an interrupted run" in ran.output
+    assert "not read (unsupported photo format): 1 .avif, 1 .heic; convert them to JPEG or PNG" in ran.stdout
     assert not list(out.rglob(".tmp-*"))
     assert {"metrics.json", "mesh.obj", "compare.png", "texture.png"} <= {p.name for p in (out / "k").iterdir()}
     assert _status(_summary(out)) == {"k": "fitted"}

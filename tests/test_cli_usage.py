@@ -79,6 +79,18 @@ def test_fit_nonexistent_image(tmp_path: Path) -> None:
     _assert_nothing_started(ran, out)
 
 
+def test_fit_folder_of_unsupported_formats_names_them(tmp_path: Path) -> None:
+    folder = tmp_path / "phone"
+    folder.mkdir()
+    (folder / "a.heic").write_bytes(b"\x00\x00\x00\x18ftypheic" + bytes(200))
+    (folder / "b.HEIC").write_bytes(b"\x00\x00\x00\x18ftypheic" + bytes(200))
+    (folder / "c.avif").write_bytes(b"\x00\x00\x00\x1cftypavif" + bytes(200))
+    out = tmp_path / "out"
+    ran = run("fit", f"image={folder}", f"out={out}", cwd=tmp_path)
+    assert_usage_error(ran, "holds no photos", "not read (unsupported photo format): 1 .avif, 2 .heic", "JPEG or PNG")
+    _assert_nothing_started(ran, out)
+
+
 def test_fit_out_is_an_existing_file(tmp_path: Path) -> None:
     existing = tmp_path / "results.txt"
     existing.write_text("keep me\n")
