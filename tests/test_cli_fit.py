@@ -57,7 +57,8 @@ def test_list_file_with_failures_then_quoted_rerun_and_changed_settings(photos_r
 
     changed = run("fit", quoted, f"out={out}", "seed=1", "progress=off", *FAST, cwd=tmp_path)
     assert changed.code == 0, changed.output[-3000:]
-    assert "skipped 1" in changed.stdout and "other settings" in changed.output
+    assert "skipped 1" in changed.stdout
+    assert "already fitted with other settings (overwrite=true to refit with these)" in changed.output
     assert json.loads((out / "a#1" / "metrics.json").read_text())["settings_sha256"] == settings  # not refitted
 
 
@@ -72,7 +73,9 @@ def test_same_name_different_photo_goes_to_name_2(photos_root: Path, tmp_path: P
     old = json.loads((out / "face" / "metrics.json").read_text())
     new = json.loads((out / "face-2" / "metrics.json").read_text())
     assert old["source_sha256"] != new["source_sha256"] and new["source"] == str(second)
-    assert _status(_summary(out)) == {"face-2": "fitted", "face": "fitted"}  # both in the folder's summary
+    summary = _summary(out)
+    assert _status(summary) == {"face-2": "fitted", "face": "fitted"}  # both in the folder's summary
+    assert {entry["name"]: entry["latest"] for entry in summary["photos"]} == {"face-2": True, "face": False}
 
 
 def test_sigint_mid_batch_exits_130_with_the_summary_of_what_finished(photos_root: Path, tmp_path: Path) -> None:
