@@ -12,7 +12,8 @@ TextureGAN module, the logger and the Trainer, fits, and writes the EMA generato
 ``resume=`` takes a local Lightning checkpoint only: a URL is refused before anything connects (ganfit never
 downloads at run time), and the file is checked (``torch.load(weights_only=True)``: it cannot run code; a ganfit
 ``generator.pt`` is named as such) before Lightning sees it, which then reads it with ``weights_only=True`` too.
-``trainer.fast_dev_run`` writes no checkpoints.
+``trainer.fast_dev_run`` writes no checkpoints. Ctrl-C (SIGINT) stops after writing ``checkpoints/interrupted.ckpt``
+(one-process runs; the periodic checkpoints stay either way) and says how far training got and how to continue.
 
 Exit codes: 0 trained and exported; 2 bad usage (unknown key, bad value, missing ``data.root``, a bad ``resume=``:
 one line, no traceback); 130 Ctrl-C.
@@ -23,12 +24,13 @@ from __future__ import annotations
 import logging
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from hydra.errors import InstantiationException
 from omegaconf import DictConfig
 from omegaconf.errors import OmegaConfBaseException
 
-from ganfit.config import CONF_DIR
+from ganfit.config import CONF_DIR, ConfigUsageError, parse_bool
 from ganfit.exit_codes import (
     EXIT_INTERRUPTED,
     EXIT_OK,
@@ -42,12 +44,34 @@ from ganfit.gan.data import DatasetError
 from ganfit.gan.export import CheckpointFileError, read_checkpoint
 from ganfit.gan.hydra_support import register_resolvers
 
+if TYPE_CHECKING:  # Lightning loads only once the config is valid
+    from ganfit.gan.module import InterruptCheckpoint, TextureGAN
+
 register_resolvers()
 log = logging.getLogger("train_texture_gan")
 
 __all__ = ["CONF_DIR", "check_resume", "main", "train", "train_task"]
 
 REMOTE_MARKERS = ("://",)
+INTERRUPTED_CHECKPOINT = "interrupted.ckpt"
+
+
+def fast_dev_run_of(value: object) -> bool | int:
+    """``trainer.fast_dev_run`` strictly: a boolean (``no``/``off``/``false``/``0`` are false) or a batch count.
+
+    Raises:
+        UsageError: anything else, naming the key.
+    """
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and value >= 0:
+        return value
+    try:
+        return parse_bool(value, "trainer.fast_dev_run")
+    except ConfigUsageError:
+        raise UsageError(
+            f"trainer.fast_dev_run={value!r}: give true/false or a number of batches (e.g. trainer.fast_dev_run=2)"
+        ) from None
 
 
 def check_resume(resume: object) -> Path | None:
@@ -79,8 +103,10 @@ def train(cfg: DictConfig) -> Path:
     from hydra.utils import instantiate
 
     from ganfit.gan.export import export_generator
+    from ganfit.gan.module import InterruptCheckpoint
 
     resume = check_resume(cfg.get("resume"))
+    dev_run = fast_dev_run_of(cfg.trainer.fast_dev_run)
     root = cfg.data.get("root") if "root" in cfg.data else None
     if root is not None and not Path(str(root)).expanduser().is_dir():
         raise UsageError(f"data.root={root} is not a folder; point data.root at a folder of PNG/JPG images")
@@ -90,14 +116,17 @@ def train(cfg: DictConfig) -> Path:
     datamodule = instantiate(cfg.data)
     model = instantiate(cfg.gan)
     logger = instantiate(cfg.logger) if cfg.get("logger") else False
-    dev_run = bool(cfg.trainer.get("fast_dev_run", False))
-    callbacks = [instantiate(cfg.checkpoint)] if cfg.get("checkpoint") and not dev_run else []
-    trainer = instantiate(cfg.trainer, logger=logger, callbacks=callbacks)
+    callbacks = []
+    on_interrupt = None
+    if cfg.get("checkpoint") and not dev_run:
+        on_interrupt = InterruptCheckpoint(Path(str(cfg.checkpoint.dirpath)) / INTERRUPTED_CHECKPOINT)
+        callbacks = [instantiate(cfg.checkpoint), on_interrupt]
+    trainer = instantiate(cfg.trainer, logger=logger, callbacks=callbacks, fast_dev_run=dev_run)
     try:
         trainer.fit(model, datamodule=datamodule, ckpt_path=resume, weights_only=True)
     except SystemExit:
         if trainer.interrupted:  # Lightning turns Ctrl-C into a graceful shutdown and exit(1): it is 130 here
-            raise KeyboardInterrupt from None
+            raise KeyboardInterrupt(_interrupted_message(model, on_interrupt)) from None
         raise
     level, alpha = model.progress()
     path = Path(cfg.export_path)
@@ -105,6 +134,15 @@ def train(cfg: DictConfig) -> Path:
         export_generator(model.G_ema, path, level, alpha, int(model.images_seen))
         log.info("generator: %s (%d kimg, level %d, alpha %.3f)", path, int(model.images_seen) // 1000, level, alpha)
     return path
+
+
+def _interrupted_message(model: TextureGAN, on_interrupt: InterruptCheckpoint | None) -> str:
+    """How far training got when Ctrl-C stopped it, and where to continue from."""
+    level, alpha = model.progress()
+    done = f"stopped after {int(model.images_seen)} real images (level {level}, alpha {alpha:.3f})"
+    if on_interrupt is not None and on_interrupt.saved is not None:
+        return f"{done}; saved {on_interrupt.saved}: continue with resume={on_interrupt.saved}"
+    return f"{done}; no checkpoint written at the interrupt (the periodic ones, if any, are in the run's checkpoints/)"
 
 
 def _instantiation_message(error: InstantiationException) -> str | None:
@@ -131,8 +169,8 @@ def train_task(cfg: DictConfig) -> int:
         if message is None:
             raise
         return report_usage(message)
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+    except KeyboardInterrupt as stop:
+        print(f"interrupted: {stop}" if str(stop) else "interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
     return EXIT_OK
 

@@ -4,10 +4,15 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+
+from PIL import Image
 
 REPO = Path(__file__).resolve().parents[1]
 FIT = REPO / "fit.py"
@@ -69,3 +74,40 @@ def assert_usage_error(ran: Ran, *fragments: str) -> str:
     for fragment in fragments:
         assert fragment in lines[0], lines[0]
     return lines[0]
+
+
+def run_until_then_interrupt(
+    kind: str, *args: str, ready: Callable[[], bool], cwd: Path, wait: float = 500, timeout: float = 300
+) -> Ran:
+    """Start a command, wait (at most ``wait`` s) until ``ready()`` (e.g. the first photo's output exists), send it
+    SIGINT (Ctrl-C) and wait (at most ``timeout`` s) for it to end. Fails if it ended before ``ready()``; a command
+    still running at a deadline is killed. The command starts with SIGINT's default action even when the tests run
+    as a background job (which inherits SIGINT ignored, so Python would never raise ``KeyboardInterrupt``)."""
+    proc = subprocess.Popen(
+        command(kind, *args), cwd=cwd, env=environment(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + wait
+        while not ready() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.2)
+        if proc.poll() is not None or not ready():
+            proc.kill()
+            stdout, stderr = proc.communicate(timeout=60)
+            raise AssertionError(f"not ready before it ended / in {wait} s (exit {proc.returncode})\n{stderr[-3000:]}")
+        proc.send_signal(signal.SIGINT)
+        stdout, stderr = proc.communicate(timeout=timeout)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate(timeout=60)
+    return Ran(proc.returncode, stdout, stderr)
+
+
+def frl_photo(photos_root: Path, index: int, target: Path, size: int = 256) -> Path:
+    """frl-london person ``index`` (neutral, frontal), downsized to ``size`` px, saved as JPEG at ``target``."""
+    source = sorted((photos_root / "frl-london" / "neutral_front").glob("*.jpg"))[index]
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with Image.open(source) as image:
+        image.convert("RGB").resize((size, size), Image.Resampling.BOX).save(target, quality=92)
+    return target

@@ -5,28 +5,17 @@ real model, the ``fitting=smoke`` preset; each test runs one or two real fits, s
 from __future__ import annotations
 
 import json
-import signal
 import subprocess
 import time
 from pathlib import Path
 
 import pytest
-from PIL import Image
 
-from cli_helpers import NATIVE_LOG_MARKERS, command, environment, run
+from cli_helpers import NATIVE_LOG_MARKERS, command, environment, frl_photo, run, run_until_then_interrupt
 
 pytestmark = pytest.mark.slow
 
 FAST = ("fitting=smoke", "report=false", "detail=false", "torch_threads=1")
-
-
-def _photo(photos_root: Path, index: int, target: Path, size: int = 256) -> Path:
-    """frl-london person ``index`` (neutral, frontal), downsized to ``size`` px, saved as JPEG at ``target``."""
-    source = sorted((photos_root / "frl-london" / "neutral_front").glob("*.jpg"))[index]
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with Image.open(source) as image:
-        image.convert("RGB").resize((size, size), Image.Resampling.BOX).save(target, quality=92)
-    return target
 
 
 def _summary(out: Path) -> dict:
@@ -42,7 +31,7 @@ def test_list_file_with_failures_then_quoted_rerun_and_changed_settings(photos_r
     summary says which failed; progress=off shows no bar; no mediapipe / TF Lite line reaches the terminal. Then the
     same photo named on the command line with Hydra quoting and overwrite=no: skipped (no means false); with other
     settings: skipped with a warning that says so."""
-    photo = _photo(photos_root, 0, tmp_path / "fotos ü" / "a#1.jpg")
+    photo = frl_photo(photos_root, 0, tmp_path / "fotos ü" / "a#1.jpg")
     (tmp_path / "empty.jpg").write_bytes(b"")
     listing = tmp_path / "photos.txt"
     listing.write_text("# my photos\nfotos ü/a#1.jpg\nempty.jpg\nmissing.jpg\n", encoding="utf-8")
@@ -68,13 +57,14 @@ def test_list_file_with_failures_then_quoted_rerun_and_changed_settings(photos_r
 
     changed = run("fit", quoted, f"out={out}", "seed=1", "progress=off", *FAST, cwd=tmp_path)
     assert changed.code == 0, changed.output[-3000:]
-    assert "skipped 1" in changed.stdout and "other settings" in changed.output
+    assert "skipped 1" in changed.stdout
+    assert "already fitted with other settings (overwrite=true to refit with these)" in changed.output
     assert json.loads((out / "a#1" / "metrics.json").read_text())["settings_sha256"] == settings  # not refitted
 
 
 def test_same_name_different_photo_goes_to_name_2(photos_root: Path, tmp_path: Path) -> None:
-    first = _photo(photos_root, 0, tmp_path / "one" / "face.jpg")
-    second = _photo(photos_root, 1, tmp_path / "two" / "face.jpg")
+    first = frl_photo(photos_root, 0, tmp_path / "one" / "face.jpg")
+    second = frl_photo(photos_root, 1, tmp_path / "two" / "face.jpg")
     out = tmp_path / "out"
     assert run("fit", f"image={first}", f"out={out}", "progress=false", *FAST, cwd=tmp_path).code == 0
     ran = run("fit", f"image={second}", f"out={out}", "progress=false", *FAST, cwd=tmp_path)
@@ -83,26 +73,23 @@ def test_same_name_different_photo_goes_to_name_2(photos_root: Path, tmp_path: P
     old = json.loads((out / "face" / "metrics.json").read_text())
     new = json.loads((out / "face-2" / "metrics.json").read_text())
     assert old["source_sha256"] != new["source_sha256"] and new["source"] == str(second)
-    assert _status(_summary(out)) == {"face-2": "fitted", "face": "fitted"}  # both in the folder's summary
+    summary = _summary(out)
+    assert _status(summary) == {"face-2": "fitted", "face": "fitted"}  # both in the folder's summary
+    assert {entry["name"]: entry["latest"] for entry in summary["photos"]} == {"face-2": True, "face": False}
 
 
 def test_sigint_mid_batch_exits_130_with_the_summary_of_what_finished(photos_root: Path, tmp_path: Path) -> None:
     folder = tmp_path / "photos"
     for index in range(2):
-        _photo(photos_root, index, folder / f"p{index}.jpg")
+        frl_photo(photos_root, index, folder / f"p{index}.jpg")
     out = tmp_path / "out"
     args = (f"image={folder}", f"out={out}", "progress=false", "fitting.batch_size=1", *FAST)
-    proc = subprocess.Popen(command("fit", *args), cwd=tmp_path, env=environment(), stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)  # fmt: skip
-    deadline = time.monotonic() + 500
-    while not (out / "p0" / "metrics.json").is_file() and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert proc.poll() is None, proc.communicate()[1][-3000:]
-    proc.send_signal(signal.SIGINT)  # Ctrl-C while p1 is being fitted
-    stdout, stderr = proc.communicate(timeout=300)
-    assert proc.returncode == 130, (stdout + stderr)[-3000:]
-    assert "Traceback" not in stderr
-    assert "INTERRUPTED" in stdout
+    ran = run_until_then_interrupt(  # Ctrl-C while p1 is being fitted
+        "fit", *args, ready=lambda: (out / "p0" / "metrics.json").is_file(), cwd=tmp_path
+    )
+    assert ran.code == 130, ran.output[-3000:]
+    assert "Traceback" not in ran.stderr
+    assert "INTERRUPTED" in ran.stdout
     summary = _summary(out)
     assert summary["interrupted"] is True
     assert _status(summary) == {"p0": "fitted"}
@@ -110,9 +97,11 @@ def test_sigint_mid_batch_exits_130_with_the_summary_of_what_finished(photos_roo
 
 
 def test_sigkill_during_export_then_rerun_leaves_no_staging(photos_root: Path, tmp_path: Path) -> None:
-    photo = _photo(photos_root, 2, tmp_path / "photos" / "k.jpg")
+    photo = frl_photo(photos_root, 2, tmp_path / "photos" / "k.jpg")
+    (photo.parent / "phone.heic").write_bytes(b"\x00\x00\x00\x18ftypheic" + bytes(200))  # passed over, said so
+    (photo.parent / "phone.avif").write_bytes(b"\x00\x00\x00\x1cftypavif" + bytes(200))
     out = tmp_path / "out"
-    args = (f"image={photo}", f"out={out}", "progress=false", *FAST)
+    args = (f"image={photo.parent}", f"out={out}", "progress=false", *FAST)
     proc = subprocess.Popen(command("fit", *args), cwd=tmp_path, env=environment(), stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)  # fmt: skip
     deadline = time.monotonic() + 500
@@ -125,6 +114,8 @@ def test_sigkill_during_export_then_rerun_leaves_no_staging(photos_root: Path, t
 
     ran = run("fit", *args, cwd=tmp_path)
     assert ran.code == 0, ran.output[-3000:]
+    assert "removed" in ran.output and "left by an interrupted run" in ran.output
+    assert "not read (unsupported photo format): 1 .avif, 1 .heic; convert them to JPEG or PNG" in ran.stdout
     assert not list(out.rglob(".tmp-*"))
     assert {"metrics.json", "mesh.obj", "compare.png", "texture.png"} <= {p.name for p in (out / "k").iterdir()}
     assert _status(_summary(out)) == {"k": "fitted"}

@@ -79,6 +79,18 @@ def test_fit_nonexistent_image(tmp_path: Path) -> None:
     _assert_nothing_started(ran, out)
 
 
+def test_fit_folder_of_unsupported_formats_names_them(tmp_path: Path) -> None:
+    folder = tmp_path / "phone"
+    folder.mkdir()
+    (folder / "a.heic").write_bytes(b"\x00\x00\x00\x18ftypheic" + bytes(200))
+    (folder / "b.HEIC").write_bytes(b"\x00\x00\x00\x18ftypheic" + bytes(200))
+    (folder / "c.avif").write_bytes(b"\x00\x00\x00\x1cftypavif" + bytes(200))
+    out = tmp_path / "out"
+    ran = run("fit", f"image={folder}", f"out={out}", cwd=tmp_path)
+    assert_usage_error(ran, "holds no photos", "not read (unsupported photo format): 1 .avif, 2 .heic", "JPEG or PNG")
+    _assert_nothing_started(ran, out)
+
+
 def test_fit_out_is_an_existing_file(tmp_path: Path) -> None:
     existing = tmp_path / "results.txt"
     existing.write_text("keep me\n")
@@ -225,6 +237,13 @@ def test_train_missing_resume_file_and_data_root(tmp_path: Path) -> None:
         ("ganfit.eval.synthetic", ("nn=3",), "nn"),
         ("ganfit.data_build", ("fitting.resolution=abc",), "fitting.resolution"),
         ("ganfit.data_build", ("image={tmp}/nope", "out={tmp}/db"), "no such file or folder"),
+        ("ganfit.data_build", ("image={tmp}", "out={tmp}/db", "overwrite=maybe"), "overwrite: Value 'maybe'"),
+        ("ganfit.data_build", ("image={tmp}", "out={tmp}/db", "processes=abc"), "processes: Value 'abc'"),
+        ("ganfit.data_build", ("image={tmp}", "out={tmp}/db", "build.min_facin=0.3"), "build.min_facin: unknown key"),
+        ("ganfit.eval.photos", ("out={tmp}/ev", "judge.threshold=abc"), "judge.threshold: Value 'abc'"),
+        ("ganfit.eval.photos", ("out={tmp}/ev",), "image= is required"),
+        ("ganfit.eval.synthetic", ("out={tmp}/ev", "n=abc"), "n: Value 'abc'"),
+        ("ganfit.eval.synthetic", ("out={tmp}/ev", "oracle_landmarks=maybe"), "oracle_landmarks: Value 'maybe'"),
         ("ganfit.identity", ("embed", "{tmp}/nope.jpg"), "nope.jpg"),
         ("ganfit.report", ("{tmp}/nope",), "summary.json"),
         ("ganfit.assets", ("where", "--dir", "{tmp}/nope"), "not found"),

@@ -82,11 +82,12 @@ def run_command(
     usage_errors: tuple[type[BaseException], ...] = (),
 ) -> int:
     """Run a command's ``main()`` and return its exit code: its own return value (``None`` = 0); 2 with one line for
-    :class:`UsageError` and ``usage_errors``; 130 for Ctrl-C; argparse's own exits (2 for a bad option) kept."""
+    :class:`UsageError` and ``usage_errors``; 130 for Ctrl-C (``interrupted``, with the message of the
+    ``KeyboardInterrupt`` when the command gave one); argparse's own exits (2 for a bad option) kept."""
     try:
         code = main()
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+    except KeyboardInterrupt as stop:
+        print(f"interrupted: {stop}" if str(stop) else "interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
     except SystemExit as exit_:
         return exit_code_of(exit_)

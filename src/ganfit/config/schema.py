@@ -10,11 +10,13 @@ This module avoids ``from __future__ import annotations``: OmegaConf reads the f
 """
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any  # noqa: UP035  (OmegaConf reads typing's spellings)
 
 from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING
 
 
 class Lighting(StrEnum):
@@ -164,17 +166,30 @@ class ShardingConfig:
 
 
 @dataclass
-class FitJobConfig:
-    """``fit.yaml``: the fit job (``python fit.py key=value ...``)."""
+class PhotoJobConfig:
+    """The keys every photo job has (fit.py, the dataset builder, eval.photos): inputs, output, run options and the
+    components of the fit."""
 
-    image: str | None = None  # photo file, folder, glob or list file; None = the embedded astronaut
+    image: str | None = None  # photo file, folder, glob or list file; None = the embedded astronaut (fit.py)
     out: str = "outputs/fit"  # output root; each photo writes out/<name>/
-    overwrite: bool = False  # refit photos that are already fitted with the same photo and settings
+    overwrite: bool = False  # redo photos that are already done (fit.py: with the same photo and settings)
     device: str = "cpu"  # torch device of the optimisation
     seed: int = 0  # random seed
     processes: int = 1  # fitting processes per node (Fabric devices), each fitting a shard of the photos
     progress: bool = True  # progress bar
     torch_threads: int = 0  # torch threads per process (0 = the thread policy's choice)
+    face_model: Any = None  # _target_ node: the morphable model
+    renderer: Any = None  # _target_ node (partial): the renderer factory
+    landmarks: LandmarksConfig = field(default_factory=LandmarksConfig)
+    identity: Any = None  # {name: _target_ node}: identity networks of the loss (none: no identity terms)
+    texture: TextureConfig = field(default_factory=TextureConfig)
+    fitting: FittingConfig = field(default_factory=FittingConfig)
+
+
+@dataclass
+class FitJobConfig(PhotoJobConfig):
+    """``fit.yaml``: the fit job (``python fit.py key=value ...``)."""
+
     wandb: bool = False  # log the run to W&B (offline without an API key)
     report: bool = True  # write out/index.html (photos, pictures, metrics, 3D view)
     detail: bool = True  # build the detail texture from the photo (false: the GAN / free albedo alone)
@@ -182,10 +197,109 @@ class FitJobConfig:
     shared_identity: bool = False  # fit the photos of one person together: one shape and texture, per-photo pose
     verbose: bool = False  # also show third-party log lines (mediapipe, TF Lite) and the thread policy
     sharding: ShardingConfig = field(default_factory=ShardingConfig)
+
+
+@dataclass
+class UnwrapConfig:
+    """Photo -> UV texture options of the dataset builder (``conf/data_build.yaml`` ``build:``)."""
+
+    texture_resolution: int = 256  # side of the UV texture written, texels
+    depth_resolution: int = 512  # side of the depth buffer used for visibility (crop frame), pixels
+    depth_tolerance_mm: float = 4.0  # a texel is visible when within this distance of the depth buffer, mm
+    min_facing: float = 0.2  # cosine(normal, view) at which confidence starts to rise from 0
+    full_facing: float = 0.5  # cosine at which confidence reaches 1
+    min_shading: float = 0.2  # shading below this is clamped before dividing (deep shadow is not albedo)
+    skin_mask: bool = True  # keep only photo pixels inside the face outline, away from eyes and mouth (skin_mask.py)
+
+
+@dataclass
+class Thresholds:
+    """A fit beyond any of these is dropped from the dataset (``conf/data_build.yaml`` ``thresholds:``)."""
+
+    max_landmark_error_iod: float = 0.08  # mean landmark error / inter-ocular distance after the fit
+    min_identity_cosine: float = 0.0  # identity cosine photo vs render (skipped when no identity network)
+    max_pixel_l1: float = 0.12  # mean L1 colour error inside the rendered face, [0, 1] units
+    min_visible_fraction: float = 0.15  # fraction of the UV layout seen with confidence > 0.5 (skin-masked)
+
+    def reasons(self, metrics: dict[str, Any]) -> list[str]:
+        """Why ``metrics`` fail the thresholds (empty: keep)."""
+        out = []
+        lm = float(metrics.get("landmark_error_iod", float("nan")))
+        if not math.isfinite(lm) or lm > self.max_landmark_error_iod:
+            out.append(f"landmark_error_iod {lm:.3f} > {self.max_landmark_error_iod}")
+        cos = metrics.get("identity_cosine")
+        if cos is not None and cos < self.min_identity_cosine:
+            out.append(f"identity_cosine {cos:.3f} < {self.min_identity_cosine}")
+        pix = metrics.get("pixel_l1")
+        if pix is not None and pix > self.max_pixel_l1:
+            out.append(f"pixel_l1 {pix:.3f} > {self.max_pixel_l1}")
+        vis = metrics.get("visible_fraction", 0.0)
+        if vis < self.min_visible_fraction:
+            out.append(f"visible_fraction {vis:.3f} < {self.min_visible_fraction}")
+        return out
+
+
+@dataclass
+class DataBuildConfig(PhotoJobConfig):
+    """``data_build.yaml``: the dataset builder (``python -m ganfit.data_build key=value ...``)."""
+
+    build: UnwrapConfig = field(default_factory=UnwrapConfig)
+    thresholds: Thresholds = field(default_factory=Thresholds)
+
+
+@dataclass
+class JudgeConfig:
+    """``judge:`` of ``eval_photos.yaml``: the identity network of the metric."""
+
+    name: str = "faceres"  # faceres | dlib | mobileface | arcface
+    onnx_path: str | None = None  # ArcFace ONNX file (arcface only)
+    models_dir: str | None = None  # human-models folder of the TF.js networks (None: found as documented)
+    threshold: float | None = None  # same-person threshold of the judge's distance (None: the recorded one)
+
+
+@dataclass
+class EvalPhotosConfig(PhotoJobConfig):
+    """``eval_photos.yaml``: the real-photo evaluation (``python -m ganfit.eval.photos key=value ...``)."""
+
+    gallery: str | None = None  # photos of known people for rank-1 identification
+    frl_holdout: bool = False  # probes / gallery = the held-out FRL-London people
+    holdout_file: str = "frl_holdout.json"  # ids held out of the generator's training data (in ganfit/data/)
+    identity_pattern: str = "^[^_]+"  # regex on a file stem giving the person's id
+    detail: bool = True  # the fits' detail texture from the photo
+    eyes: bool = True  # eyes and mouth interior in the fits' renders
+    judge: JudgeConfig = field(default_factory=JudgeConfig)
+
+
+@dataclass
+class EvalSyntheticConfig:
+    """``eval_synthetic.yaml``: the synthetic benchmark (``python -m ganfit.eval.synthetic key=value ...``); each
+    key is commented there."""
+
+    n: int = 8  # number of synthetic faces
+    seed: int = 0  # seed of the ground-truth sampling
+    out: str = MISSING  # output folder
+    device: str = "cpu"  # torch device
+    torch_threads: int = 2  # torch.set_num_threads (0 = torch's default)
+    progress: bool = True  # log progress per variant and batch
+    overwrite: bool = False  # unused (the fitting options read the same keys as fit.py)
+    image_size: int = 512  # side of the synthetic photos, pixels
+    focal_factor: float = 1.5  # focal length / image_size
+    face_fill: float = 0.45  # face width as a fraction of the image width at yaw 0
+    max_yaw_deg: float = 45.0  # degrees
+    max_pitch_deg: float = 15.0  # degrees
+    max_roll_deg: float = 10.0  # degrees
+    identity_scale: float = 1.0  # ground-truth shape ps ~ N(0, identity_scale^2), std units
+    expression_scale: float = 0.5  # active blendshapes ~ U(0, expression_scale)
+    expression_fraction: float = 0.08  # probability of each blendshape being active
+    textures: str | None = None  # folder of UV textures; None = flat skin tones
+    oracle_landmarks: bool = False  # diagnostic: fit to the true projected landmarks
+    oracle_appearance: list[str] = field(default_factory=list)  # diagnostic: [texture, light] kept true
+    region_radius_mm: float = 95.0  # shape error within this distance of the nose tip, mm
+    variants: list[str] = field(default_factory=list)  # ablation variants to run
     face_model: Any = None  # _target_ node: the morphable model
     renderer: Any = None  # _target_ node (partial): the renderer factory
     landmarks: LandmarksConfig = field(default_factory=LandmarksConfig)
-    identity: Any = None  # {name: _target_ node}: identity networks of the loss (none: no identity terms)
+    identity: Any = None  # identity networks of the loss and the metric
     texture: TextureConfig = field(default_factory=TextureConfig)
     fitting: FittingConfig = field(default_factory=FittingConfig)
 
@@ -199,6 +313,117 @@ class AblationConfig:
     fitting: Any = field(default_factory=dict)  # partial fitting preset merged over the composed one
 
 
+# ------------------------------------------------------------------------------------------ train_texture_gan.py
+# Types only: every value is in the YAML presets (conf/gan/progan.yaml, conf/data/folder.yaml, conf/trainer/cpu.yaml,
+# conf/train.yaml), where each key is commented; MISSING here means "the preset gives it".
+
+
+@dataclass
+class TextureGANConfig:
+    """``conf/gan/*.yaml``: the arguments of ``ganfit.gan.module.TextureGAN``."""
+
+    _target_: str = "ganfit.gan.module.TextureGAN"
+    resolution: int = MISSING  # target texture resolution, texels (power of two)
+    latent_dim: int = MISSING  # size of the Gaussian latent z
+    fmap_base: int = MISSING  # width rule numerator: channels(res) = fmap_base / 2**(log2(res)-1)
+    fmap_max: int = MISSING  # max channels per block
+    fmap_min: int = MISSING  # min channels per block
+    use_pixelnorm: bool = MISSING  # pixelwise feature normalisation in G
+    mbstd_group_size: int = MISSING  # minibatch-stddev group size in D (0 = off)
+    loss: str = MISSING  # wgan_gp | ns_r1 (checked by TextureGAN)
+    gp_weight: float = MISSING  # WGAN-GP lambda
+    gp_target: float = MISSING  # WGAN-GP target gradient norm
+    drift_weight: float = MISSING  # epsilon_drift on D(real)^2
+    r1_gamma: float = MISSING  # R1 weight (loss=ns_r1)
+    lr_g: float = MISSING  # Adam learning rate of G
+    lr_d: float = MISSING  # Adam learning rate of D
+    beta1: float = MISSING  # Adam beta1
+    beta2: float = MISSING  # Adam beta2
+    adam_eps: float = MISSING  # Adam epsilon
+    start_resolution: int = MISSING  # resolution growing starts at, texels
+    stable_kimg: float = MISSING  # thousand real images per stabilisation phase
+    fade_kimg: float = MISSING  # thousand real images per fade-in phase
+    total_kimg: float = MISSING  # training length, thousand real images
+    fade_reals: bool = MISSING  # blend reals between adjacent resolutions during fade-ins
+    ema_kimg: float = MISSING  # half-life of the generator EMA, thousand images
+    sample_every_n_steps: int = MISSING  # iterations between sample grids (0 = never)
+    num_samples: int = MISSING  # fixed latents in the grid
+    sample_seed: int = MISSING  # seed of the fixed latents
+    sample_dir: str | None = None  # folder of the sample-grid PNGs
+    swd_real_root: str | None = None  # held-back real images for the periodic SWD (None = off)
+    swd_every_n_steps: int = MISSING  # iterations between SWD evaluations (0 = only at the end)
+    swd_num_images: int = MISSING  # images per set for the SWD
+
+
+@dataclass
+class TextureDataConfig:
+    """``conf/data/*.yaml``: the arguments of ``ganfit.gan.data.TextureDataModule``."""
+
+    _target_: str = "ganfit.gan.data.TextureDataModule"
+    root: str = MISSING  # REQUIRED: folder of PNG/JPG textures
+    resolution: int = MISSING  # stored resolution (the GAN's target resolution), texels
+    batch_size: int = MISSING  # images per iteration and process
+    num_workers: int = MISSING  # DataLoader workers
+    mirror: bool = MISSING  # random horizontal flips
+    mask_suffix: str | None = None  # e.g. "_mask": a/b.png pairs with a/b_mask.png
+    cache: bool = MISSING  # keep the decoded images in memory
+
+
+@dataclass
+class TrainerConfig:
+    """``conf/trainer/*.yaml``: the ``pytorch_lightning.Trainer`` arguments ganfit's presets set, and a few more
+    with Lightning's own defaults (so ``trainer.max_time=...`` works without ``+``). Values Lightning takes in
+    several types (``devices``, ``fast_dev_run``, ``precision``, ...) are ``Any``; train_texture_gan.py checks
+    ``fast_dev_run`` itself."""
+
+    _target_: str = "pytorch_lightning.Trainer"
+    accelerator: str = MISSING  # cpu | gpu | auto
+    devices: Any = MISSING  # processes / devices: a count, "auto" or a list of device ids
+    strategy: Any = "auto"  # "auto", a name, or a _target_ node (conf/trainer/ddp_cpu.yaml)
+    precision: Any = None  # Lightning's precision ("32-true", "16-mixed", ...; None = Lightning's default)
+    num_nodes: int = 1  # machines
+    max_epochs: int = MISSING  # -1: unbounded (gan.total_kimg ends training)
+    max_steps: int = MISSING  # -1: no step limit
+    max_time: Any = None  # wall-clock limit ("DD:HH:MM:SS" or a dict), None = none
+    limit_train_batches: Any = None  # batches per epoch (a count or a fraction), None = all
+    log_every_n_steps: int = MISSING  # Lightning global steps between metric rows
+    enable_progress_bar: bool = MISSING  # tqdm progress bar
+    enable_model_summary: bool = MISSING  # module summary at start
+    num_sanity_val_steps: int = MISSING  # validation batches before training
+    default_root_dir: str = MISSING  # Lightning's root for logs / checkpoints
+    fast_dev_run: Any = False  # true or a batch count: a smoke test without logging or checkpoints
+    deterministic: Any = None  # torch deterministic algorithms (true / false / "warn")
+    detect_anomaly: bool = False  # autograd anomaly detection
+
+
+@dataclass
+class CheckpointConfig:
+    """``checkpoint:`` of ``conf/train.yaml``: the arguments of ``pytorch_lightning.callbacks.ModelCheckpoint``."""
+
+    _target_: str = "pytorch_lightning.callbacks.ModelCheckpoint"
+    dirpath: str = MISSING  # checkpoint folder
+    filename: str = MISSING  # name pattern
+    auto_insert_metric_name: bool = MISSING  # keep the pattern verbatim
+    every_n_train_steps: int = MISSING  # Lightning global steps between checkpoints
+    save_top_k: int = MISSING  # periodic checkpoints kept (-1 = all)
+    save_last: bool = MISSING  # also maintain last.ckpt
+
+
+@dataclass
+class TrainJobConfig:
+    """``train.yaml``: one training run (``python train_texture_gan.py key=value ...``)."""
+
+    seed: int = MISSING  # seed of the Python / NumPy / torch RNGs
+    resume: str | None = None  # local Lightning .ckpt to continue from
+    export_path: str = MISSING  # where the EMA generator is written after training
+    torch_threads: int = MISSING  # torch.set_num_threads per process (0 = torch's default)
+    checkpoint: CheckpointConfig | None = field(default_factory=CheckpointConfig)  # null: no checkpoints
+    gan: TextureGANConfig = field(default_factory=TextureGANConfig)
+    data: TextureDataConfig = field(default_factory=TextureDataConfig)
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    logger: Any = None  # _target_ node of a Lightning logger (conf/logger/), null = none
+
+
 def register_schema() -> None:
     """Register the schema nodes with Hydra's ConfigStore (idempotent)."""
     store = ConfigStore.instance()
@@ -206,3 +431,10 @@ def register_schema() -> None:
     store.store(group="landmarks", name="schema", node=LandmarksConfig)
     store.store(group="texture", name="schema", node=TextureConfig)
     store.store(name="fit_schema", node=FitJobConfig)
+    store.store(group="gan", name="schema", node=TextureGANConfig)
+    store.store(group="data", name="schema", node=TextureDataConfig)
+    store.store(group="trainer", name="schema", node=TrainerConfig)
+    store.store(name="train_schema", node=TrainJobConfig)
+    store.store(name="data_build_schema", node=DataBuildConfig)
+    store.store(name="eval_photos_schema", node=EvalPhotosConfig)
+    store.store(name="eval_synthetic_schema", node=EvalSyntheticConfig)

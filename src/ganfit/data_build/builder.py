@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -32,8 +32,10 @@ from PIL import Image
 
 from ganfit.atomic import atomic_save, atomic_write_json, atomic_write_text, to_jsonable
 from ganfit.config.compose import parse_bool
+from ganfit.config.schema import Thresholds
 from ganfit.data_build.skin_mask import skin_mask
 from ganfit.data_build.texture import PhotoUnwrapper, UnwrapConfig
+from ganfit.exit_codes import UsageError
 from ganfit.fitting.shading import make_light
 from ganfit.jobs.components import build_fitter, fitting_config, seeded
 from ganfit.jobs.engine import Outcome, PhotoItem, PrepareOptions, run_sharded
@@ -42,33 +44,6 @@ from ganfit.jobs.inputs import collect_inputs, output_names
 from ganfit.report import image_files, write_contact_sheet
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Thresholds:
-    """A fit beyond any of these is dropped from the dataset (``conf/data_build.yaml`` ``thresholds:``)."""
-
-    max_landmark_error_iod: float = 0.08  # mean landmark error / inter-ocular distance after the fit
-    min_identity_cosine: float = 0.0  # identity cosine photo vs render (skipped when no identity network)
-    max_pixel_l1: float = 0.12  # mean L1 colour error inside the rendered face, [0, 1] units
-    min_visible_fraction: float = 0.15  # fraction of the UV layout seen with confidence > 0.5 (skin-masked)
-
-    def reasons(self, metrics: dict[str, Any]) -> list[str]:
-        """Why ``metrics`` fail the thresholds (empty: keep)."""
-        out = []
-        lm = metrics.get("landmark_error_iod", float("nan"))
-        if not np.isfinite(lm) or lm > self.max_landmark_error_iod:
-            out.append(f"landmark_error_iod {lm:.3f} > {self.max_landmark_error_iod}")
-        cos = metrics.get("identity_cosine")
-        if cos is not None and cos < self.min_identity_cosine:
-            out.append(f"identity_cosine {cos:.3f} < {self.min_identity_cosine}")
-        pix = metrics.get("pixel_l1")
-        if pix is not None and pix > self.max_pixel_l1:
-            out.append(f"pixel_l1 {pix:.3f} > {self.max_pixel_l1}")
-        vis = metrics.get("visible_fraction", 0.0)
-        if vis < self.min_visible_fraction:
-            out.append(f"visible_fraction {vis:.3f} < {self.min_visible_fraction}")
-        return out
 
 
 def _to_uint8(image: torch.Tensor) -> np.ndarray:
@@ -212,6 +187,7 @@ class BuildSummary(Summary):
         lines = [
             f"kept {self.count('kept')}, dropped {self.count('dropped')}, failed {self.count('failed')}, "
             f"skipped {self.count('skipped')} (of which kept earlier: {kept_before}) -> {self.out}/textures"
+            + (" — INTERRUPTED, the rest was not started" if self.interrupted else "")
         ]
         for outcome in self.outcomes:
             if outcome.status in ("dropped", "failed"):
@@ -233,7 +209,9 @@ class BuildSummary(Summary):
 def run_build(cfg: DictConfig) -> BuildSummary:
     """Build the dataset of a composed ``data_build`` config (``image=`` photos into ``out=``)."""
     if str(cfg.texture.mode) != "free":
-        raise ValueError("the dataset builder fits with texture=free (the unwrapped photo is the dataset)")
+        raise UsageError(
+            f"texture={cfg.texture.mode}: the dataset builder fits with texture=free (the unwrapped photo is its data)"
+        )
     inputs = collect_inputs(str(cfg.image))
     names = output_names(inputs.sources)
     out = Path(str(cfg.out))

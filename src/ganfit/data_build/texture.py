@@ -26,21 +26,9 @@ import torch
 import torch.nn.functional as F
 
 import ganfit.render as dr
+from ganfit.config.schema import UnwrapConfig
 from ganfit.fitting.unwrap import UvUnwrapper, fill_texture
 from ganfit.render.camera import Camera
-
-
-@dataclass(frozen=True)
-class UnwrapConfig:
-    """Options of :func:`unwrap_fit` (``conf/data_build.yaml`` ``build:``)."""
-
-    texture_resolution: int = 256  # side of the UV texture written, texels
-    depth_resolution: int = 512  # side of the depth buffer used for visibility (crop frame), pixels
-    depth_tolerance_mm: float = 4.0  # a texel is visible when within this distance of the depth buffer, mm
-    min_facing: float = 0.2  # cosine(normal, view) at which confidence starts to rise from 0
-    full_facing: float = 0.5  # cosine at which confidence reaches 1
-    min_shading: float = 0.2  # shading below this is clamped before dividing (deep shadow is not albedo)
-    skin_mask: bool = True  # keep only photo pixels inside the face outline, away from eyes and mouth (skin_mask.py)
 
 
 @dataclass

@@ -40,7 +40,7 @@ from torch import nn
 from ganfit.assets import DATA_DIR
 from ganfit.atomic import atomic_save, atomic_write_json, atomic_write_text
 from ganfit.config.compose import ConfigUsageError, compose_config
-from ganfit.exit_codes import run_command
+from ganfit.exit_codes import UsageError, run_command
 from ganfit.gan.export import GeneratorFileError
 from ganfit.identity import load_identity_network
 from ganfit.identity.api import embed_image, embed_photo
@@ -135,7 +135,11 @@ def judge_of(cfg: DictConfig) -> tuple[str, nn.Module, JudgeSpec]:
 
 
 def run(cfg: DictConfig) -> dict[str, Any]:
-    """Fit, measure, rank; writes ``out/results.json``, ``out/table.md``, ``out/index.html``, ``out/plots.png``."""
+    """Fit, measure, rank; writes ``out/results.json``, ``out/table.md``, ``out/index.html``, ``out/plots.png``.
+
+    Raises:
+        KeyboardInterrupt: Ctrl-C stopped the fits (``out/fits/summary.json`` lists the finished ones).
+    """
     if int(cfg.get("torch_threads", 0)) > 0:
         torch.set_num_threads(int(cfg.torch_threads))
     out = Path(str(cfg.out))
@@ -146,9 +150,16 @@ def run(cfg: DictConfig) -> dict[str, Any]:
             holdout = DATA_DIR / holdout
         image, gallery = frl_holdout_lists(out, holdout)
     if image is None:
-        raise ValueError("eval.photos needs image=DIR (or frl_holdout=true)")
+        raise UsageError(
+            "image= is required: give image=DIR (a folder, glob or list file of photos) or frl_holdout=true"
+        )
     fits = out / "fits"
     summary = run_fit_job(fit_job_config(cfg, image=str(image), out=str(fits), report=False))
+    if summary.interrupted:  # the fits so far are in fits/summary.json; measuring waits for a complete set
+        raise KeyboardInterrupt(
+            f"{summary.count('fitted')} photo(s) fitted, nothing measured; the fits so far are listed in "
+            f"{fits / 'summary.json'}; rerun the same command to continue (finished fits are skipped)"
+        )
     judge_name, judge, spec = judge_of(cfg)
     loss_networks = sorted(str(name) for name, node in (cfg.get("identity") or {}).items() if node)
     rows: dict[str, dict[str, Any]] = {}
@@ -283,7 +294,8 @@ def _main(argv: list[str] | None = None) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m ganfit.eval.photos key=value ...``. Exit codes: 0 some photos measured, 1 none, 2 bad usage
-    (unknown key, bad value, missing image=/gallery=: one line), 130 Ctrl-C."""
+    (unknown key, bad value, missing image=/gallery=: one line), 130 Ctrl-C (while fitting: after ``fits/summary.json``
+    lists the finished fits; no ``results.json``)."""
     return run_command(lambda: _main(argv), (ConfigUsageError, InputSpecError, GeneratorFileError, FileNotFoundError))
 
 

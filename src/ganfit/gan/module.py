@@ -29,7 +29,22 @@ from ganfit.metrics.swd import swd
 
 log = logging.getLogger(__name__)
 
-__all__ = ["TextureGAN", "image_grid"]
+__all__ = ["InterruptCheckpoint", "TextureGAN", "image_grid"]
+
+
+class InterruptCheckpoint(pl.Callback):
+    """Writes a full, resumable Lightning checkpoint to ``path`` when Ctrl-C stops a one-process run (the state at
+    that moment: ``images_seen``, level, alpha, optimisers). Under DDP nothing is written (a rank may be gone, so
+    Lightning's save would wait at its barrier); the periodic checkpoints stay."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.saved: Path | None = None
+
+    def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
+        if isinstance(exception, KeyboardInterrupt) and trainer.world_size == 1:
+            trainer.save_checkpoint(self.path, weights_only=False)  # a full checkpoint: optimisers included
+            self.saved = self.path
 
 
 def image_grid(images: torch.Tensor, nrow: int) -> np.ndarray:

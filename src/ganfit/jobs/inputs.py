@@ -70,9 +70,13 @@ def collect_inputs(spec: str | os.PathLike[str] | None) -> Inputs:
                 found.append(str(candidate))
             elif suffix in UNSUPPORTED_PHOTO_SUFFIXES:
                 skipped[suffix] = skipped.get(suffix, 0) + 1
+        scan = Inputs(found, skipped)
         if not found:
-            raise InputSpecError(f"image={spec}: the folder holds no photos ({', '.join(sorted(PHOTO_SUFFIXES))})")
-        return Inputs(found, skipped)
+            unread = f"; {scan.describe_skipped()}" if skipped else ""
+            raise InputSpecError(
+                f"image={spec}: the folder holds no photos ({', '.join(sorted(PHOTO_SUFFIXES))}){unread}"
+            )
+        return scan
     if path.is_file():
         if path.suffix.lower() in LIST_SUFFIXES:
             entries = [entry for entry, _ in read_list_file(path)]
