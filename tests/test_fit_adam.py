@@ -44,8 +44,8 @@ def test_adam_matches_torch_optim_adam_bit_for_bit() -> None:
     assert ours.state[moved].step == float(reference.state[torch_groups[0]["params"][1]]["step"]) == 30.0
 
 
-def test_the_fitter_never_imports_torch_dynamo() -> None:
-    """What the optimiser exists for: a stage's Adam steps leave torch's compiler unimported."""
+def test_adam_steps_leave_torch_dynamo_unimported() -> None:
+    """What the optimiser exists for: its steps do not import torch._dynamo (torch.optim.Adam.step does)."""
     code = (
         "import sys, torch\n"
         "from ganfit.fitting.adam import Adam\n"
