@@ -314,6 +314,30 @@ def load_face_model_data(assets_dir: str | os.PathLike[str] | None = None, verif
     return data
 
 
+def vertex_normals(vertices: torch.Tensor, triangles: torch.Tensor) -> torch.Tensor:
+    """Area-weighted unit vertex normals of ``vertices`` [B, N, 3] over ``triangles`` [F, 3] (int) -> [B, N, 3]
+    (differentiable).
+
+    Each vertex sums its triangles' cross products corner by corner (all first corners in triangle order, then the
+    second, then the third), as three ``index_add`` calls over the vertex dimension would. They run on the
+    flattened ``[B * N * 3]`` array: a 1-D ``index_add`` is one pass, while along dimension 1 torch's CPU kernel
+    makes one small call per triangle (about half the cost of a 192x192 render). Same additions in the same order:
+    the same values and gradients, bit for bit.
+    """
+    batch, count, _ = vertices.shape
+    corners = vertices[:, triangles]  # [B, F, 3, 3]
+    face_normals = torch.cross(corners[:, :, 1] - corners[:, :, 0], corners[:, :, 2] - corners[:, :, 0], dim=-1)
+    flat = face_normals.reshape(-1)  # [B * F * 3]
+    device = vertices.device
+    first = torch.arange(batch, device=device)[:, None, None] * (count * 3)  # [B, 1, 1] offset of each mesh
+    xyz = torch.arange(3, device=device)
+    normals = vertices.new_zeros(batch * count * 3)
+    for corner in range(3):
+        index = (first + triangles[None, :, corner, None].to(device) * 3 + xyz).reshape(-1)  # [B * F * 3]
+        normals = normals.index_add(0, index, flat)
+    return torch.nn.functional.normalize(normals.view(batch, count, 3), dim=-1, eps=1e-12)
+
+
 class FaceModel(nn.Module):
     """ICT FaceKit face-area morphable model (see the module docstring for frames and units).
 
@@ -434,12 +458,7 @@ class FaceModel(nn.Module):
 
     def vertex_normals(self, vertices: torch.Tensor) -> torch.Tensor:
         """Area-weighted unit vertex normals of ``vertices`` [B, V, 3] -> [B, V, 3] (differentiable)."""
-        corners = vertices[:, self.triangles]  # [B, F, 3, 3]
-        face_normals = torch.cross(corners[:, :, 1] - corners[:, :, 0], corners[:, :, 2] - corners[:, :, 0], dim=-1)
-        normals = torch.zeros_like(vertices)
-        for corner in range(3):
-            normals = normals.index_add(1, self.triangles[:, corner], face_normals)
-        return torch.nn.functional.normalize(normals, dim=-1, eps=1e-12)
+        return vertex_normals(vertices, self.triangles)
 
     def landmarks(self, vertices: torch.Tensor) -> torch.Tensor:
         """The 68 iBUG landmark positions of ``vertices`` [B, V, 3] -> [B, 68, 3] (mm): ICT's landmark vertices, or

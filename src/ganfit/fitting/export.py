@@ -96,8 +96,13 @@ def photo_camera(photo: PreparedPhoto, params, index: int, k: float = 1.0) -> Ca
     )
 
 
+PNG_COMPRESS_LEVEL = 1
+"""zlib level of the written PNGs: the same pixels as PIL's default 6 at a quarter of the encoding time (about 0.4 s
+of CPU less per photo for the 1024x1024 maps, compare.png and overlay.png), files about 30 % larger."""
+
+
 def _write_png(path: Path, image: np.ndarray) -> None:
-    Image.fromarray(image).save(path, format="PNG")
+    Image.fromarray(image).save(path, format="PNG", compress_level=PNG_COMPRESS_LEVEL)
 
 
 def _write_json(path: Path, payload: Any) -> None:

@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 
 import ganfit.render as dr
-from ganfit.face_model import PART_LABELS, FaceModel
+from ganfit.face_model import PART_LABELS, FaceModel, vertex_normals
 from ganfit.fitting.shading import make_light
 from ganfit.render.camera import Camera
 from ganfit.render.pipeline import FaceRenderer, RenderOutput
@@ -166,16 +166,6 @@ def head_topology(face_model: FaceModel) -> HeadTopology:
     if face_model not in _TOPOLOGIES:
         _TOPOLOGIES[face_model] = HeadTopology(face_model)
     return _TOPOLOGIES[face_model]
-
-
-def vertex_normals(vertices: torch.Tensor, triangles: torch.Tensor) -> torch.Tensor:
-    """Area-weighted unit vertex normals of ``vertices`` [B, N, 3] over ``triangles`` [F, 3] -> [B, N, 3]."""
-    corners = vertices[:, triangles]
-    face_normals = torch.cross(corners[:, :, 1] - corners[:, :, 0], corners[:, :, 2] - corners[:, :, 0], dim=-1)
-    normals = torch.zeros_like(vertices)
-    for corner in range(3):
-        normals = normals.index_add(1, triangles[:, corner], face_normals)
-    return F.normalize(normals, dim=-1, eps=1e-12)
 
 
 class HeadRenderer:

@@ -23,6 +23,7 @@ from torch import nn
 from ganfit.config.schema import FittingConfig, LatentInit, StageConfig, TextureInit
 from ganfit.face_model import FaceModel
 from ganfit.fitting import losses
+from ganfit.fitting.adam import Adam
 from ganfit.fitting.objective import APPEARANCE_GROUPS, Objective, train_only
 from ganfit.fitting.params import FitParameters, ParamsConfig, solve_pnp
 from ganfit.fitting.photos import PreparedPhoto, stack_crops, stack_dense
@@ -304,7 +305,7 @@ def share_rows(params: FitParameters, groups: Sequence[str] = SHARED_GROUPS) -> 
                 tensor.register_hook(lambda grad: grad.sum(0, keepdim=True).expand_as(grad).contiguous())
 
 
-def _optimizer(params: FitParameters, stage: StageConfig) -> torch.optim.Optimizer | None:
+def _optimizer(params: FitParameters, stage: StageConfig) -> Adam | None:
     """Adam over the groups with a non-zero learning rate (None when nothing moves or the stage has no steps)."""
     groups = []
     for name, tensors in params.groups().items():
@@ -315,7 +316,7 @@ def _optimizer(params: FitParameters, stage: StageConfig) -> torch.optim.Optimiz
             groups.append({"params": tensors, "lr": rate, "name": name})
     if not groups or stage.steps <= 0:
         return None
-    return torch.optim.Adam(groups, betas=(0.9, 0.999))
+    return Adam(groups, betas=(0.9, 0.999))
 
 
 def _skin_colour(photo: PreparedPhoto) -> np.ndarray:
