@@ -1,4 +1,5 @@
-"""Shared pytest fixtures.
+"""Shared pytest fixtures: the real assets, and the REAL configs (the packaged ``ganfit/conf``) composed with the
+``fitting=smoke`` preset — tests shrink the fit only through that preset and explicit Hydra overrides.
 
 Real assets come from outside the repository: ``GANFIT_ASSETS`` (a folder holding ``FaceXModel/`` or
 ``FaceXModel.tar.xz``) and ``GANFIT_PHOTOS`` (the photo root). Locally a missing asset skips its test; with
@@ -8,20 +9,14 @@ Real assets come from outside the repository: ``GANFIT_ASSETS`` (a folder holdin
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from omegaconf import DictConfig
 
-
-def _on_ci() -> bool:
-    return os.environ.get("CI", "").lower() in {"1", "true", "yes"}
-
-
-def missing_asset(message: str) -> None:
-    """Skip the calling test locally; fail it on CI."""
-    if _on_ci():
-        pytest.fail(f"required test asset missing on CI: {message}")
-    pytest.skip(message)
+from asset_helpers import missing_asset
+from fit_helpers import compose_smoke
 
 
 @pytest.fixture(scope="session")
@@ -40,3 +35,10 @@ def assets_dir() -> Path:
     if not value or not Path(value).is_dir():
         missing_asset("GANFIT_ASSETS is not set to a folder holding FaceXModel/ or FaceXModel.tar.xz")
     return Path(value)
+
+
+@pytest.fixture(scope="session")
+def compose_fit() -> Callable[..., DictConfig]:
+    """``compose_fit(overrides, shrink=True, name="fit")``: ``ganfit/conf/<name>.yaml`` composed with ``overrides``
+    after ``fitting=smoke progress=false`` (``shrink=False``: the real preset as shipped)."""
+    return compose_smoke

@@ -1,4 +1,4 @@
-"""Test helpers for the GAN tests: compose the REAL conf/train.yaml and shrink it; tiny real-photo folders."""
+"""Test helpers for the GAN tests: compose the REAL conf/train.yaml (``experiment=smoke``); tiny real-photo folders."""
 
 from __future__ import annotations
 
@@ -17,26 +17,8 @@ from ganfit.gan.hydra_support import register_resolvers
 REPO = Path(__file__).resolve().parents[1]
 CONF = CONF_DIR  # the packaged configs
 
-# Shrinks the real config to seconds of CPU: 16x16 target, narrow networks, tiny schedule, CSV logger.
-TINY = [
-    "logger=csv",
-    "gan.resolution=16",
-    "gan.latent_dim=32",
-    "gan.fmap_base=64",
-    "gan.fmap_max=16",
-    "gan.stable_kimg=0.016",
-    "gan.fade_kimg=0.032",
-    "gan.total_kimg=0.064",
-    "gan.ema_kimg=0.01",
-    "gan.sample_every_n_steps=2",
-    "gan.num_samples=4",
-    "data.batch_size=8",
-    "trainer.enable_progress_bar=false",
-    "trainer.enable_model_summary=false",
-    "trainer.log_every_n_steps=1",
-    "checkpoint.every_n_train_steps=2",
-    "torch_threads=1",  # tiny ops on a shared machine: one thread avoids spin-waiting
-]
+TINY = ["experiment=smoke", "logger=csv"]
+"""The real train config shrunk to seconds of CPU by its ``experiment=smoke`` preset, logging to CSV."""
 
 
 def make_photo_folder(photos_root: Path, out: Path, count: int = 8, size: int = 32) -> Path:

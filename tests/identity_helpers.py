@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import importlib.util
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+
+from ganfit.assets import packaged_model_file
 
 
 @pytest.fixture(autouse=False)
@@ -25,11 +26,8 @@ def one_torch_thread() -> Iterator[None]:
 
 
 def dlib_models_dir() -> Path:
-    """Folder of the ``face-recognition-models`` .dat files (skips the test when the package is missing)."""
-    spec = importlib.util.find_spec("face_recognition_models")
-    if spec is None or not spec.submodule_search_locations:
-        pytest.skip("face-recognition-models is not installed")
-    return Path(next(iter(spec.submodule_search_locations))) / "models"
+    """Folder of the ``face-recognition-models`` .dat files (a pinned dependency; found as ganfit finds them)."""
+    return packaged_model_file("dlib_face_recognition_resnet_model_v1.dat").parent
 
 
 def roc_auc(same: np.ndarray, different: np.ndarray) -> float:

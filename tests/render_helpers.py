@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 import torch
+import trimesh
 
 
 def perspective(fov_y_deg: float = 40.0, aspect: float = 1.0, near: float = 0.5, far: float = 20.0) -> torch.Tensor:
@@ -69,7 +70,6 @@ def grid_triangles(n: int) -> torch.Tensor:
 
 def icosphere(subdivisions: int = 3) -> tuple[torch.Tensor, torch.Tensor]:
     """Unit icosphere: ``(vertices [V, 3] float64, faces [F, 3] int32)`` (closed, consistently wound)."""
-    import trimesh
 
     mesh = trimesh.creation.icosphere(subdivisions=subdivisions)
     return torch.from_numpy(np.asarray(mesh.vertices, np.float64)), torch.from_numpy(np.asarray(mesh.faces, np.int32))

@@ -7,10 +7,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from tests.test_report_helpers import SHRINK, changed_fraction, no_face_jpeg, require_chromium, viewer_background
 
+from fit_helpers import SMOKE
 from ganfit.demo import DemoServer
 from ganfit.report.browser import HeadlessChromium
+from report_helpers import changed_fraction, no_face_jpeg, require_chromium, viewer_background
 
 FINISHED = "['done', 'failed'].includes(document.getElementById('status').dataset.state)"
 
@@ -18,7 +19,7 @@ FINISHED = "['done', 'failed'].includes(document.getElementById('status').datase
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory, assets_dir: Path) -> Iterator[DemoServer]:
     require_chromium()
-    demo = DemoServer(tmp_path_factory.mktemp("demo_browser"), port=0, overrides=[*SHRINK, "torch_threads=1"])
+    demo = DemoServer(tmp_path_factory.mktemp("demo_browser"), port=0, overrides=[*SMOKE, "torch_threads=1"])
     demo.start_background()
     yield demo
     demo.shutdown()

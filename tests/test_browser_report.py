@@ -6,16 +6,16 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from tests.test_report_helpers import (
+
+from ganfit.report import write_fit_report
+from ganfit.report.browser import HeadlessChromium
+from report_helpers import (
     changed_fraction,
     mean_face_job,
     real_fit_job,
     require_chromium,
     viewer_background,
 )
-
-from ganfit.report import write_fit_report
-from ganfit.report.browser import HeadlessChromium
 
 READY = "document.querySelectorAll('.ganfit-viewer[data-viewer-state=ready]').length >= {n}"
 ERRORS = "document.querySelectorAll('.ganfit-viewer[data-viewer-state=error]').length"

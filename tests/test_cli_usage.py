@@ -10,6 +10,8 @@ from __future__ import annotations
 import http.server
 import os
 import threading
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -189,9 +191,6 @@ def loopback_server() -> Iterator[tuple[str, list[str]]]:
 
 
 def test_the_loopback_server_counts_requests(loopback_server: tuple[str, list[str]]) -> None:
-    import urllib.error
-    import urllib.request
-
     url, requests = loopback_server
     with pytest.raises(urllib.error.HTTPError):
         urllib.request.urlopen(f"{url}/probe.ckpt", timeout=5)  # noqa: S310 (loopback only)

@@ -10,16 +10,20 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from omegaconf import OmegaConf
+from omegaconf import DictConfig
 from PIL import Image
 
+from fit_helpers import SMOKE
 from ganfit.config import compose_config
+from ganfit.data_build.builder import run_build
+from ganfit.data_build.contact_sheet import main
+from ganfit.data_build.split import split_dataset
 from ganfit.data_build.texture import push_pull_fill, uv_mirror_error
+from ganfit.face_model import load_face_model
+from ganfit.jobs.inputs import InputSpecError
 
 
 def test_uv_mirror_is_a_horizontal_flip(assets_dir: Path) -> None:
-    from ganfit.face_model import load_face_model
-
     fm = load_face_model()
     # the mirror vertex of every vertex has the UV (1 - u, v): mirroring a texture = flipping its image
     assert uv_mirror_error(fm) < 1e-4
@@ -40,32 +44,35 @@ def test_push_pull_fills_holes_and_keeps_seen_texels() -> None:
     assert float(filled[..., 16:, :].min()) >= float(colour[..., :16, :].min()) - 1e-5
 
 
-def _shrunk(out: Path, image: Path) -> OmegaConf:
-    cfg = compose_config("data_build", [f"image={image}", f"out={out}", "progress=false"])
-    OmegaConf.set_struct(cfg, False)
-    cfg.fitting.resolution = 96
-    cfg.fitting.batch_size = 2
-    cfg.fitting.texture_resolution = 64
-    cfg.fitting.rigid.steps = 15
-    cfg.fitting.align.steps = 25
-    cfg.fitting.full.steps = 3
-    cfg.build.texture_resolution = 64
-    cfg.build.depth_resolution = 128
-    return cfg
+def _shrunk(out: Path, image: Path, *overrides: str) -> DictConfig:
+    """``conf/data_build.yaml`` with the smoke fitting preset, smaller crops and textures, and ``overrides``."""
+    return compose_config(
+        "data_build",
+        [
+            f"image={image}",
+            f"out={out}",
+            *SMOKE,
+            "fitting.resolution=96",
+            "fitting.batch_size=2",
+            "fitting.texture_resolution=64",
+            "fitting.full.steps=3",
+            "build.texture_resolution=64",
+            "build.depth_resolution=128",
+            *overrides,
+        ],
+    )
 
 
 def test_build_on_real_photos(photos_root: Path, assets_dir: Path, tmp_path: Path) -> None:
-    from ganfit.data_build.builder import run_build as run_from_config
-
     folder = tmp_path / "photos"
     folder.mkdir()
     for stem in ("001_03", "002_03"):
         shutil.copy(photos_root / "frl-london" / "neutral_front" / f"{stem}.jpg", folder / f"{stem}.jpg")
     (folder / "broken.jpg").write_bytes(b"not a jpeg")
     out = tmp_path / "uv"
-    cfg = _shrunk(out, folder)
-    cfg.thresholds.max_landmark_error_iod = 1.0  # keep both real photos whatever the shrunk fit reaches
-    summary = run_from_config(cfg)
+    # the loose threshold keeps both real photos whatever the shrunk fit reaches
+    cfg = _shrunk(out, folder, "thresholds.max_landmark_error_iod=1.0")
+    summary = run_build(cfg)
     statuses = {Path(o.source).stem: o.status for o in summary.outcomes}
     assert statuses == {"001_03": "kept", "002_03": "kept", "broken": "failed"}
     for stem in ("001_03", "002_03"):
@@ -85,24 +92,21 @@ def test_build_on_real_photos(photos_root: Path, assets_dir: Path, tmp_path: Pat
     kept = next(r for r in lines if r["name"] == "001_03")
     assert kept["source"].endswith("001_03.jpg") and "landmark_error_iod" in kept["metrics"]
     # rerun: fitted photos skipped, the failed one retried (and failing again)
-    again = run_from_config(_shrunk(out, folder))
+    again = run_build(_shrunk(out, folder))
     assert {Path(o.source).stem: o.status for o in again.outcomes} == {
         "001_03": "skipped",
         "002_03": "skipped",
         "broken": "failed",
     }
     # a strict threshold drops a photo with its reason
-    strict = _shrunk(tmp_path / "strict", folder / "001_03.jpg")
-    strict.thresholds.min_visible_fraction = 0.99
-    dropped = run_from_config(strict)
+    strict = _shrunk(tmp_path / "strict", folder / "001_03.jpg", "thresholds.min_visible_fraction=0.99")
+    dropped = run_build(strict)
     assert [o.status for o in dropped.outcomes] == ["dropped"]
     assert "visible_fraction" in dropped.outcomes[0].reason
     assert not (tmp_path / "strict" / "textures" / "001_03.png").exists()
 
 
 def test_contact_sheet(tmp_path: Path) -> None:
-    from ganfit.data_build.contact_sheet import main
-
     (tmp_path / "textures").mkdir()
     (tmp_path / "masks").mkdir()
     for index in range(3):
@@ -114,17 +118,12 @@ def test_contact_sheet(tmp_path: Path) -> None:
 
 
 def test_missing_photos_give_a_clear_error(tmp_path: Path) -> None:
-    from ganfit.data_build.builder import run_build as run_from_config
-    from ganfit.jobs.inputs import InputSpecError
-
     cfg = _shrunk(tmp_path / "o", tmp_path / "nowhere")
     with pytest.raises(InputSpecError, match="nowhere"):
-        run_from_config(cfg)
+        run_build(cfg)
 
 
 def test_split_by_person(tmp_path: Path) -> None:
-    from ganfit.data_build.split import split_dataset
-
     (tmp_path / "textures").mkdir()
     records = []
     for stem, source in (
@@ -148,15 +147,12 @@ def test_split_by_person(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_build_over_two_processes(photos_root: Path, assets_dir: Path, tmp_path: Path) -> None:
     """processes=2 shards the photos over two Fabric CPU processes (the builder's options are frozen dataclasses)."""
-    from ganfit.data_build.builder import run_build as run_from_config
 
     folder = tmp_path / "photos"
     folder.mkdir()
     for stem in ("001_03", "002_03"):
         shutil.copy(photos_root / "frl-london" / "neutral_front" / f"{stem}.jpg", folder / f"{stem}.jpg")
-    cfg = _shrunk(tmp_path / "uv", folder)
-    cfg.processes = 2
-    cfg.thresholds.max_landmark_error_iod = 1.0
-    summary = run_from_config(cfg)
+    cfg = _shrunk(tmp_path / "uv", folder, "processes=2", "thresholds.max_landmark_error_iod=1.0")
+    summary = run_build(cfg)
     assert sorted(Path(o.source).stem for o in summary.outcomes if o.status == "kept") == ["001_03", "002_03"]
     assert sorted(p.name for p in (tmp_path / "uv" / "textures").iterdir()) == ["001_03.png", "002_03.png"]

@@ -14,9 +14,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from tests.test_report_helpers import SHRINK, deep3d_photos, no_face_jpeg
 
+from fit_helpers import SMOKE, deep3d_photos
 from ganfit.demo import DemoServer
+from report_helpers import no_face_jpeg
 
 
 def _post(server: DemoServer, query: str, data: bytes = b"") -> tuple[int, dict]:
@@ -41,7 +42,7 @@ def _wait(server: DemoServer, ident: str, timeout: float) -> dict:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory, assets_dir: Path) -> Iterator[DemoServer]:
-    demo = DemoServer(tmp_path_factory.mktemp("demo"), port=0, overrides=[*SHRINK, "torch_threads=1"])
+    demo = DemoServer(tmp_path_factory.mktemp("demo"), port=0, overrides=[*SMOKE, "torch_threads=1"])
     demo.start_background()
     yield demo
     demo.shutdown()

@@ -8,10 +8,18 @@ import numpy as np
 import pytest
 import torch
 
+from ganfit.config import compose_config
+from ganfit.config.schema import FittingConfig
+from ganfit.eval.synthetic import sample_scenes
+from ganfit.face_model import load_face_model
 from ganfit.fitting import losses
 from ganfit.fitting.dense import DENSE_POINTS, dense_point_ids, load_dense_embedding
+from ganfit.fitting.objective import Objective
+from ganfit.fitting.params import FitParameters, ParamsConfig
 from ganfit.fitting.photos import prepare_photo, stack_dense
 from ganfit.fitting.skin_mask import MEDIAPIPE_FACE_OVAL
+from ganfit.landmarks import detect_face
+from ganfit.tools.learn_dense_embedding import gan_textures
 
 
 def test_embedding_file_is_consistent():
@@ -59,11 +67,6 @@ def test_prepare_photo_maps_dense_like_landmarks():
 @pytest.fixture(scope="module")
 def frontal_render(assets_dir):
     """The mean face rendered frontally with a shipped-GAN texture, and mediapipe's dense points on it."""
-    from ganfit.config import compose_config
-    from ganfit.eval.synthetic import sample_scenes
-    from ganfit.face_model import load_face_model
-    from ganfit.landmarks import detect_face
-    from ganfit.tools.learn_dense_embedding import gan_textures
 
     cfg = compose_config(
         "eval_synthetic",
@@ -95,10 +98,6 @@ def test_embedding_matches_the_detector_on_a_render(frontal_render):
 def test_points_turned_away_do_not_count(assets_dir):
     """A head turned 80 degrees: the points on the far cheek face away and get no weight (visibility from the fitted
     normals), so a detector's wild guesses there cannot pull the shape."""
-    from ganfit.config.schema import FittingConfig
-    from ganfit.face_model import load_face_model
-    from ganfit.fitting.objective import Objective
-    from ganfit.fitting.params import FitParameters, ParamsConfig
 
     face_model = load_face_model()
     objective = Objective(face_model, FittingConfig(), texture=lambda p: None)

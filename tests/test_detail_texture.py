@@ -7,11 +7,20 @@ from __future__ import annotations
 import math
 from functools import partial
 
+import cv2
 import numpy as np
 import pytest
 import torch
+from scipy.spatial import cKDTree
 
+from ganfit.face_model import load_face_model
 from ganfit.fitting.detail_texture import DetailConfig, build_detail_texture
+from ganfit.fitting.export import photo_camera
+from ganfit.fitting.photos import prepare_photo
+from ganfit.fitting.shading import FaceScene
+from ganfit.image_io import read_image
+from ganfit.jobs.components import build_fitter
+from ganfit.landmarks import detect_face
 from ganfit.render.camera import Camera
 from ganfit.render.pipeline import FaceRenderer
 
@@ -24,8 +33,6 @@ PHONG = {
 
 @pytest.fixture(scope="module")
 def face_model(assets_dir):
-    from ganfit.face_model import load_face_model
-
     return load_face_model(assets_dir)
 
 
@@ -39,7 +46,6 @@ def _albedo(size: int = 256) -> torch.Tensor:
 
 def _render(face_model, albedo, yaw_deg: float, size: tuple[int, int], light=PHONG):
     """Render the mean face (RGB uint8 [H, W, 3]) and return it with its camera (principal point = image centre)."""
-    from ganfit.fitting.shading import FaceScene
 
     rotation = torch.tensor([[0.0, math.radians(yaw_deg), 0.0]])
     translation = torch.tensor([[0.0, -20.0, -600.0]])
@@ -80,7 +86,6 @@ def test_texel_behind_the_nose_is_not_seen_at_strong_yaw(face_model):
     pixels = camera.camera_to_pixels(points[None], (768, 768))[0].numpy()
     depth = -points[:, 2].numpy()
     nose = np.flatnonzero(face_model.mean[:, 2].numpy() > face_model.mean[:, 2].numpy().max() - 25.0)
-    from scipy.spatial import cKDTree
 
     tree = cKDTree(pixels[nose])
     candidates = np.flatnonzero((facing > 0.7) & (np.abs(face_model.mean[:, 0].numpy()) < 40))
@@ -149,17 +154,9 @@ def _gradient(image: np.ndarray) -> np.ndarray:
 
 
 @pytest.mark.slow
-def test_no_seam_at_the_blend_borders_of_a_real_fit(face_model, photos_root):
+def test_no_seam_at_the_blend_borders_of_a_real_fit(face_model, photos_root, compose_fit):
     """Seam check: mean gradient magnitude of the texture across the blend borders <= 1.5x that inside the seen
     region, on a real photo's (shrunk) fit; a hard composite of the same layers fails the same check."""
-    import cv2
-    from tests.fit_helpers import compose_fit
-
-    from ganfit.fitting.export import photo_camera
-    from ganfit.fitting.photos import prepare_photo
-    from ganfit.image_io import read_image
-    from ganfit.jobs.components import build_fitter
-    from ganfit.landmarks import detect_face
 
     path = photos_root / "frl-london" / "neutral_front" / "001_03.jpg"
     if not path.is_file():

@@ -5,19 +5,22 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from omegaconf import OmegaConf
+from scipy.spatial.transform import Rotation
 
+from fit_helpers import SMOKE
+from ganfit.config import compose_config
+from ganfit.eval import photos as eval_photos
+from ganfit.eval import synthetic
 from ganfit.metrics.scores import landmark_error, masked_photometric_error, rank1, rigid_align, shape_error_mm
 
 
 def test_rigid_align_removes_rotation_and_translation() -> None:
-    from scipy.spatial.transform import Rotation
-
     torch.manual_seed(0)
     points = torch.randn(2, 50, 3) * 40.0
     matrix = torch.from_numpy(Rotation.from_euler("xyz", [[10, 40, -5], [0, -30, 20]], degrees=True).as_matrix())
@@ -54,18 +57,11 @@ def test_rank1() -> None:
 
 @pytest.mark.slow
 def test_synthetic_benchmark_tiny(assets_dir: Path, tmp_path: Path) -> None:
-    from ganfit.config import compose_config
-    from ganfit.eval.synthetic import markdown_table, run
-
-    cfg = compose_config("eval_synthetic", ["n=2", f"out={tmp_path}", "variants=[mean_shape,landmarks_only]"])
-    OmegaConf.set_struct(cfg, False)
-    cfg.image_size = 256
-    cfg.fitting.resolution = 96
-    cfg.fitting.texture_resolution = 64
-    cfg.fitting.rigid.steps = 20
-    cfg.fitting.align.steps = 40
-    cfg.progress = False
-    payload = run(cfg)
+    cfg = compose_config(
+        "eval_synthetic",
+        ["n=2", f"out={tmp_path}", "variants=[mean_shape,landmarks_only]", "image_size=256", *SMOKE],
+    )
+    payload = synthetic.run(cfg)
     saved = json.loads((tmp_path / "results.json").read_text())
     assert set(saved) == {"mean_shape", "landmarks_only", "_meta"}
     for name in ("mean_shape", "landmarks_only"):
@@ -82,16 +78,11 @@ def test_synthetic_benchmark_tiny(assets_dir: Path, tmp_path: Path) -> None:
         assert 0.5 < row["median_shape_error_mm"] < 15.0
         assert row["landmark_error_px"] < 40.0
     assert (tmp_path / "inputs.png").is_file()
-    assert "| mean_shape |" in markdown_table({k: v for k, v in payload.items() if not k.startswith("_")})
+    assert "| mean_shape |" in synthetic.markdown_table({k: v for k, v in payload.items() if not k.startswith("_")})
 
 
 @pytest.mark.slow
 def test_photo_evaluation_with_rank1(photos_root: Path, assets_dir: Path, tmp_path: Path) -> None:
-    import shutil
-
-    from ganfit.config import compose_config
-    from ganfit.eval.photos import run
-
     probes, gallery = tmp_path / "probes", tmp_path / "gallery"
     probes.mkdir()
     gallery.mkdir()
@@ -100,16 +91,8 @@ def test_photo_evaluation_with_rank1(photos_root: Path, assets_dir: Path, tmp_pa
         shutil.copy(london / "neutral_front" / f"{person}_03.jpg", probes)
         shutil.copy(london / "smiling_front" / f"{person}_08.jpg", gallery)
     out = tmp_path / "eval"
-    cfg = compose_config(
-        "eval_photos", [f"image={probes}", f"gallery={gallery}", f"out={out}", "~identity", "progress=false"]
-    )
-    OmegaConf.set_struct(cfg, False)
-    cfg.fitting.resolution = 96
-    cfg.fitting.texture_resolution = 64
-    cfg.fitting.rigid.steps = 20
-    cfg.fitting.align.steps = 40
-    cfg.fitting.full.steps = 3
-    payload = run(cfg)
+    cfg = compose_config("eval_photos", [f"image={probes}", f"gallery={gallery}", f"out={out}", "~identity", *SMOKE])
+    payload = eval_photos.run(cfg)
     overall = payload["overall"]
     assert overall["measured"] == 2 and not overall["judge_is_loss_network"]
     for row in payload["photos"].values():

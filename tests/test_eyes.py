@@ -9,8 +9,10 @@ from functools import partial
 import numpy as np
 import pytest
 import torch
+from matplotlib.path import Path as PolygonPath
 
-from ganfit.fitting.eyes import HeadRenderer, PartColours, part_texture
+from ganfit.face_model import load_face_model
+from ganfit.fitting.eyes import HeadRenderer, PartColours, eye_colours, part_texture
 from ganfit.fitting.shading import FaceScene
 from ganfit.render.camera import Camera
 from ganfit.render.pipeline import FaceRenderer
@@ -24,19 +26,16 @@ LIGHT = {
 
 @pytest.fixture(scope="module")
 def face_model(assets_dir):
-    from ganfit.face_model import load_face_model
-
     return load_face_model(assets_dir)
 
 
 def _inside(polygon: np.ndarray, size: tuple[int, int], shrink: float = 0.1) -> np.ndarray:
     """bool [H, W]: pixel centres inside ``polygon`` [N, 2] (pixels) shrunk towards its centroid."""
-    from matplotlib.path import Path
 
     centre = polygon.mean(0)
     ys, xs = np.mgrid[0 : size[0], 0 : size[1]]
     centres = np.stack([xs.ravel() + 0.5, ys.ravel() + 0.5], 1)
-    return Path(centre + (polygon - centre) * (1 - shrink)).contains_points(centres).reshape(size)
+    return PolygonPath(centre + (polygon - centre) * (1 - shrink)).contains_points(centres).reshape(size)
 
 
 @pytest.mark.parametrize("expression", [None, "jawOpen"])
@@ -84,8 +83,6 @@ def test_parts_follow_shape_and_expression(face_model):
 
 
 def test_eye_colours_come_from_the_photo(face_model):
-    from ganfit.fitting.eyes import eye_colours
-
     # render a face whose eyes have a known blue iris, then read the colour back from that "photo"
     ps, pe = face_model.zeros(1)
     full = face_model.full_vertices(ps, pe)

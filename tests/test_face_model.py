@@ -12,7 +12,7 @@ import trimesh
 from scipy.spatial import cKDTree
 
 from ganfit import assets
-from ganfit.face_model import FACE_VERTEX_COUNT, FaceModel, load_face_model, vertex_normals
+from ganfit.face_model import FACE_VERTEX_COUNT, FaceModel, load_face_model, main, vertex_normals
 
 logger = logging.getLogger(__name__)
 
@@ -192,8 +192,6 @@ def test_obj_and_glb_export_load_with_trimesh(model: FaceModel, tmp_path) -> Non
 
 
 def test_cli_sample_writes_objs(assets_dir, tmp_path) -> None:
-    from ganfit.face_model import main
-
     assert main(["sample", "n=2", f"out={tmp_path}", "seed=3", f"assets={assets_dir}"]) == 0
     objs = sorted(tmp_path.glob("face_*.obj"))
     assert len(objs) == 2

@@ -11,27 +11,28 @@ import json
 
 import numpy as np
 import torch
-from omegaconf import OmegaConf
 from PIL import Image
-from tests.fit_helpers import compose_fit
 
 import ganfit.gan as gan
+from ganfit.jobs.fit_job import run_fit_job
 
 
-def test_gan_texture_fit_writes_generator_resolution(tmp_path, photos_root, assets_dir):
-    from ganfit.jobs.fit_job import run_fit_job as run_from_config
-
+def test_gan_texture_fit_writes_generator_resolution(tmp_path, photos_root, assets_dir, compose_fit):
     torch.manual_seed(0)
     generator = gan.Generator(resolution=64, fmap_base=256, fmap_max=32)
     path = gan.export_generator(generator, tmp_path / "generator.pt")
     photo = sorted((photos_root / "deep3d-examples").glob("*.jpg"))[0]
     cfg = compose_fit(
-        [f"image={photo}", f"out={tmp_path / 'out'}", "texture=gan", f"texture.generator={path}", "detail=false"]
+        [
+            f"image={photo}",
+            f"out={tmp_path / 'out'}",
+            "texture=gan",
+            f"texture.generator={path}",
+            "detail=false",
+            "fitting.texture_resolution=32",  # fitted through G.synthesize(z, 32), exported at 64
+        ]
     )
-    OmegaConf.set_struct(cfg, False)
-    cfg.fitting.texture_resolution = 32  # fitted through G.synthesize(z, 32), exported at 64
-    cfg.fitting.rigid.steps, cfg.fitting.align.steps, cfg.fitting.full.steps = 10, 20, 4
-    summary = run_from_config(cfg)
+    summary = run_fit_job(cfg)
     assert summary.count("fitted") == 1, summary.format()
     folder = tmp_path / "out" / photo.stem
     assert Image.open(folder / "texture.png").size == (64, 64)

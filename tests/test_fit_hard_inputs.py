@@ -5,12 +5,13 @@ mirror and the GAN (the detail texture's seen fraction drops for the cut photo).
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pytest
+from omegaconf import DictConfig
 from PIL import Image, ImageDraw
-from tests.fit_helpers import compose_fit
 
 from ganfit.fitting.export import OUTPUT_FILES
 from ganfit.image_io import read_image
@@ -45,7 +46,9 @@ def _hard_inputs(photos_root: Path, folder: Path) -> dict[str, Path]:
 
 
 @pytest.mark.slow
-def test_hard_inputs_fit_and_fill_what_is_unseen(photos_root: Path, assets_dir: Path, tmp_path: Path) -> None:
+def test_hard_inputs_fit_and_fill_what_is_unseen(
+    photos_root: Path, assets_dir: Path, tmp_path: Path, compose_fit: Callable[..., DictConfig]
+) -> None:
     inputs = _hard_inputs(photos_root, tmp_path / "photos")
     listing = tmp_path / "photos.txt"
     listing.write_text("".join(f"{path}\n" for path in inputs.values()))

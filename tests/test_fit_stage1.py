@@ -4,29 +4,28 @@ from __future__ import annotations
 
 import math
 
+import cv2
 import numpy as np
 import pytest
 import torch
-from tests.fit_helpers import compose_fit
 
+from ganfit.face_model import load_face_model
 from ganfit.fitting import losses
 from ganfit.fitting.fitter import Fitter
 from ganfit.fitting.params import solve_pnp
 from ganfit.fitting.photos import PreparedPhoto, prepare_photo
+from ganfit.image_io import read_image
 from ganfit.jobs.components import fitting_config
+from ganfit.landmarks import detect_face
 from ganfit.render.camera import Camera, axis_angle_to_matrix
 
 
 @pytest.fixture(scope="module")
 def face_model(assets_dir):
-    from ganfit.face_model import load_face_model
-
     return load_face_model(assets_dir)
 
 
 def test_axis_angle_matches_cv2_rodrigues():
-    import cv2
-
     rotvec = torch.tensor([[0.3, -0.2, 0.9], [0.0, 0.0, 0.0], [1e-5, 0.0, 0.0]], dtype=torch.float64)
     for row, matrix in zip(rotvec, axis_angle_to_matrix(rotvec), strict=True):
         expected, _ = cv2.Rodrigues(row.numpy())
@@ -82,7 +81,7 @@ def test_losses_are_per_photo():
     assert losses.latent_prior(torch.zeros(1, 512)).item() == pytest.approx(1.0)
 
 
-def test_stage1_recovers_synthetic_landmarks(face_model):
+def test_stage1_recovers_synthetic_landmarks(face_model, compose_fit):
     """Landmarks projected from known parameters (incl. 35 deg yaw) are re-fitted to < 3% of the eye distance."""
     cfg = compose_fit()
     fitting = fitting_config(cfg.fitting)
@@ -107,10 +106,8 @@ def test_stage1_recovers_synthetic_landmarks(face_model):
     assert np.all(last < first)
 
 
-def test_stage1_on_real_photos(face_model, photos_root):
+def test_stage1_on_real_photos(face_model, photos_root, compose_fit):
     """Detected landmarks of real photos (one batch) are matched to < 5% of the eye distance by stage 1."""
-    from ganfit.image_io import read_image
-    from ganfit.landmarks import detect_face
 
     cfg = compose_fit()
     fitting = fitting_config(cfg.fitting)

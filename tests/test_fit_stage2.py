@@ -6,31 +6,29 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from tests.fit_helpers import compose_fit
+
+from ganfit.fitting.photos import prepare_photo, stack_crops
+from ganfit.image_io import read_image
+from ganfit.jobs.components import build_fitter
+from ganfit.landmarks import detect_face
 
 GEOMETRY = ("shape", "expression", "rotation", "translation", "focal")
 
 
 @pytest.fixture(scope="module")
 def photo(photos_root):
-    from ganfit.fitting.photos import prepare_photo
-    from ganfit.image_io import read_image
-    from ganfit.landmarks import detect_face
-
     path = sorted((photos_root / "deep3d-examples").glob("*.jpg"))[0]
     image = read_image(path)
     return prepare_photo(image, detect_face(image).landmarks, 128, name=path.stem)
 
 
-def _fitter(overrides: list[str], steps: int = 4, warmup_steps: int = 0):
-    from ganfit.jobs.components import build_fitter
-
+def _fitter(compose_fit, overrides: list[str], steps: int = 4, warmup_steps: int = 0):
     cfg = compose_fit([*overrides, f"fitting.full.steps={steps}", f"fitting.full.warmup_steps={warmup_steps}"])
     return build_fitter(cfg)
 
 
-def test_warmup_moves_only_texture_and_light(photo, assets_dir):
-    fitter = _fitter(["texture=free", "~identity"], steps=4, warmup_steps=4)
+def test_warmup_moves_only_texture_and_light(photo, assets_dir, compose_fit):
+    fitter = _fitter(compose_fit, ["texture=free", "~identity"], steps=4, warmup_steps=4)
     held = fitter.fit([photo])
     fitter.config.full.steps = 0
     stage1 = fitter.fit([photo])
@@ -50,10 +48,8 @@ def _gradient_size(tensor: torch.Tensor) -> float:
 
 
 @pytest.mark.parametrize("identity_geometry", [True, False])
-def test_identity_terms_reach_geometry_only_when_asked(photo, assets_dir, identity_geometry):
-    from ganfit.fitting.photos import stack_crops
-
-    fitter = _fitter(["texture=free", f"fitting.identity_geometry={str(identity_geometry).lower()}"])
+def test_identity_terms_reach_geometry_only_when_asked(photo, assets_dir, identity_geometry, compose_fit):
+    fitter = _fitter(compose_fit, ["texture=free", f"fitting.identity_geometry={str(identity_geometry).lower()}"])
     crops, target = stack_crops([photo])
     params = fitter.init_params([photo])
     with torch.no_grad():

@@ -6,13 +6,15 @@ import numpy as np
 import pytest
 import torch
 
+from ganfit.face_model import load_face_model
+from ganfit.fitting import losses
+from ganfit.fitting.params import FitParameters, ParamsConfig
+from ganfit.fitting.shading import FaceScene
+from ganfit.fitting.unwrap import UvUnwrapper, fill_texture
+from ganfit.render.camera import Camera
+
 
 def test_unwrap_recovers_rendered_texture(assets_dir):
-    from ganfit.face_model import load_face_model
-    from ganfit.fitting.shading import FaceScene
-    from ganfit.fitting.unwrap import UvUnwrapper, fill_texture
-    from ganfit.render.camera import Camera
-
     face_model = load_face_model(assets_dir)
     size, texels = 256, 64
     # smooth asymmetric test texture: red ramps with u, green with v, blue constant
@@ -37,10 +39,6 @@ def test_unwrap_recovers_rendered_texture(assets_dir):
 
 def test_sh_lighting_renders_and_gets_gradients(assets_dir):
     """The spherical-harmonics light option goes through the renderer and receives gradients."""
-    from ganfit.face_model import load_face_model
-    from ganfit.fitting import losses
-    from ganfit.fitting.params import FitParameters, ParamsConfig
-    from ganfit.fitting.shading import FaceScene
 
     face_model = load_face_model(assets_dir)
     params = FitParameters(2, ParamsConfig(texture="free", texture_resolution=32, lighting="sh"), (96, 96))

@@ -9,8 +9,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from ganfit.gan.__main__ import main
 from ganfit.gan.export import FORMAT, GeneratorFileError, export_generator, load_generator
 from ganfit.gan.loss import d_loss, g_loss
+from ganfit.gan.module import TextureGAN
 from ganfit.gan.networks import (
     Discriminator,
     EqualizedConv2d,
@@ -176,9 +178,6 @@ def test_growth_schedule() -> None:
 
 
 def test_export_cli_from_a_checkpoint(tmp_path, nets: tuple[Generator, Discriminator]) -> None:
-    from ganfit.gan.__main__ import main
-    from ganfit.gan.module import TextureGAN
-
     torch.manual_seed(0)
     model = TextureGAN(resolution=16, latent_dim=32, fmap_base=64, fmap_max=16, stable_kimg=0.01, fade_kimg=0.01)
     model.images_seen.fill_(15)  # mid-fade into 8x8

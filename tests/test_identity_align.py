@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import math
 
+import dlib
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from ganfit.identity import load_identity_network
 from ganfit.identity.align import (
@@ -18,6 +20,8 @@ from ganfit.identity.align import (
     warp_to_chip,
 )
 from ganfit.identity.api import embed_image, image_to_tensor
+from ganfit.image_io import read_image
+from ganfit.landmarks import detect_face
 from identity_helpers import dlib_models_dir, one_torch_thread, roc_auc, to_chip_tensor  # noqa: F401
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -73,9 +77,6 @@ def test_arcface_template_maps_its_points_onto_the_landmarks() -> None:
 def test_dlib_template_reproduces_dlib_get_face_chip(photos_root) -> None:
     """With dlib's own 68 landmarks, our grid_sample chip equals dlib.get_face_chip(img, shape, 150, 0.25) up to uint8
     rounding (photos scaled so that dlib does not use its image pyramid, i.e. < 2 image pixels per chip pixel)."""
-    dlib = pytest.importorskip("dlib")
-    from PIL import Image
-
     detector = dlib.get_frontal_face_detector()
     predictor = dlib.shape_predictor(str(dlib_models_dir() / "shape_predictor_68_face_landmarks.dat"))
     checked = 0
@@ -98,10 +99,6 @@ def test_dlib_template_reproduces_dlib_get_face_chip(photos_root) -> None:
 
 def _face_crop(photos_root, side: int) -> tuple[np.ndarray, np.ndarray]:
     """A real photo cropped around its face and resized to ``side`` px, with its landmarks."""
-    from PIL import Image
-
-    from ganfit.image_io import read_image
-    from ganfit.landmarks import detect_face
 
     image = read_image(photos_root / "face-recognition-examples/knn_examples/train/obama/obama.jpg")
     face = detect_face(image)
@@ -152,9 +149,6 @@ def test_identity_gradient_matches_finite_differences(dlib_net, photos_root, sid
 
 
 def _embed_all(paths, net, backend: str = "mediapipe") -> np.ndarray:
-    from ganfit.image_io import read_image
-    from ganfit.landmarks import detect_face
-
     out = []
     for path in paths:
         image = read_image(path)

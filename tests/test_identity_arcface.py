@@ -11,18 +11,20 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+import onnx
+import onnxruntime as ort
 import pytest
 import torch
+from hydra import compose, initialize_config_dir
+from hydra.utils import instantiate
+from omegaconf import MissingMandatoryValue
 from torch import nn
 
 from ganfit.config import CONF_DIR
 from ganfit.identity import IdentityWeightsNotFoundError, load_identity_network
 from ganfit.identity.arcface import ArcFaceOnnxError, load_arcface_onnx
-from ganfit.identity.iresnet import IResNet
+from ganfit.identity.iresnet import IResNet, iresnet50
 from identity_helpers import one_torch_thread  # noqa: F401
-
-onnx = pytest.importorskip("onnx")
-ort = pytest.importorskip("onnxruntime")
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -131,8 +133,6 @@ def test_loaded_iresnet_is_differentiable_with_taps(tmp_path) -> None:
 
 
 def test_iresnet50_shapes() -> None:
-    from ganfit.identity.iresnet import iresnet50
-
     net = iresnet50().eval()
     assert sum(len(s) for s in (net.layer1, net.layer2, net.layer3, net.layer4)) == 24
     with torch.no_grad():
@@ -159,10 +159,6 @@ def test_missing_or_wrong_files_fail_clearly(tmp_path) -> None:
 
 
 def test_hydra_config_instantiates_arcface(tmp_path) -> None:
-    from hydra import compose, initialize_config_dir
-    from hydra.utils import instantiate
-    from omegaconf import MissingMandatoryValue
-
     path = _export(_random_iresnet(), tmp_path / "model.onnx", folded=True)
     conf_dir = str(CONF_DIR)  # the packaged configs
     with initialize_config_dir(config_dir=conf_dir, version_base="1.3"):

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from ganfit.identity import load_identity_network
 from ganfit.identity.__main__ import main
@@ -74,8 +75,6 @@ def test_embed_saves_the_descriptor(pair, tmp_path, capsys) -> None:
 
 
 def test_errors_are_one_line_and_nonzero(pair, tmp_path, capsys) -> None:
-    from PIL import Image
-
     noise = tmp_path / "noise.png"
     Image.fromarray((np.random.default_rng(0).random((200, 200, 3)) * 255).astype(np.uint8)).save(noise)
     not_image = tmp_path / "notes.jpg"

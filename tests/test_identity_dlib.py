@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dlib
 import numpy as np
 import pytest
 import torch
@@ -9,6 +10,7 @@ import torch
 from ganfit.identity import load_identity_network
 from ganfit.identity.dlib_reader import DlibFormatError, DlibStream, read_dlib_network
 from ganfit.identity.dlib_resnet import DLIB_FEATURE_TAPS, DlibResNet, IdentityWeightsNotFoundError
+from ganfit.image_io import read_image
 from identity_helpers import dlib_models_dir, one_torch_thread, to_chip_tensor  # noqa: F401
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -57,9 +59,6 @@ def test_reader_rejects_other_files(tmp_path) -> None:
 
 def test_matches_dlib_descriptor_on_real_photos(net: DlibResNet, photos_root) -> None:
     """Same 150x150 chip (dlib's HOG detector + 5-point predictor + get_face_chip) into dlib and into our port."""
-    dlib = pytest.importorskip("dlib")
-    from ganfit.image_io import read_image
-
     models = dlib_models_dir()
     detector = dlib.get_frontal_face_detector()
     predictor = dlib.shape_predictor(str(models / "shape_predictor_5_face_landmarks.dat"))

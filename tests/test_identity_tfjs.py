@@ -36,6 +36,8 @@ from ganfit.identity.tfjs_assets import (
 )
 from ganfit.identity.tfjs_nets import TFJS_NETWORKS, TfjsFaceNet, load_tfjs_network, tfjs_cache_dir
 from ganfit.identity.tfjs_reader import TfjsFormatError, decode_weights, read_tfjs_graph
+from ganfit.image_io import read_image
+from ganfit.landmarks import detect_face
 from identity_helpers import one_torch_thread, roc_auc  # noqa: F401
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -71,8 +73,6 @@ def nets(models_root, tmp_path_factory) -> dict[str, TfjsFaceNet]:
 @pytest.fixture(scope="module")
 def london(photos_root) -> list[tuple[str, np.ndarray, np.ndarray]]:
     """(person, uint8 image, mediapipe 68 landmarks) for FRL London people 001-006, neutral and smiling."""
-    from ganfit.image_io import read_image
-    from ganfit.landmarks import detect_face
 
     root = photos_root / "frl-london"
     out = []
@@ -375,8 +375,6 @@ def test_cli_compare_accepts_the_new_networks(models_root, photos_root, capsys, 
 @pytest.mark.slow
 def test_verification_auc_frl_london(nets, photos_root) -> None:
     """80 people, neutral_front/NNN_03 vs smiling_front/NNN_08, our alignment: ROC AUC >= 0.99 for each network."""
-    from ganfit.image_io import read_image
-    from ganfit.landmarks import detect_face
 
     root = photos_root / "frl-london"
     neutral = sorted((root / "neutral_front").glob("*_03.jpg"))

@@ -9,6 +9,8 @@ import numpy as np
 import pytest
 
 from ganfit.assets import DATA_DIR
+from ganfit.identity import load_identity_network
+from ganfit.identity.api import embed_photo
 from ganfit.metrics.identity import JUDGE_SPECS, comparable, judge_distance, roc_auc
 from ganfit.tools.calibrate_judge import eer_threshold
 
@@ -38,8 +40,6 @@ def test_every_judge_has_a_calibrated_threshold() -> None:
 def test_faceres_threshold_separates_real_people(photos_root: Path) -> None:
     """Four FRL London people who are not held out: neutral vs smiling photo under faceres' threshold, different
     people above it (the judge of every real-photo figure; a test that fails if the threshold or port is wrong)."""
-    from ganfit.identity import load_identity_network
-    from ganfit.identity.api import embed_photo
 
     holdout = set(json.loads((DATA_DIR / "frl_holdout.json").read_text())["holdout_ids"])
     people = [p for p in ("001", "002", "003", "004", "005", "006") if p not in holdout][:4]

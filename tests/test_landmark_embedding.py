@@ -7,13 +7,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ganfit.face_model import load_embedding
+from ganfit.face_model import load_embedding, load_face_model
+from ganfit.render.camera import frontal_camera
 from ganfit.tools.learn_landmark_embedding import snap_to_surface, surface_points
 
 
 def test_shipped_embedding_is_valid(assets_dir: Path) -> None:
-    from ganfit.face_model import load_face_model
-
     ids, weights = load_embedding("default")
     ict = load_face_model()
     assert ids.shape == (68, 3) and np.allclose(weights.sum(1), 1.0, atol=1e-4) and (weights >= 0).all()
@@ -34,9 +33,6 @@ def test_shipped_embedding_is_valid(assets_dir: Path) -> None:
 
 
 def test_surface_points_recover_projected_vertices(assets_dir: Path) -> None:
-    from ganfit.face_model import load_face_model
-    from ganfit.render.camera import frontal_camera
-
     fm = load_face_model()
     size = 512
     vertices = fm.mean[None]

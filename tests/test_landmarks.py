@@ -18,6 +18,7 @@ from ganfit.landmarks import (
     detect_faces,
     get_detector,
 )
+from ganfit.landmarks.__main__ import main
 from ganfit.landmarks.evaluation import nme, pupil_error, read_five_points, read_tem
 from ganfit.landmarks.mapping import load_mediapipe_map
 
@@ -236,8 +237,6 @@ def test_dlib_cnn_detector_agrees_with_hog(deep3d: list[Path]) -> None:
 
 
 def test_command_line(london: list[Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from ganfit.landmarks.__main__ import main
-
     bad = tmp_path / "notes.jpg"
     bad.write_text("not a photo")
     status = main(

@@ -16,6 +16,7 @@ from ganfit.tools.derive_mediapipe_map import (
     UPPER_LIP_IBUG,
     fit_map,
     lip_sides,
+    main,
     nme,
     normalise,
 )
@@ -85,8 +86,6 @@ def test_table_rows_are_local(k: int, photos_root: Path) -> None:
 
 @pytest.mark.slow
 def test_shipped_table_is_reproduced_by_the_derivation_script(photos_root: Path, tmp_path: Path) -> None:
-    from ganfit.tools.derive_mediapipe_map import main
-
     out = tmp_path / "map.json"
     main(["--photos", str(photos_root / "frl-canada"), "--out", str(out)])
     derived, shipped = json.loads(out.read_text()), json.loads(default_map_path().read_text())

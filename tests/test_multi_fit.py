@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 import torch
-from tests.fit_helpers import compose_fit
 
 from ganfit.fitting.fitter import share_rows
 from ganfit.fitting.params import FitParameters, ParamsConfig
+from ganfit.jobs.fit_job import run_fit_job
 from ganfit.jobs.multi_fit import group_by_person
 
 
@@ -47,9 +47,7 @@ def test_shared_rows_stay_equal_under_adam():
 
 
 @pytest.mark.slow
-def test_shared_fit_writes_one_reconstruction(tmp_path, photos_root, assets_dir):
-    from ganfit.jobs.fit_job import run_fit_job
-
+def test_shared_fit_writes_one_reconstruction(tmp_path, photos_root, assets_dir, compose_fit):
     london = photos_root / "frl-london"
     listing = tmp_path / "people.txt"
     listing.write_text(

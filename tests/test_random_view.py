@@ -4,18 +4,16 @@ from __future__ import annotations
 
 import pytest
 import torch
-from tests.fit_helpers import compose_fit
 
 from ganfit.fitting.objective import LossTerms
+from ganfit.fitting.photos import prepare_photo, stack_crops
+from ganfit.jobs.components import build_fitter
+from ganfit.jobs.inputs import load_photo
+from ganfit.landmarks import detect_face
 
 
 @pytest.fixture(scope="module")
-def prepared(assets_dir, photos_root):
-    from ganfit.fitting.photos import prepare_photo, stack_crops
-    from ganfit.jobs.components import build_fitter
-    from ganfit.jobs.inputs import load_photo
-    from ganfit.landmarks import detect_face
-
+def prepared(assets_dir, photos_root, compose_fit):
     fitter = build_fitter(compose_fit(["fitting.full.weights.identity_random_view=0.2"]))
     image = load_photo(str(photos_root / "frl-london" / "neutral_front" / "001_03.jpg"))
     detection = detect_face(image)
@@ -58,9 +56,7 @@ def test_views_change_per_step_and_repeat_per_fit(prepared):
     assert float(first) == pytest.approx(float(again), abs=1e-6)
 
 
-def test_off_when_weight_zero(assets_dir):
-    from ganfit.jobs.components import build_fitter
-
+def test_off_when_weight_zero(assets_dir, compose_fit):
     fitter = build_fitter(compose_fit(["fitting.full.weights.identity_random_view=0"]))
     assert fitter.config.full.weights.identity_random_view == 0
     assert compose_fit(["fitting=paper"]).fitting.full.weights.identity_random_view > 0  # paper switches it on

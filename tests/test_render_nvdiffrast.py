@@ -11,6 +11,9 @@ import pytest
 import torch
 
 import ganfit.render as dr
+from ganfit.render.camera import frontal_camera
+from ganfit.render.lighting import DirectionalLight
+from ganfit.render.pipeline import FaceRenderer
 from render_helpers import random_scene, shared_vertex_scene
 
 pytestmark = [
@@ -65,10 +68,6 @@ def test_primitives_match_nvdiffrast(scene):
 
 
 def test_face_renderer_nvdiffrast_backend_matches_cpu():
-    from ganfit.render.camera import frontal_camera
-    from ganfit.render.lighting import DirectionalLight
-    from ganfit.render.pipeline import FaceRenderer
-
     pos, tri = shared_vertex_scene(seed=4, n=10)
     verts = (pos[..., :3] / pos[..., 3:]).float() * torch.tensor([100.0, 100.0, 10.0])
     uvs = torch.rand(verts.shape[1], 2)

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
+import numba
 import numpy as np
 import pytest
 import torch
 
 import ganfit.render as dr
-from ganfit.render import _cpu_kernels, reference
+from ganfit.render import _cpu, _cpu_kernels, reference
 from render_helpers import grid_triangles, icosphere, random_scene, shared_vertex_scene, to_clip
 
 RES = (24, 32)
@@ -135,7 +140,6 @@ def test_texture_uv_gradient_with_constant_texture():
 def test_texture_gradient_split_over_threads(filter_mode, boundary_mode, n_chan):
     # One image, several threads: the texture gradient goes through private per-thread buffers that are zeroed and
     # summed row by row where used; runs of equal uv (a constant background) are summed before scattering.
-    import numba
 
     g = torch.Generator().manual_seed(13)
     tex = torch.rand(1, 9, 7, n_chan, generator=g, dtype=torch.float64)
@@ -164,7 +168,6 @@ def test_texture_gradient_split_over_threads(filter_mode, boundary_mode, n_chan)
 def test_texture_clamp_fast_path_matches_general_kernels(dtype, n_chan):
     # Bilinear 'clamp' lookups (<= 4 channels) take their taps from a vectorised row loop; forward and backward must
     # equal the general per-pixel kernels bit for bit (edges, runs of equal uv, NaN, zero incoming gradients).
-    from ganfit.render import _cpu
 
     g = torch.Generator().manual_seed(15)
     tex = torch.rand(2, 7, 9, n_chan, generator=g, dtype=dtype)
@@ -176,7 +179,7 @@ def test_texture_clamp_fast_path_matches_general_kernels(dtype, n_chan):
     dy = torch.rand(2, 13, 17, n_chan, generator=g, dtype=dtype)
     dy[0, 5] = 0.0
     tex_np, uv_np, dy_np = tex.numpy(), uv.numpy(), dy.numpy()
-    rows = _cpu._row_order(2, 13)
+    rows = _cpu.row_order(2, 13)
     out_fast = np.empty((2, 13, 17, n_chan), tex_np.dtype)
     out_gen = np.empty_like(out_fast)
     _cpu_kernels.texture_fwd_clamp(tex_np, uv_np, rows, out_fast)
@@ -198,7 +201,6 @@ def test_texture_clamp_fast_path_matches_general_kernels(dtype, n_chan):
 def test_texture_gradient_scratch_recovers_from_interruption(monkeypatch):
     # The private texture-gradient buffers are reused and kept zero by the row sum; if a call dies between the
     # scatter and that sum, the next call must not see its leftovers.
-    import numba
 
     if numba.config.NUMBA_NUM_THREADS < 2:
         pytest.skip("needs 2 numba threads for private buffers")
@@ -482,13 +484,10 @@ def test_no_output_db_context():
 def test_allocator_tuning_is_applied_once_and_can_be_switched_off():
     """The CPU context fixes glibc's malloc thresholds (docs/render.md); GANFIT_MALLOC_TUNING=0 or glibc's own
     variables leave the allocator alone. Each case runs in a fresh process (the setting is process-wide)."""
-    import os
-    import subprocess
-    import sys
 
     code = (
         "import ganfit.render as dr, ganfit.render._allocator as a; dr.RasterizeCpuContext(); "
-        "print(a._applied, a.tune_allocator())"
+        "print(a.allocator_tuned(), a.tune_allocator())"
     )
     if not sys.platform.startswith("linux"):
         pytest.skip("glibc-only tuning")

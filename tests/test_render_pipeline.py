@@ -9,9 +9,11 @@ import pytest
 import torch
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
+from PIL import Image
 
 import ganfit.render as dr
 from ganfit.config import CONF_DIR
+from ganfit.face_model import load_face_model
 from ganfit.render import reference
 from ganfit.render.camera import Camera, axis_angle_to_matrix, frontal_camera
 from ganfit.render.lighting import DirectionalLight, SphericalHarmonicsLight, sh_basis
@@ -167,8 +169,6 @@ def test_renderer_config_composes_and_backend_errors():
 
 @pytest.fixture(scope="module")
 def face_model(assets_dir):
-    from ganfit.face_model import load_face_model
-
     return load_face_model(assets_dir)
 
 
@@ -181,8 +181,6 @@ def _test_texture(size: int = 256) -> torch.Tensor:
 
 
 def test_ict_mean_face_render(face_model, tmp_path):
-    from PIL import Image
-
     res = (256, 256)
     renderer = FaceRenderer.from_face_model(face_model, res)
     verts = face_model.mean[None]

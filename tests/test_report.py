@@ -10,9 +10,9 @@ from pathlib import Path
 from urllib.parse import unquote
 
 import pytest
-from tests.test_report_helpers import mean_face_job, real_fit_job
 
 from ganfit.report import image_files, write_contact_sheet, write_fit_report, write_table_report
+from report_helpers import mean_face_job, real_fit_job
 
 
 class _Links(HTMLParser):

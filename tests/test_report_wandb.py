@@ -9,9 +9,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from tests.test_report_helpers import mean_face_job, real_fit_job
+import torch
+import wandb
 
+from gan_helpers import TINY, compose_train, entry_point, make_photo_folder
 from ganfit.report.wandb_media import log_fit_media
+from report_helpers import mean_face_job, real_fit_job
 
 
 @pytest.fixture(autouse=True)
@@ -50,7 +53,6 @@ def _check_fit_media(files: Path, fitted: list[str], failed: list[str]) -> None:
 
 def test_fit_media_of_the_mean_face_job(tmp_path: Path, photos_root: Path, assets_dir: Path) -> None:
     """Fast: log the mean-face job into an offline run and read it back."""
-    import wandb
 
     out = mean_face_job(tmp_path, photos_root)
     run = wandb.init(project="ganfit-test", mode="offline", dir=str(out))
@@ -64,7 +66,6 @@ def test_fit_media_of_the_mean_face_job(tmp_path: Path, photos_root: Path, asset
 @pytest.mark.slow
 def test_fit_media_of_a_real_two_photo_fit(tmp_path_factory, photos_root: Path, assets_dir: Path) -> None:
     """The real fit (2 photos + a corrupt file) logged into an offline run opened as ``log_to_wandb`` opens it."""
-    import wandb
 
     out = real_fit_job(tmp_path_factory, photos_root)
     names = sorted(p.parent.name for p in out.glob("*/mesh.glb"))
@@ -78,7 +79,7 @@ def test_fit_media_of_a_real_two_photo_fit(tmp_path_factory, photos_root: Path, 
 
 @pytest.mark.slow
 def test_fit_py_wandb_run_holds_the_media(tmp_path_factory, photos_root: Path, assets_dir: Path) -> None:
-    """``wandb=true`` through ``run_from_config``: the fit's own offline run in ``out/wandb`` holds the media."""
+    """``wandb=true`` through ``run_fit_job``: the fit's own offline run in ``out/wandb`` holds the media."""
     out = real_fit_job(tmp_path_factory, photos_root)
     names = sorted(p.parent.name for p in out.glob("*/mesh.glb"))
     _check_fit_media(_offline_run(out), names, ["broken"])
@@ -87,10 +88,6 @@ def test_fit_py_wandb_run_holds_the_media(tmp_path_factory, photos_root: Path, a
 @pytest.mark.slow
 def test_gan_training_logs_swd_curve_and_per_level_grids(tmp_path: Path, photos_root: Path) -> None:
     """A tiny W&B-logged training run that grows 8 -> 16 px: the fade shows in per-level grids; the SWD curve."""
-    import torch
-    import wandb
-
-    from gan_helpers import TINY, compose_train, entry_point, make_photo_folder
 
     data_root = make_photo_folder(photos_root, tmp_path / "data", count=8, size=32)
     overrides = [

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from mediapipe.python.solutions import face_mesh_connections
 
 from ganfit.data_build.skin_mask import (
     MEDIAPIPE_FACE_OVAL,
@@ -14,6 +15,8 @@ from ganfit.data_build.skin_mask import (
     MEDIAPIPE_RIGHT_EYE,
     skin_mask,
 )
+from ganfit.image_io import read_image
+from ganfit.landmarks import detect_face
 
 
 @pytest.mark.parametrize(
@@ -26,8 +29,6 @@ from ganfit.data_build.skin_mask import (
     ],
 )
 def test_loops_follow_mediapipe_edges(loop: tuple[int, ...], edge_set: str) -> None:
-    from mediapipe.python.solutions import face_mesh_connections
-
     edges = {frozenset(edge) for edge in getattr(face_mesh_connections, edge_set)}
     closed = list(zip(loop, loop[1:] + loop[:1], strict=True))
     assert len(set(loop)) == len(loop)
@@ -36,9 +37,6 @@ def test_loops_follow_mediapipe_edges(loop: tuple[int, ...], edge_set: str) -> N
 
 @pytest.mark.parametrize("backend", ["mediapipe", "dlib"])
 def test_mask_on_a_real_photo(photos_root: Path, backend: str) -> None:
-    from ganfit.image_io import read_image
-    from ganfit.landmarks import detect_face
-
     image = read_image(photos_root / "frl-london" / "smiling_front" / "005_08.jpg")
     face = detect_face(image, backend=backend)
     mask = skin_mask(image.shape[:2], face.landmarks, face.dense)

@@ -47,6 +47,7 @@ class Outcome:
     reason: str = ""
     seconds: float = 0.0
     metrics: dict[str, Any] = field(default_factory=dict)
+    rank: int = 0  # the Fabric rank (process across all nodes) that handled the photo; 0 without sharding
 
 
 @dataclass
@@ -206,9 +207,19 @@ def _shard_worker(fabric, job: _ShardJob) -> None:
     rank, world = fabric.global_rank, fabric.world_size
     apply_thread_policy(processes=job.per_node)
     shard = list(range(rank, len(job.sources), world))
+    logger.info(
+        "rank %d of %d (node %d): %d photo(s): %s",
+        rank,
+        world,
+        fabric.node_rank,
+        len(shard),
+        ", ".join(job.names[i] for i in shard),
+    )
     result = run_shard(
         job.task, [job.sources[i] for i in shard], [job.names[i] for i in shard], job.progress, fabric.local_rank
     )
+    for outcome in result.outcomes:
+        outcome.rank = rank
     payload = {"interrupted": result.interrupted, "outcomes": [asdict(o) for o in result.outcomes]}
     atomic_write_json(_rank_file(Path(job.out), rank), payload, indent=None)
     fabric.barrier()
@@ -266,7 +277,9 @@ def run_sharded(
             path.unlink()
         else:
             for index in range(rank, len(sources), world):
-                outcomes.append(Outcome(names[index], sources[index], "failed", f"process {rank} wrote no summary"))
+                outcomes.append(
+                    Outcome(names[index], sources[index], "failed", f"process {rank} wrote no summary", rank=rank)
+                )
     order = {s: i for i, s in enumerate(sources)}
     outcomes.sort(key=lambda o: order.get(o.source, len(order)))
     return ShardResult(outcomes, interrupted)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.ndimage
 
-__all__ = ["SWDResult", "laplacian_pyramid", "sliced_wasserstein", "swd"]
+__all__ = ["SWDResult", "laplacian_pyramid", "reconstruct_laplacian_pyramid", "sliced_wasserstein", "swd"]
 
 _BINOMIAL = np.float32([1, 4, 6, 4, 1])
 _GAUSS = np.outer(_BINOMIAL, _BINOMIAL) / 256.0  # 5x5 binomial, as cv2.pyrDown
@@ -39,6 +39,15 @@ def laplacian_pyramid(images: np.ndarray, num_levels: int) -> list[np.ndarray]:
         pyramid.append(_pyr_down(pyramid[-1]))
         pyramid[-2] = pyramid[-2] - _pyr_up(pyramid[-1])
     return pyramid
+
+
+def reconstruct_laplacian_pyramid(pyramid: list[np.ndarray]) -> np.ndarray:
+    """Inverse of :func:`laplacian_pyramid`: the levels (finest first) -> ``[N, 3, H, W]`` float32 images (ProGAN's
+    ``reconstruct_laplacian_pyramid``: upsample the coarser level, add the band)."""
+    images = pyramid[-1]
+    for band in pyramid[-2::-1]:
+        images = _pyr_up(images) + band
+    return images
 
 
 def _patches(level: np.ndarray, size: int, per_image: int, rng: np.random.Generator) -> np.ndarray:

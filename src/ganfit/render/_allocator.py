@@ -39,6 +39,11 @@ def tune_allocator() -> bool:
     return _applied
 
 
+def allocator_tuned() -> bool | None:
+    """Whether this process's thresholds were fixed (None: no CPU rasterization has decided yet)."""
+    return _applied
+
+
 def _apply() -> bool:
     if os.environ.get("GANFIT_MALLOC_TUNING", "1") == "0" or not sys.platform.startswith("linux"):
         return False

@@ -191,7 +191,7 @@ def _reduce(gbuf: np.ndarray, dtype: np.dtype | None = None) -> torch.Tensor:
 _ROW_BLOCK = 8  # rows per block of the interleaved row order (keeps neighbouring rows, and their texels, together)
 
 
-def _row_order(n_batch: int, height: int) -> np.ndarray:
+def row_order(n_batch: int, height: int) -> np.ndarray:
     """Permutation of the ``n_batch * height`` raster rows for row-parallel kernels (cached; never modify it)."""
     return _make_row_order(n_batch, height, _threads())
 
@@ -257,7 +257,7 @@ class RasterizeFunction(torch.autograd.Function):
         rast = rasterize_forward(pos_np, tri_np, tri_lo, tri_hi, height, width)
         if output_db:
             rast_db = np.empty_like(rast)
-            k.rasterize_db(pos_np, tri_np, rast, _row_order(rast.shape[0], rast.shape[1]), rast_db)
+            k.rasterize_db(pos_np, tri_np, rast, row_order(rast.shape[0], rast.shape[1]), rast_db)
         else:
             rast_db = np.zeros((*rast.shape[:3], 0), rast.dtype)
         rast_t = torch.from_numpy(rast)
@@ -349,7 +349,7 @@ class InterpolateFunction(torch.autograd.Function):
         attr_np = _np(attr)
         rast_np = _np(rast)
         out = np.empty((*rast.shape[:3], attr.shape[2]), attr_np.dtype)
-        k.interpolate_fwd(attr_np, rast_np, _np(tri), _row_order(rast.shape[0], rast.shape[1]), out)
+        k.interpolate_fwd(attr_np, rast_np, _np(tri), row_order(rast.shape[0], rast.shape[1]), out)
         ctx.save_for_backward(attr, rast, tri)
         return torch.from_numpy(out)
 
@@ -383,7 +383,7 @@ class TextureFunction(torch.autograd.Function):
     def forward(ctx, tex, uv, linear, boundary):  # type: ignore[override]
         tex_np = _np(tex)
         out = np.empty((*uv.shape[:3], tex.shape[3]), tex_np.dtype)
-        rows = _row_order(uv.shape[0], uv.shape[1])
+        rows = row_order(uv.shape[0], uv.shape[1])
         if linear and boundary == BOUNDARY_CODES["clamp"]:
             k.texture_fwd_clamp(tex_np, _np(uv), rows, out)
         else:
@@ -492,7 +492,7 @@ class AntialiasFunction(torch.autograd.Function):
         proj = np.empty((*pos.shape[:2], 2), np.float64)
         sil = np.empty((pos.shape[0], topology.tri.shape[0]), np.int8)
         k.antialias_prepare(pos_np, topology.tri, topology.opposite, rast.shape[1], rast.shape[2], proj, sil)
-        pairs = k.antialias_analyse(topology.tri, proj, sil, rast_np, _row_order(rast.shape[0], rast.shape[1]))
+        pairs = k.antialias_analyse(topology.tri, proj, sil, rast_np, row_order(rast.shape[0], rast.shape[1]))
         out = color_np.copy()
         k.antialias_fwd(color_np, pairs[0], pairs[1], out)
         ctx.save_for_backward(color, rast, pos)

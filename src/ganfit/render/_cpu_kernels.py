@@ -11,7 +11,7 @@ Conventions (identical to nvdiffrast):
     * ``rast[b, y, x] = (u, v, z/w, triangle_id + 1)`` with perspective-correct barycentrics: an attribute is
       ``u a0 + v a1 + (1 - u - v) a2``; ``0`` in the last channel marks an empty pixel.
 
-Row-parallel kernels take ``rows``, a permutation of the ``B * H`` raster rows (see ``_cpu._row_order``): numba
+Row-parallel kernels take ``rows``, a permutation of the ``B * H`` raster rows (see ``_cpu.row_order``): numba
 splits a parallel loop into one contiguous block per thread, and a permutation interleaving blocks of rows gives
 every thread a share of the whole image (the face is not centred vertically: without it one thread gets ~54%).
 

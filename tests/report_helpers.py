@@ -3,7 +3,7 @@
 - :func:`mean_face_job`: a fit-job output folder in seconds, from real parts only: the ICT model's mean face exported
   with ``FaceModel.export`` (as ``fit.py`` does) and textured by the shipped generator, a real photo, and a
   ``summary.json`` written from the real ``Summary``/``Outcome`` classes, with a corrupt file's real read error.
-- :func:`real_fit_job`: the real fit (``run_from_config``, shrunk like tests/fit_helpers.py) on 2 real photos and a
+- :func:`real_fit_job`: the real fit (``run_fit_job``, ``fitting=smoke``) on 2 real photos and a
   corrupt file, once per test session (~40 s on one core).
 - :func:`require_chromium`, :func:`changed_fraction`: browser checks.
 """
@@ -17,29 +17,22 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
-from tests.conftest import missing_asset
+from skimage import data
+
+from asset_helpers import missing_asset
+from fit_helpers import SMOKE, deep3d_photos
+from ganfit.config import compose_config
+from ganfit.face_model import load_face_model
+from ganfit.gan import load_generator
+from ganfit.gan.default import resolve_generator
+from ganfit.image_io import ImageInputError, read_image
+from ganfit.jobs.engine import Outcome
+from ganfit.jobs.fit_job import Summary, run_fit_job
+from ganfit.report.browser import find_chromium
 
 _CACHE: dict[str, Path] = {}
-
-# What tests/fit_helpers.py's shrink does, as Hydra overrides (the demo takes overrides, not a config object).
-SHRINK = [
-    "fitting.resolution=128",
-    "fitting.texture_resolution=128",
-    "fitting.rigid.steps=30",
-    "fitting.align.steps=60",
-    "fitting.full.steps=12",
-    "fitting.full.warmup_steps=4",
-    "fitting.latent_candidates=2",
-    "progress=false",
-]
-
-
-def deep3d_photos(photos_root: Path, count: int) -> list[Path]:
-    files = sorted((photos_root / "deep3d-examples").glob("*.jpg"))[:count]
-    if len(files) < count:
-        missing_asset(f"fewer than {count} photos in GANFIT_PHOTOS/deep3d-examples")
-    return files
 
 
 def corrupt_file(folder: Path) -> Path:
@@ -52,7 +45,6 @@ def corrupt_file(folder: Path) -> Path:
 
 def no_face_jpeg() -> bytes:
     """A real photo without a face: scikit-image's coffee cup (CC0)."""
-    from skimage import data
 
     buffer = io.BytesIO()
     Image.fromarray(data.coffee()).save(buffer, format="JPEG")
@@ -61,14 +53,6 @@ def no_face_jpeg() -> bytes:
 
 def mean_face_job(root: Path, photos_root: Path) -> Path:
     """A fit-job folder ``root/out`` with one 'fitted' mean face and one failed corrupt file (see module doc)."""
-    import torch
-
-    from ganfit.face_model import load_face_model
-    from ganfit.gan import load_generator
-    from ganfit.gan.default import resolve_generator
-    from ganfit.image_io import ImageInputError, read_image
-    from ganfit.jobs.engine import Outcome
-    from ganfit.jobs.fit_job import Summary
 
     out = root / "out"
     folder = out / "mean_face"
@@ -103,12 +87,6 @@ def real_fit_job(tmp_path_factory: pytest.TempPathFactory, photos_root: Path) ->
     ``out/wandb``); run once per session."""
     if "fit" in _CACHE:
         return _CACHE["fit"]
-    import torch
-    from omegaconf import OmegaConf
-
-    from ganfit.config import compose_config
-    from ganfit.jobs.fit_job import run_fit_job as run_from_config
-
     root = tmp_path_factory.mktemp("report_fit")
     listing = root / "photos.txt"
     files = [*deep3d_photos(photos_root, 2), corrupt_file(root / "inputs")]
@@ -117,12 +95,11 @@ def real_fit_job(tmp_path_factory: pytest.TempPathFactory, photos_root: Path) ->
     os.environ.setdefault("WANDB_SILENT", "true")
     cfg = compose_config(
         "fit",
-        [f"image={listing}", f"out={root / 'out'}", "fitting.batch_size=2", "wandb=true", "torch_threads=1", *SHRINK],
+        [f"image={listing}", f"out={root / 'out'}", "fitting.batch_size=2", "wandb=true", "torch_threads=1", *SMOKE],
     )
-    OmegaConf.set_struct(cfg, False)
     threads = torch.get_num_threads()
     try:
-        summary = run_from_config(cfg)
+        summary = run_fit_job(cfg)
     finally:
         torch.set_num_threads(threads)
     assert summary.count("fitted") == 2 and summary.count("failed") == 1, summary.format()
@@ -132,7 +109,6 @@ def real_fit_job(tmp_path_factory: pytest.TempPathFactory, photos_root: Path) ->
 
 def require_chromium() -> str:
     """The Chromium executable; skips locally (fails on CI) when there is none."""
-    from ganfit.report.browser import find_chromium
 
     found = find_chromium()
     if not found:
