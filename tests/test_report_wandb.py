@@ -11,8 +11,11 @@ from pathlib import Path
 import pytest
 import torch
 import wandb
+from omegaconf import OmegaConf
 
 from gan_helpers import TINY, compose_train, entry_point, make_photo_folder
+from ganfit.jobs.fit_job import Summary
+from ganfit.jobs.wandb_log import log_fit_run
 from ganfit.report.wandb_media import log_fit_media
 from report_helpers import mean_face_job, real_fit_job
 
@@ -61,6 +64,20 @@ def test_fit_media_of_the_mean_face_job(tmp_path: Path, photos_root: Path, asset
     assert counts == {"images": 0, "meshes": 1, "rows": 2}  # that job has no compare.png
     media = _offline_run(out) / "media"
     assert list((media / "object3D" / "fit" / "mesh").glob("mean_face_*.glb"))
+
+
+def test_the_fit_job_logs_into_its_own_run_while_another_run_is_open(
+    tmp_path: Path, photos_root: Path, assets_dir: Path
+) -> None:
+    """wandb.init's default returns a run already open in the process: the job's media must still land in out/wandb
+    (the cause of an order-dependent failure of the slow fit.py media test)."""
+    out = mean_face_job(tmp_path, photos_root)
+    other = wandb.init(project="ganfit-test", mode="offline", dir=str(tmp_path))
+    try:
+        log_fit_run(OmegaConf.create({"out": str(out)}), Summary(str(out), []))
+    finally:
+        other.finish()
+    assert list((_offline_run(out) / "media" / "object3D" / "fit" / "mesh").glob("mean_face_*.glb"))
 
 
 @pytest.mark.slow

@@ -19,6 +19,7 @@ def log_fit_run(cfg: DictConfig, summary) -> None:
         mode=os.environ.get("WANDB_MODE", mode),  # type: ignore[arg-type]
         config=OmegaConf.to_container(cfg, resolve=True),  # type: ignore[arg-type]
         dir=str(cfg.out),
+        reinit="create_new",  # the job's own run in out/wandb, even when the caller has a run open
     )
     run.log({**summary.scores(), "fitted": summary.count("fitted"), "failed": summary.count("failed")})
     log_fit_media(run, cfg.out)
