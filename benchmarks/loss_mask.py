@@ -1,6 +1,6 @@
 """The photo's face mask in the loss (``fitting.photo_mask``), off vs on, on FRL London training-split photos.
 
-    python benchmarks/loss_mask.py [--ids 024 036 043 066] [--preset fast] [--identity] [--threads 2]
+    python benchmarks/loss_mask.py [--ids 024 036 043 066] [--preset fast] [--steps N] [--identity] [--threads 2]
 
 Fits the photos (GANFIT_PHOTOS/frl-london/neutral_front/<id>_03.jpg; none of them in the held-out list
 ``ganfit/data/frl_holdout.json``) with the real config, once with ``fitting.photo_mask=false`` and once with ``true``,
@@ -40,6 +40,7 @@ def main() -> None:
     parser.add_argument("--ids", nargs="+", default=["024", "036", "043", "066"])
     parser.add_argument("--preset", default="fast")
     parser.add_argument("--identity", action="store_true", help="keep the identity terms (fit.py's default: dlib)")
+    parser.add_argument("--steps", type=int, default=0, help="stage-2 steps (0: the preset's)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--json", type=Path, default=None, help="also write the rows here")
     args = parser.parse_args()
@@ -65,6 +66,8 @@ def main() -> None:
         overrides = [f"fitting={args.preset}", f"fitting.photo_mask={str(mask_on).lower()}", "progress=false"]
         if not args.identity:
             overrides.append("~identity")
+        if args.steps:
+            overrides += [f"fitting.full.steps={args.steps}", f"fitting.full.warmup_steps={args.steps // 3}"]
         torch.manual_seed(0)
         fitter = build_fitter(compose_config("fit", overrides))
         fitting = fitter.config
@@ -90,7 +93,7 @@ def main() -> None:
                     }
                 )
     load = " ".join(Path("/proc/loadavg").read_text().split()[:3])
-    print(f"preset {args.preset}, identity {'on' if args.identity else 'off'}, threads {args.threads}, load {load}")
+    print(f"preset {args.preset}, stage-2 steps {fitter.config.full.steps}, identity {'on' if args.identity else 'off'}, threads {args.threads}, load {load}")
     print("| photo | photo_mask | L1 render | L1 face | backdrop | NME |")
     print("|---|---|---|---|---|---|")
     for row in rows:

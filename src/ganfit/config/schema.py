@@ -110,6 +110,7 @@ class ExposureConfig:
     grey_level: float = 0.5  # the surround's mean colour ([0, 1] units) that means a neutral exposure
     border: float = 0.2  # the surround: the crop's top, left and right bands this wide (fraction of its side)
     max_log_gain: float = 1.2  # the grey-world centre is clamped to +-this (log units; 1.2 = x3.3)
+    max_log_level: float = 1.2  # ... and its level to at most this (0: a bright surround reads as neutral, not bright)
 
 
 @dataclass

@@ -226,6 +226,7 @@ class Fitter:
                 border=exposure.border,
                 level=exposure.grey_world_level,
                 chroma=exposure.grey_world_chroma,
+                max_log_level=exposure.max_log_level,
             )
             params.gain_centre.copy_(centre)
             assert params.log_gain is not None

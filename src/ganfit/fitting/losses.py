@@ -246,6 +246,7 @@ def grey_world_log_gain(
     border: float = 0.2,
     level: bool = True,
     chroma: bool = True,
+    max_log_level: float | None = None,
 ) -> torch.Tensor:
     """Grey-world estimate of the photos' exposure and colour cast from the surround of the face -> log gain [B, 3].
 
@@ -261,6 +262,8 @@ def grey_world_log_gain(
         max_log_gain: the estimate is clamped to +-this.
         border: width of the bands, fraction of the crop side.
         level / chroma: False zeros that part (the level: the mean of the 3 log gains; the chroma: the rest).
+        max_log_level: the level is clamped to at most this (None: ``max_log_gain``); 0 reads a surround brighter
+            than ``grey_level`` (a white backdrop, a window) as a neutral exposure, only a darker one as dim.
     """
     size = crops.shape[-1]
     width = max(1, round(border * size))
@@ -274,7 +277,7 @@ def grey_world_log_gain(
     mean_level = log_gain.mean(1, keepdim=True)
     out = torch.zeros_like(log_gain)
     if level:
-        out = out + mean_level
+        out = out + mean_level.clamp(-max_log_gain, max_log_gain if max_log_level is None else max_log_level)
     if chroma:
         out = out + (log_gain - mean_level)
     return out.clamp(-max_log_gain, max_log_gain)
