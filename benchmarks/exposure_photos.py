@@ -1,6 +1,7 @@
 """The fitted albedo of real photos and of the same photos dimmed and warmed, with the RGB gain off and on.
 
-    python benchmarks/exposure_photos.py [--ids 024 036 043 066] [--gain 0.62 0.5 0.35] [--preset fast] [--steps N] [--identity]
+    python benchmarks/exposure_photos.py [--ids 024 036 043 066] [--gain 0.62 0.5 0.35] [--preset fast]
+        [--steps N] [--identity]
 
 FRL London training-split photos (none in ``ganfit/data/frl_holdout.json``) and a copy of each with every pixel
 multiplied by ``--gain`` (a camera that under-exposes under tungsten light; the benchmark's ``dim_warm``) are fitted

@@ -93,7 +93,9 @@ def main() -> None:
                     }
                 )
     load = " ".join(Path("/proc/loadavg").read_text().split()[:3])
-    print(f"preset {args.preset}, stage-2 steps {fitter.config.full.steps}, identity {'on' if args.identity else 'off'}, threads {args.threads}, load {load}")
+    identity = "on" if args.identity else "off"
+    steps = fitter.config.full.steps
+    print(f"preset {args.preset}, stage-2 steps {steps}, identity {identity}, threads {args.threads}, load {load}")
     print("| photo | photo_mask | L1 render | L1 face | backdrop | NME |")
     print("|---|---|---|---|---|---|")
     for row in rows:

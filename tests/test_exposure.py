@@ -55,9 +55,7 @@ def test_grey_world_reads_the_surround_not_the_face(frl_photo):
     from ganfit.fitting.photos import prepare_photo, stack_crops, stack_face_masks
 
     image, face = frl_photo
-    photos = [
-        prepare_photo(picture, face.landmarks, 128, dense=face.dense) for picture in (image, _dimmed(image))
-    ]
+    photos = [prepare_photo(picture, face.landmarks, 128, dense=face.dense) for picture in (image, _dimmed(image))]
     crops, _ = stack_crops(photos)
     masks = stack_face_masks(photos)
     estimate = grey_world_log_gain(crops, masks, grey_level=0.5, max_log_gain=3.0)

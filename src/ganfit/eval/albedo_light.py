@@ -34,6 +34,7 @@ from skimage.color import deltaE_ciede2000, rgb2lab
 
 from ganfit.atomic import atomic_write_json, atomic_write_text
 from ganfit.config.compose import ConfigUsageError, compose_config
+from ganfit.eval.synthetic import detect_all, load_textures, sample_scenes
 from ganfit.exit_codes import run_command
 from ganfit.face_model import FaceModel
 from ganfit.fitting.detail_texture import DetailConfig, build_detail_texture
@@ -44,7 +45,6 @@ from ganfit.gan.data import find_images
 from ganfit.gan.export import GeneratorFileError
 from ganfit.jobs.components import build_fitter, fitting_config
 from ganfit.metrics.scores import face_region
-from ganfit.eval.synthetic import detect_all, load_textures, sample_scenes
 
 logger = logging.getLogger(__name__)
 

@@ -131,9 +131,10 @@ def stack_dense(photos: list[PreparedPhoto], points: int = 478) -> torch.Tensor 
     return torch.from_numpy(np.stack(rows)).float()
 
 
-def stack_face_masks(photos: list[PreparedPhoto], config: SkinMaskConfig = SkinMaskConfig()) -> torch.Tensor:
+def stack_face_masks(photos: list[PreparedPhoto], config: SkinMaskConfig | None = None) -> torch.Tensor:
     """The photos' face (skin) masks in crop pixels, float32 [B, 1, S, S] in [0, 1]: 1 on skin well inside the
     detector's face outline, 0 on background, hair, ears and neck and on the eye and mouth openings
     (:func:`ganfit.fitting.skin_mask.skin_mask` from the crop's landmarks, and its dense points when detected)."""
+    config = config or SkinMaskConfig()
     masks = [skin_mask(p.crop.shape[:2], p.crop_landmarks, p.crop_dense, config) for p in photos]
     return torch.from_numpy(np.stack(masks))[:, None].contiguous()
