@@ -40,6 +40,7 @@ def main() -> None:
     parser.add_argument("--ids", nargs="+", default=["024", "036", "043", "066"])
     parser.add_argument("--preset", default="fast")
     parser.add_argument("--identity", action="store_true", help="keep the identity terms (fit.py's default: dlib)")
+    parser.add_argument("--variants", nargs="+", default=["off", "face", "colour"], help="off | face | colour")
     parser.add_argument("--steps", type=int, default=0, help="stage-2 steps (0: the preset's)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--json", type=Path, default=None, help="also write the rows here")
@@ -62,8 +63,10 @@ def main() -> None:
     images = [read_image(folder / f"{i}_03.jpg") for i in args.ids]
     faces = [detect_face(image) for image in images]
     rows = []
-    for mask_on in (False, True):
-        overrides = [f"fitting={args.preset}", f"fitting.photo_mask={str(mask_on).lower()}", "progress=false"]
+    for mask_on in args.variants:
+        overrides = [f"fitting={args.preset}", "progress=false"]
+        if mask_on != "off":
+            overrides += ["fitting.photo_mask=true", f"fitting.photo_mask_colour={str(mask_on == 'colour').lower()}"]
         if not args.identity:
             overrides.append("~identity")
         if args.steps:
@@ -103,7 +106,7 @@ def main() -> None:
             f"| {row['id']} | {row['photo_mask']} | {row['l1_render']:.4f} | {row['l1_face']:.4f} "
             f"| {row['backdrop']:.4f} | {row['nme']:.4f} |"
         )
-    for mask_on in (False, True):
+    for mask_on in args.variants:
         mine = [r for r in rows if r["photo_mask"] == mask_on]
         medians = [statistics.median(r[key] for r in mine) for key in ("l1_render", "l1_face", "backdrop", "nme")]
         print(f"| median | {mask_on} | " + " | ".join(f"{m:.4f}" for m in medians) + " |")

@@ -25,7 +25,7 @@ from ganfit.face_model import FaceModel
 from ganfit.fitting import losses
 from ganfit.fitting.objective import APPEARANCE_GROUPS, Objective, masked, train_only
 from ganfit.fitting.params import FitParameters, ParamsConfig, solve_pnp
-from ganfit.fitting.photos import PreparedPhoto, stack_crops, stack_dense, stack_face_masks
+from ganfit.fitting.photos import PreparedPhoto, stack_crops, stack_dense, stack_face_masks, stack_loss_masks
 from ganfit.fitting.shading import FaceScene
 from ganfit.fitting.unwrap import UvUnwrapper, fill_texture
 from ganfit.identity.judge import IdentityJudge, IdentityReference
@@ -166,7 +166,7 @@ class Fitter:
             face_masks = stack_face_masks(photos).to(self.device)
         if params.log_gain is not None:
             self._init_gain(params, crops, face_masks)
-        photo_mask = face_masks if cfg.photo_mask else None
+        photo_mask = stack_loss_masks(photos, face_masks, cfg.photo_mask_colour) if cfg.photo_mask else None
         if shared:
             share_rows(params)
         history: list[dict[str, Any]] = []
