@@ -58,6 +58,7 @@ class LearningRates:
     expression: float = 0.0  # blendshape weights pe per step
     texture: float = 0.0  # free UV texels (0-1 units) or GAN latent per step
     light: float = 0.0  # light colours / direction / SH per step
+    exposure: float = 0.0  # log of the per-photo RGB gain (exposure x white balance) per step
 
     def of(self, group: str) -> float:
         """The rate of parameter group ``group`` (a field name)."""
@@ -80,6 +81,7 @@ class LossWeights:
     latent_prior: float = 0.0  # (|pt| - sqrt(512))^2 / 512, GAN texture only
     texture_prior: float = 0.0  # smoothness + symmetry of the free UV texture, free texture only
     light_prior: float = 0.0  # light colours near grey, SH bands small
+    exposure_prior: float = 0.0  # the RGB gain near its grey-world centre, the light's own level near 1 (exposure on)
 
 
 @dataclass
@@ -93,6 +95,24 @@ class RandomViewConfig:
     light_jitter: float = 0.2  # light colours scaled by U(1 - j, 1 + j), light direction moved by up to j (unit)
     geometry: bool = True  # the term also moves the shape ps (false: texture only); never the camera
     seed: int = 0  # seed of the views' random generator (one new view per step)
+
+
+@dataclass
+class ExposureConfig:
+    """The per-photo RGB gain (exposure x white balance) that multiplies the rendered face, and its prior
+    (``full.weights.exposure_prior``): the light then carries only the shading, the gain the photo's exposure and
+    colour cast, so a dim or warm photo does not darken or tint the albedo."""
+
+    enabled: bool = False  # fit the gain (false: the light alone carries exposure and colour, as before)
+    sigma: float = 0.5  # prior std of the log gain's level (mean of the 3 log gains) about its centre
+    chroma_sigma: float = 0.1  # prior std of each log gain minus the level (the colour cast) about its centre
+    light_level_sigma: float = 0.05  # prior std of the log of the light's own level (ambient + diffuse, or SH band 0)
+    grey_world_level: bool = True  # centre the level on the grey-world estimate of the crop's surround (false: 1)
+    grey_world_chroma: bool = True  # centre the colour cast on the grey-world estimate (false: neutral)
+    grey_level: float = 0.5  # the surround's mean colour ([0, 1] units) that means a neutral exposure
+    border: float = 0.2  # the surround: the crop's top, left and right bands this wide (fraction of its side)
+    max_log_gain: float = 1.2  # the grey-world centre is clamped to +-this (log units; 1.2 = x3.3)
+    max_log_level: float = 1.2  # ... and its level to at most this (0: a bright surround reads as neutral, not bright)
 
 
 @dataclass
@@ -124,6 +144,9 @@ class FittingConfig:
     feature_taps: list[str] | None = None  # identity-net feature maps for content/moment (None = all spatial)
     identity_geometry: bool = False  # identity/content/moment terms also move shape, expression and camera
     random_view: RandomViewConfig = field(default_factory=RandomViewConfig)  # the randomised-view identity term
+    exposure: ExposureConfig = field(default_factory=ExposureConfig)  # per-photo RGB gain and its prior
+    photo_mask: bool = False  # pixel / identity / content losses only inside the photo's face (skin) mask
+    photo_mask_colour: bool = True  # ... extended by the pixels of the face's skin colour (neck, ears)
     rigid: StageConfig = field(default_factory=StageConfig)  # stage 1a: camera from landmarks
     align: StageConfig = field(default_factory=StageConfig)  # stage 1b: + shape and expression
     full: StageConfig = field(default_factory=StageConfig)  # stage 2: the full objective

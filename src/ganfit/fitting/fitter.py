@@ -24,9 +24,9 @@ from ganfit.config.schema import FittingConfig, LatentInit, StageConfig, Texture
 from ganfit.face_model import FaceModel
 from ganfit.fitting import losses
 from ganfit.fitting.adam import Adam
-from ganfit.fitting.objective import APPEARANCE_GROUPS, Objective, train_only
+from ganfit.fitting.objective import APPEARANCE_GROUPS, Objective, masked, train_only
 from ganfit.fitting.params import FitParameters, ParamsConfig, solve_pnp
-from ganfit.fitting.photos import PreparedPhoto, stack_crops, stack_dense
+from ganfit.fitting.photos import PreparedPhoto, stack_crops, stack_dense, stack_face_masks, stack_loss_masks
 from ganfit.fitting.shading import FaceScene
 from ganfit.fitting.unwrap import UvUnwrapper, fill_texture
 from ganfit.identity.judge import IdentityJudge, IdentityReference
@@ -106,6 +106,7 @@ class Fitter:
                 texture_resolution=cfg.texture_resolution,
                 latent_dim=int(getattr(self.generator, "latent_dim", 512)),
                 lighting=str(cfg.lighting.value),
+                exposure=cfg.exposure.enabled,
             ),
             image_size=(cfg.resolution, cfg.resolution),
         ).to(self.device)
@@ -161,6 +162,12 @@ class Fitter:
         dense = None if dense is None else dense.to(self.device)
         self.objective.reset_views()
         params = self.init_params(photos)
+        face_masks = None
+        if cfg.photo_mask or params.log_gain is not None:
+            face_masks = stack_face_masks(photos).to(self.device)
+        if params.log_gain is not None:
+            self._init_gain(params, crops, face_masks)
+        photo_mask = stack_loss_masks(photos, face_masks, cfg.photo_mask_colour) if cfg.photo_mask else None
         if shared:
             share_rows(params)
         history: list[dict[str, Any]] = []
@@ -174,7 +181,7 @@ class Fitter:
             stage_started = time.perf_counter()
             if full:
                 references = self.objective.references(crops, target)
-                self._init_appearance(params, crops, references, shared)
+                self._init_appearance(params, crops, references, shared, photo_mask)
                 before = self.objective.evaluate(params, crops, target, references)
             optimizer = _optimizer(params, stage)
             for step in range(stage.steps if optimizer is not None else 0):
@@ -182,7 +189,7 @@ class Fitter:
                 rates = {group: stage.lr.of(group) for group in params.groups()}
                 train_only(params, rates, APPEARANCE_GROUPS if step < stage.warmup_steps else None)
                 if full:
-                    terms = self.objective.full_terms(params, crops, target, references, dense)
+                    terms = self.objective.full_terms(params, crops, target, references, dense, photo_mask)
                 else:
                     terms = self.objective.alignment_terms(params, target, dense)
                 total = terms.total(stage.weights)
@@ -207,11 +214,39 @@ class Fitter:
         return FitResult(params, vertices, texture.detach(), history, metrics, final_render)
 
     # ---------------------------------------------------------------------------------------------- pieces
-    def _init_appearance(self, params: FitParameters, crops: torch.Tensor, references, shared: bool = False) -> None:
+    def _init_gain(self, params: FitParameters, crops: torch.Tensor, face_masks: torch.Tensor) -> None:
+        """Centre the RGB gain's prior on the grey-world estimate of each photo's surround (as configured) and start
+        the gain there; the free texture's skin-colour start is divided by it."""
+        exposure = self.config.exposure
+        with torch.no_grad():
+            centre = losses.grey_world_log_gain(
+                crops,
+                face_masks,
+                exposure.grey_level,
+                exposure.max_log_gain,
+                border=exposure.border,
+                level=exposure.grey_world_level,
+                chroma=exposure.grey_world_chroma,
+                max_log_level=exposure.max_log_level,
+            )
+            params.gain_centre.copy_(centre)
+            assert params.log_gain is not None
+            params.log_gain.copy_(centre)
+            if params.uv_texture is not None:
+                params.uv_texture.copy_((params.uv_texture / centre.exp()[:, :, None, None]).clamp(0.0, 1.0))
+
+    def _init_appearance(
+        self,
+        params: FitParameters,
+        crops: torch.Tensor,
+        references,
+        shared: bool = False,
+        photo_mask: torch.Tensor | None = None,
+    ) -> None:
         """Start stage 2's texture: the best random GAN latent, or the photo unwrapped into the free texture
         (shared: the latent best over all photos, the unwrapped photos blended by how well each texel is seen)."""
         if params.pt is not None and self.config.latent_init == LatentInit.search:
-            self._search_latent(params, crops, references, shared)
+            self._search_latent(params, crops, references, shared, photo_mask)
         if params.uv_texture is not None and self.config.texture_init == TextureInit.unwrap:
             self._unwrap_texture(params, crops, shared)
         elif shared and params.uv_texture is not None:
@@ -256,6 +291,8 @@ class Fitter:
             pixels = params.project(vertices)
             normals = self.face_model.vertex_normals(vertices) @ params.camera().rotation_matrix().transpose(1, 2)
             colour, weight = self._unwrapper.unwrap(crops, pixels, normals[..., 2])
+            if params.gain is not None:
+                colour = (colour / params.gain[:, :, None, None]).clamp(0.0, 1.0)
             fallback = params.uv_texture[:, :, 0, 0].clone()  # the skin colour set by init_params
             if shared:  # one texture: the photos' colours weighted by how well each saw the texel
                 total = weight.sum(0, keepdim=True)
@@ -263,7 +300,14 @@ class Fitter:
                 weight, fallback = total.clamp(0.0, 1.0), fallback.mean(0, keepdim=True)
             params.uv_texture.copy_(fill_texture(colour, weight, fallback).expand_as(params.uv_texture))
 
-    def _search_latent(self, params: FitParameters, crops: torch.Tensor, references, shared: bool = False) -> None:
+    def _search_latent(
+        self,
+        params: FitParameters,
+        crops: torch.Tensor,
+        references,
+        shared: bool = False,
+        photo_mask: torch.Tensor | None = None,
+    ) -> None:
         """Pick, per photo, the best of ``latent_candidates`` random latents (pixel + identity loss at stage-1 pose);
         ``shared``: one latent for all photos (the same candidate in every row, scored by the sum over photos)."""
         assert params.pt is not None
@@ -280,7 +324,7 @@ class Fitter:
                     candidate = candidate[:1].expand_as(candidate).clone()
                 params.pt.copy_(candidate)
                 rendered = self.objective.render(params, vertices, self.texture(params), crops)
-                loss = weights.pixel * losses.pixel_loss(rendered.image, crops, rendered.mask)
+                loss = weights.pixel * losses.pixel_loss(rendered.image, crops, masked(rendered.mask, photo_mask))
                 for judge, reference in zip(self.judges, references, strict=True):
                     descriptor, _ = judge.embed(rendered.image, reference.theta)
                     identity = losses.identity_loss(descriptor, reference.descriptor)

@@ -12,6 +12,7 @@ import math
 import torch
 import torch.nn.functional as F
 
+from ganfit.fitting.params import SH_START_IRRADIANCE, SH_Y00
 from ganfit.landmarks.types import interocular_distance
 
 JAW_RIGHT = tuple(range(0, 8))  # iBUG jaw points on the subject's right (image left in a frontal photo)
@@ -106,7 +107,8 @@ def landmark_error(projected: torch.Tensor, detected: torch.Tensor) -> torch.Ten
 def pixel_loss(rendered: torch.Tensor, photo: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Mean absolute colour difference inside the rendered face region -> [B].
 
-    ``rendered``/``photo`` [B, 3, H, W] in [0, 1]; ``mask`` [B, 1, H, W] (coverage of the face, 0 outside).
+    ``rendered``/``photo`` [B, 3, H, W] in [0, 1]; ``mask`` [B, 1, H, W] (coverage of the face, 0 outside; times
+    the photo's face mask with ``fitting.photo_mask``).
     """
     difference = (rendered - photo).abs().sum(1, keepdim=True) / 3.0
     return (difference * mask).sum((1, 2, 3)) / mask.sum((1, 2, 3)).clamp_min(1.0)
@@ -200,3 +202,82 @@ def light_prior(light: dict[str, torch.Tensor]) -> torch.Tensor:
         sh = light["sh"]
         terms.append(((sh - sh.mean(2, keepdim=True)) ** 2).sum((1, 2)) + (sh[:, 1:] ** 2).sum((1, 2)) * 0.1)
     return torch.stack(terms, 0).sum(0)
+
+
+def light_level(light: dict[str, torch.Tensor]) -> torch.Tensor:
+    """The light's own level [B] relative to its starting value: the mean over RGB of ambient + directional colour
+    (phong: a surface facing the light), or of the constant SH band as irradiance (sh), each divided by the value
+    ``ganfit.fitting.params.FitParameters`` starts from (1.0 and 0.8)."""
+    if "sh" in light:
+        return light["sh"][:, 0].mean(-1) * SH_Y00 / SH_START_IRRADIANCE
+    return (light["ambient"] + light["light_color"]).mean(-1)
+
+
+def exposure_prior(
+    log_gain: torch.Tensor,
+    centre: torch.Tensor,
+    light: dict[str, torch.Tensor],
+    sigma: float,
+    chroma_sigma: float,
+    light_level_sigma: float,
+) -> torch.Tensor:
+    """Prior of the per-photo RGB gain -> [B]: Gaussian on its log level and log chroma about ``centre``, and the
+    light's own level near 1 (so the exposure is the gain's, not the light's).
+
+    Args:
+        log_gain: [B, 3] log RGB gain.
+        centre: [B, 3] the prior's centre (log units; e.g. :func:`grey_world_log_gain`).
+        light: the light without the gain (``FitParameters.raw_light()``).
+        sigma, chroma_sigma, light_level_sigma: prior stds of the level (mean of the log gains), of each log gain
+            minus the level, and of the log of :func:`light_level`.
+    """
+    offset = log_gain - centre
+    level = offset.mean(1)
+    chroma = offset - level[:, None]
+    own = torch.log(light_level(light).clamp_min(1e-4))
+    return (level / sigma) ** 2 + ((chroma / chroma_sigma) ** 2).mean(1) + (own / light_level_sigma) ** 2
+
+
+def grey_world_log_gain(
+    crops: torch.Tensor,
+    face: torch.Tensor,
+    grey_level: float,
+    max_log_gain: float,
+    border: float = 0.2,
+    level: bool = True,
+    chroma: bool = True,
+    max_log_level: float | None = None,
+) -> torch.Tensor:
+    """Grey-world estimate of the photos' exposure and colour cast from the surround of the face -> log gain [B, 3].
+
+    The camera's exposure and white balance act on the whole photo, so the pixels around the face carry them too:
+    the estimate is the mean colour of the crop's top, left and right bands (``border`` x the crop side wide; the
+    bottom band is mostly neck and clothes) outside the face mask, over ``grey_level``. The face itself is left
+    out so that a dark or light skin does not read as exposure.
+
+    Args:
+        crops: [B, 3, S, S] in [0, 1].
+        face: [B, 1, S, S] in [0, 1], the face's skin mask.
+        grey_level: the surround's mean colour that means a neutral exposure.
+        max_log_gain: the estimate is clamped to +-this.
+        border: width of the bands, fraction of the crop side.
+        level / chroma: False zeros that part (the level: the mean of the 3 log gains; the chroma: the rest).
+        max_log_level: the level is clamped to at most this (None: ``max_log_gain``); 0 reads a surround brighter
+            than ``grey_level`` (a white backdrop, a window) as a neutral exposure, only a darker one as dim.
+    """
+    size = crops.shape[-1]
+    width = max(1, round(border * size))
+    bands = torch.zeros_like(face[:1])
+    bands[..., :width, :] = 1.0
+    bands[..., :, :width] = 1.0
+    bands[..., :, size - width :] = 1.0
+    surround = bands * (1.0 - face).clamp(0.0, 1.0)
+    mean = (crops * surround).sum((2, 3)) / surround.sum((2, 3)).clamp_min(1.0)  # [B, 3]
+    log_gain = torch.log(mean.clamp_min(1e-3) / grey_level)
+    mean_level = log_gain.mean(1, keepdim=True)
+    out = torch.zeros_like(log_gain)
+    if level:
+        out = out + mean_level.clamp(-max_log_gain, max_log_gain if max_log_level is None else max_log_level)
+    if chroma:
+        out = out + (log_gain - mean_level)
+    return out.clamp(-max_log_gain, max_log_gain)

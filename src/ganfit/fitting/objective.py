@@ -22,7 +22,7 @@ from ganfit.fitting.shading import FaceScene, uv_coverage_mask
 from ganfit.identity.judge import IdentityJudge, IdentityReference
 from ganfit.render.pipeline import RenderOutput
 
-APPEARANCE_GROUPS = ("texture", "light")
+APPEARANCE_GROUPS = ("texture", "light", "exposure")
 DENSE_VISIBLE_COS = 0.1
 """A dense point counts fully once its surface normal's camera-z exceeds this plus :data:`DENSE_VISIBLE_RAMP`."""
 DENSE_VISIBLE_RAMP = 0.2
@@ -46,6 +46,7 @@ class LossTerms:
     latent_prior: torch.Tensor | None = None
     texture_prior: torch.Tensor | None = None
     light_prior: torch.Tensor | None = None
+    exposure_prior: torch.Tensor | None = None
 
     def items(self) -> list[tuple[str, torch.Tensor]]:
         """The computed terms as (name, [B] tensor)."""
@@ -236,9 +237,14 @@ class Objective:
         target: torch.Tensor,
         references: Sequence[IdentityReference],
         dense: torch.Tensor | None = None,
+        photo_mask: torch.Tensor | None = None,
     ) -> LossTerms:
         """Stage 2: identity, content, moment (averaged over the judges), the randomised-view identity (when its
-        weight is set), pixel, landmark (and dense landmark, given ``dense`` [B, 478, 2]) and the priors."""
+        weight is set), pixel, landmark (and dense landmark, given ``dense`` [B, 478, 2]) and the priors.
+
+        ``photo_mask`` [B, 1, S, S] (the photos' face masks, ``fitting.photo_mask``): the pixel loss counts only
+        inside it, and the identity networks see the photo outside it, so where the model's ears, forehead or neck
+        cover background or hair nothing pulls them towards it."""
         vertices = self.face_model(params.ps, params.pe)
         texture = self.texture(params)
         rendered = self.render(params, vertices, texture, crops)
@@ -248,11 +254,13 @@ class Objective:
             terms.dense_landmark = self.dense_landmark(params, vertices, dense, target)
         if self.judges and self.config.full.weights.identity_random_view > 0:
             terms.identity_random_view = self.random_view_identity(params, texture, references)
-        terms.pixel = losses.pixel_loss(rendered.image, crops, rendered.mask)
+        terms.pixel = losses.pixel_loss(rendered.image, crops, masked(rendered.mask, photo_mask))
         if self.judges:
             judged = rendered.image
             if not self.config.identity_geometry and _geometry_moves(params):  # identity: texture and light only
                 judged = self.render(params, vertices, texture, crops, geometry_grad=False).image
+            if photo_mask is not None:
+                judged = crops + photo_mask * (judged - crops)
             identity, content, moment = [], [], []
             for judge, reference in zip(self.judges, references, strict=True):
                 descriptor, features = judge.embed(judged, reference.theta)
@@ -269,7 +277,17 @@ class Objective:
         else:
             mask = self.uv_mask(texture.shape[-1], texture.device)
             terms.texture_prior = losses.texture_prior(texture, mask, symmetry=self.config.texture_symmetry)
-        terms.light_prior = losses.light_prior(params.light())
+        terms.light_prior = losses.light_prior(params.raw_light())
+        if params.log_gain is not None:
+            exposure = self.config.exposure
+            terms.exposure_prior = losses.exposure_prior(
+                params.log_gain,
+                params.gain_centre,
+                params.raw_light(),
+                exposure.sigma,
+                exposure.chroma_sigma,
+                exposure.light_level_sigma,
+            )
         return terms
 
     def evaluate(
@@ -297,6 +315,11 @@ class Objective:
                         cosines.append(torch.cosine_similarity(descriptor, reference.descriptor, dim=-1))
                     out["identity_cosine"] = torch.stack(cosines).mean(0).cpu().numpy()
         return out
+
+
+def masked(mask: torch.Tensor, photo_mask: torch.Tensor | None) -> torch.Tensor:
+    """The render's coverage ``mask`` [B, 1, S, S] times the photos' face mask (when given)."""
+    return mask if photo_mask is None else mask * photo_mask
 
 
 def train_only(params: FitParameters, rates: dict[str, float], groups: tuple[str, ...] | None) -> None:

@@ -28,6 +28,7 @@ logger = logging.getLogger(__name__)
 LATENT_DIM = 512
 SH_COEFFS = 9
 SH_Y00 = 0.5 / math.sqrt(math.pi)  # constant SH basis function
+SH_START_IRRADIANCE = 0.8  # irradiance of the constant SH band the fit starts from
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,7 @@ class ParamsConfig:
     texture_resolution: int = 256  # side of the free UV texture optimised (free mode)
     latent_dim: int = LATENT_DIM  # GAN latent size (gan mode)
     lighting: str = "phong"  # "phong" (ambient + one directional light, coloured) or "sh" (2nd-order SH, 9 x RGB)
+    exposure: bool = False  # a per-photo RGB gain (exposure x white balance) on top of the light
 
 
 class FitParameters(nn.Module):
@@ -58,6 +60,9 @@ class FitParameters(nn.Module):
         light_color  [B, 3]   directional light colour (phong)
         light_dir    [B, 3]   direction towards the light in camera space (phong; normalised at use)
         sh           [B, 9, 3] spherical-harmonics coefficients per colour (sh)
+        log_gain     [B, 3]   log of the RGB gain (exposure x white balance) multiplying the shaded face
+                              (``exposure``) or None
+        gain_centre  [B, 3]   a buffer: the log gain's prior centre (the grey-world estimate; zeros by default)
     """
 
     def __init__(self, batch: int, config: ParamsConfig, image_size: tuple[int, int]) -> None:
@@ -87,11 +92,13 @@ class FitParameters(nn.Module):
             self.sh = None
         elif config.lighting == "sh":
             sh = torch.zeros(batch, SH_COEFFS, 3)
-            sh[:, 0] = 0.8 / SH_Y00  # constant band: irradiance 0.8 (ganfit.render.lighting's basis)
+            sh[:, 0] = SH_START_IRRADIANCE / SH_Y00  # constant band (ganfit.render.lighting's basis)
             self.sh = nn.Parameter(sh)
             self.ambient = self.light_color = self.light_dir = None
         else:
             raise ValueError(f"lighting must be 'phong' or 'sh', got {config.lighting!r}")
+        self.log_gain: nn.Parameter | None = nn.Parameter(torch.zeros(batch, 3)) if config.exposure else None
+        self.register_buffer("gain_centre", torch.zeros(batch, 3))
 
     @property
     def batch(self) -> int:
@@ -103,7 +110,7 @@ class FitParameters(nn.Module):
         return self.log_focal.exp()
 
     def groups(self) -> dict[str, list[nn.Parameter]]:
-        """Parameter groups for per-group learning rates: camera, shape, expression, texture, light."""
+        """Parameter groups for per-group learning rates: camera, shape, expression, texture, light, exposure."""
         light = [p for p in (self.ambient, self.light_color, self.light_dir, self.sh) if p is not None]
         texture = [p for p in (self.pt, self.uv_texture) if p is not None]
         return {
@@ -114,14 +121,32 @@ class FitParameters(nn.Module):
             "expression": [self.pe],
             "texture": texture,
             "light": light,
+            "exposure": [self.log_gain] if self.log_gain is not None else [],
         }
 
-    def light(self) -> dict[str, torch.Tensor]:
-        """The light parameters as the dict :mod:`ganfit.fitting.shading` takes (``sh``, or ``ambient``,
-        ``light_color``, ``light_dir``)."""
+    @property
+    def gain(self) -> torch.Tensor | None:
+        """The RGB gain [B, 3] (exposure x white balance), or None without ``exposure``."""
+        return None if self.log_gain is None else self.log_gain.exp()
+
+    def raw_light(self) -> dict[str, torch.Tensor]:
+        """The light parameters without the gain (what the light prior sees)."""
         if self.sh is not None:
             return {"sh": self.sh}
         return {"ambient": self.ambient, "light_color": self.light_color, "light_dir": self.light_dir}
+
+    def light(self) -> dict[str, torch.Tensor]:
+        """The light as the dict :mod:`ganfit.fitting.shading` takes (``sh``, or ``ambient``, ``light_color``,
+        ``light_dir``), with the RGB gain folded into its colours: a Lambertian face's image is linear in the light,
+        so ``gain * albedo * shading`` is the albedo shaded by the gained light. Everything that renders or de-lights
+        (the fit, the export, the detail texture) therefore sees the same exposure and colour cast."""
+        light = self.raw_light()
+        gain = self.gain
+        if gain is None:
+            return light
+        if "sh" in light:
+            return {"sh": light["sh"] * gain[:, None, :]}
+        return {**light, "ambient": light["ambient"] * gain, "light_color": light["light_color"] * gain}
 
     def camera(self) -> Camera:
         """The :class:`~ganfit.render.camera.Camera` of these parameters, for the fitted image (the crop)."""

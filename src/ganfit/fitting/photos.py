@@ -13,6 +13,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ganfit.fitting.skin_mask import SkinMaskConfig, skin_colour_mask, skin_mask
+
 
 @dataclass
 class PreparedPhoto:
@@ -127,3 +129,22 @@ def stack_dense(photos: list[PreparedPhoto], points: int = 478) -> torch.Tensor 
         for p in photos
     ]
     return torch.from_numpy(np.stack(rows)).float()
+
+
+def stack_face_masks(photos: list[PreparedPhoto], config: SkinMaskConfig | None = None) -> torch.Tensor:
+    """The photos' face (skin) masks in crop pixels, float32 [B, 1, S, S] in [0, 1]: 1 on skin well inside the
+    detector's face outline, 0 on background, hair, ears and neck and on the eye and mouth openings
+    (:func:`ganfit.fitting.skin_mask.skin_mask` from the crop's landmarks, and its dense points when detected)."""
+    config = config or SkinMaskConfig()
+    masks = [skin_mask(p.crop.shape[:2], p.crop_landmarks, p.crop_dense, config) for p in photos]
+    return torch.from_numpy(np.stack(masks))[:, None].contiguous()
+
+
+def stack_loss_masks(photos: list[PreparedPhoto], face_masks: torch.Tensor, colour: bool) -> torch.Tensor:
+    """The photos' loss masks [B, 1, S, S] in [0, 1]: the face masks ``face_masks`` (:func:`stack_face_masks`), or
+    with ``colour`` their maximum with the skin-colour mask (:func:`ganfit.fitting.skin_mask.skin_colour_mask`), so
+    that neck and ears count where the photo shows skin there."""
+    if not colour:
+        return face_masks
+    extra = [skin_colour_mask(p.crop, mask[0].cpu().numpy()) for p, mask in zip(photos, face_masks, strict=True)]
+    return torch.maximum(face_masks, torch.from_numpy(np.stack(extra))[:, None].to(face_masks))

@@ -100,3 +100,24 @@ def skin_mask(
         outside = cv2.distanceTransform(1 - fill(holes), cv2.DIST_L2, 5)  # distance to the nearest hole pixel
         weight = weight * np.clip((outside - margin * iod) / (config.hole_ramp * iod), 0.0, 1.0)
     return weight.astype(np.float32)
+
+
+def skin_colour_mask(image: np.ndarray, face: np.ndarray, sigmas: float = 3.0, ramp: float = 1.0) -> np.ndarray:
+    """Soft mask of the pixels whose colour is the face's skin colour, float32 [H, W] in [0, 1].
+
+    The colour model is a Gaussian in RGB fitted to the pixels where ``face`` (e.g. :func:`skin_mask`) is 1; a pixel
+    counts fully within ``sigmas`` Mahalanobis units of it and falls to 0 over ``ramp`` more. Neck and ears (skin
+    beyond the face outline) pass, a backdrop, hair or clothes of another colour do not.
+
+    Args:
+        image: uint8 [H, W, 3] RGB.
+        face: float [H, W] in [0, 1], the pixels that are surely skin.
+    """
+    skin = image[face >= 1.0].astype(np.float64) / 255.0
+    if len(skin) < 16:
+        return np.zeros(image.shape[:2], np.float32)
+    mean = skin.mean(0)
+    covariance = np.cov(skin.T) + np.eye(3) * 1e-5
+    offset = image.reshape(-1, 3).astype(np.float64) / 255.0 - mean
+    distance = np.sqrt(np.einsum("ni,ij,nj->n", offset, np.linalg.inv(covariance), offset)).reshape(image.shape[:2])
+    return np.clip((sigmas + ramp - distance) / ramp, 0.0, 1.0).astype(np.float32)
