@@ -10,7 +10,16 @@ import numpy as np
 import pytest
 import torch
 from hydra.utils import instantiate
-from tests.fit_helpers import compose_fit
+
+from ganfit.fitting.detail_texture import DetailConfig, build_detail_texture
+from ganfit.fitting.export import photo_camera
+from ganfit.fitting.losses import exposure_prior, grey_world_log_gain
+from ganfit.fitting.params import FitParameters, ParamsConfig
+from ganfit.fitting.photos import prepare_photo, stack_crops, stack_face_masks
+from ganfit.fitting.shading import FaceScene
+from ganfit.image_io import read_image
+from ganfit.jobs.components import build_fitter
+from ganfit.landmarks import detect_face
 
 GAIN = (0.62, 0.5, 0.35)  # a dim, warm camera gain (the benchmark's dim_warm)
 
@@ -18,8 +27,6 @@ GAIN = (0.62, 0.5, 0.35)  # a dim, warm camera gain (the benchmark's dim_warm)
 @pytest.fixture(scope="module")
 def frl_photo(photos_root):
     """A training-split FRL London photo (studio, plain background) and its detection."""
-    from ganfit.image_io import read_image
-    from ganfit.landmarks import detect_face
 
     image = read_image(photos_root / "frl-london" / "neutral_front" / "024_03.jpg")
     return image, detect_face(image)
@@ -29,10 +36,7 @@ def _dimmed(image: np.ndarray, gain=GAIN) -> np.ndarray:
     return np.clip(image.astype(np.float64) * np.asarray(gain) + 0.5, 0, 255).astype(np.uint8)
 
 
-def test_gain_scales_the_render(assets_dir):
-    from ganfit.fitting.params import FitParameters, ParamsConfig
-    from ganfit.fitting.shading import FaceScene
-
+def test_gain_scales_the_render(assets_dir, compose_fit):
     face_model = instantiate(compose_fit().face_model)
     params = FitParameters(1, ParamsConfig(texture="free", texture_resolution=32, exposure=True), (96, 96))
     with torch.no_grad():
@@ -51,9 +55,6 @@ def test_gain_scales_the_render(assets_dir):
 
 
 def test_grey_world_reads_the_surround_not_the_face(frl_photo):
-    from ganfit.fitting.losses import grey_world_log_gain
-    from ganfit.fitting.photos import prepare_photo, stack_crops, stack_face_masks
-
     image, face = frl_photo
     photos = [prepare_photo(picture, face.landmarks, 128, dense=face.dense) for picture in (image, _dimmed(image))]
     crops, _ = stack_crops(photos)
@@ -72,8 +73,6 @@ def test_grey_world_reads_the_surround_not_the_face(frl_photo):
 
 
 def test_exposure_prior():
-    from ganfit.fitting.losses import exposure_prior
-
     light = {"ambient": torch.full((3, 3), 0.6), "light_color": torch.full((3, 3), 0.4)}  # level 1
     centre = torch.log(torch.tensor([GAIN] * 3))
     offsets = torch.tensor([[0.0, 0.0, 0.0], [0.1, 0.1, 0.1], [0.1, 0.0, -0.1]])
@@ -86,12 +85,8 @@ def test_exposure_prior():
     assert float(moved[0]) == pytest.approx((math.log(1.1) / 0.05) ** 2, rel=1e-4)  # the light keeps its level
 
 
-def test_detail_texture_is_delit_with_the_gain(frl_photo, assets_dir):
+def test_detail_texture_is_delit_with_the_gain(frl_photo, assets_dir, compose_fit):
     """A dimmed, warm copy of the photo de-lit with the gained light gives the albedo the photo gives."""
-    from ganfit.fitting.detail_texture import DetailConfig, build_detail_texture
-    from ganfit.fitting.export import photo_camera
-    from ganfit.fitting.photos import prepare_photo
-    from ganfit.jobs.components import build_fitter
 
     image, face = frl_photo
     cfg = compose_fit(["texture=free", "~identity", "fitting.full.steps=0", "fitting.exposure.enabled=true"])

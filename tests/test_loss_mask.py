@@ -7,16 +7,17 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from tests.fit_helpers import compose_fit
+
+from ganfit.fitting.objective import masked
+from ganfit.fitting.photos import prepare_photo, stack_crops, stack_face_masks, stack_loss_masks
+from ganfit.image_io import read_image
+from ganfit.jobs.components import build_fitter
+from ganfit.landmarks import detect_face
 
 
 @pytest.fixture(scope="module")
-def stage1(photos_root, assets_dir):
+def stage1(photos_root, assets_dir, compose_fit):
     """A training-split FRL London photo (plain light background) fitted by stage 1 only, rendered over its crop."""
-    from ganfit.fitting.photos import prepare_photo, stack_crops, stack_face_masks, stack_loss_masks
-    from ganfit.image_io import read_image
-    from ganfit.jobs.components import build_fitter
-    from ganfit.landmarks import detect_face
 
     image = read_image(photos_root / "frl-london" / "neutral_front" / "036_03.jpg")
     face = detect_face(image)
@@ -39,8 +40,6 @@ def _background(crop: np.ndarray) -> np.ndarray:
 
 
 def test_loss_mask_excludes_background_the_render_covers(stage1):
-    from ganfit.fitting.objective import masked
-
     _, _, photo, _, _, face_masks, rendered = stage1
     covered = rendered.mask[0, 0].numpy() > 0.5
     background = _background(photo.crop)
