@@ -128,6 +128,11 @@ def train(cfg: DictConfig) -> Path:
         if trainer.interrupted:  # Lightning turns Ctrl-C into a graceful shutdown and exit(1): it is 130 here
             raise KeyboardInterrupt(_interrupted_message(model, on_interrupt)) from None
         raise
+    finally:
+        # Lightning leaves its W&B run open: a later wandb.init in this process (a fit's own run, a notebook's)
+        # would get this run back and log into it.
+        if isinstance(logger, pl.loggers.WandbLogger) and logger._experiment is not None:
+            logger.experiment.finish()
     level, alpha = model.progress()
     path = Path(cfg.export_path)
     if trainer.is_global_zero:

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import pytorch_lightning as pl
 import torch
+import wandb
 from hydra.utils import instantiate
 
 from gan_helpers import REPO, TINY, compose_train, entry_point, make_photo_folder
@@ -182,6 +183,7 @@ def test_wandb_logger_runs_offline_without_api_key(
     assert cfg.logger.offline is True
     entry_point().train(cfg)
     assert list((tmp_path / "wandb").glob("offline-run-*"))
+    assert wandb.run is None, "training left its W&B run open: a later wandb.init in this process would log into it"
 
 
 def test_periodic_swd_against_held_back_images(tmp_path: Path, data_root: Path) -> None:

@@ -88,7 +88,7 @@ def test_fit_media_of_a_real_two_photo_fit(tmp_path_factory, photos_root: Path, 
     names = sorted(p.parent.name for p in out.glob("*/mesh.glb"))
     media_root = out / "media_run"
     media_root.mkdir(exist_ok=True)
-    run = wandb.init(project="ganfit-test", mode="offline", dir=str(media_root))
+    run = wandb.init(project="ganfit-test", mode="offline", dir=str(media_root), reinit="create_new")
     assert log_fit_media(run, out) == {"images": 2, "meshes": 2, "rows": 3}
     run.finish()
     _check_fit_media(_offline_run(media_root), names, ["broken"])
