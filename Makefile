@@ -1,7 +1,7 @@
 # ganfit — set-up and everyday commands. Every target installs what it needs first.
 #   make fit        set up, then run the main job on the embedded default
 #   make test       set up, then run the default (fast) test suite — this is what CI runs
-#   make test-slow  the whole suite, slow tests included
+#   make test-slow  the whole suite, slow tests included (CI: make test, then make test-slow-only)
 PYTHON ?= python3.11
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -10,7 +10,7 @@ STAMP := $(VENV)/.ganfit-installed
 export NUMBA_CACHE_DIR ?= $(HOME)/.cache/ganfit/numba
 PYTEST_ARGS ?=
 
-.PHONY: browser install fit test test-slow lint assets bench bench-render bench-identity bench-landmarks bench-fit bench-gan eval-synthetic eval-photos default-generator clean
+.PHONY: browser install fit test test-slow test-slow-only lint assets bench bench-render bench-identity bench-landmarks bench-fit bench-gan eval-synthetic eval-photos default-generator clean
 
 # The install step also puts @tensorflow/tfjs 4.22.0 (pure JS) into the git-ignored .cache/tfjs when npm exists: the
 # TF.js reference of the identity parity tests (tests/test_identity_tfjs.py), which skip without it (fail on CI).
@@ -50,6 +50,10 @@ test: install
 
 test-slow: install
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# The slow tests alone (CI runs them after `make test`; ~9 min on 2 cores in session 5).
+test-slow-only: install
+	$(PY) -m pytest -m slow $(PYTEST_ARGS)
 
 lint: install
 	$(VENV)/bin/ruff check src tests benchmarks
