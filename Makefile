@@ -51,7 +51,7 @@ test: install
 test-slow: install
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-# The slow tests alone (CI runs them after `make test`; ~9 min on 2 cores in session 5).
+# The slow tests alone (CI runs them after `make test`; ~4 min on 2 cores in session 5).
 test-slow-only: install
 	$(PY) -m pytest -m slow $(PYTEST_ARGS)
 
