@@ -14,60 +14,33 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 from pathlib import Path
 
 import numpy as np
 import torch
+from frl_training import add_common_arguments, prepare_all, training_photos, variant_fitter
+from skimage.color import deltaE_ciede2000
 
-ROOT = Path(__file__).resolve().parents[1]
+from ganfit.eval.albedo_light import mean_lab
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--ids", nargs="+", default=["024", "036", "043", "066"])
+    add_common_arguments(parser)
     parser.add_argument("--gain", nargs=3, type=float, default=[0.62, 0.5, 0.35])
-    parser.add_argument("--preset", default="fast")
-    parser.add_argument("--identity", action="store_true", help="keep the identity terms (fit.py's default: dlib)")
-    parser.add_argument("--steps", type=int, default=0, help="stage-2 steps (0: the preset's)")
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--json", type=Path, default=None, help="also write the rows here")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
-    from skimage.color import deltaE_ciede2000
-
-    from ganfit.config import compose_config
-    from ganfit.eval.albedo_light import mean_lab
-    from ganfit.fitting.photos import prepare_photo
-    from ganfit.image_io import read_image
-    from ganfit.jobs.components import build_fitter
-    from ganfit.landmarks import detect_face
-
-    held_out = set(json.loads((ROOT / "src/ganfit/data/frl_holdout.json").read_text())["holdout_ids"])
-    if held_out & set(args.ids):
-        raise SystemExit(f"held-out ids {sorted(held_out & set(args.ids))}: tune on the training split only")
-    folder = Path(os.environ["GANFIT_PHOTOS"]) / "frl-london" / "neutral_front"
-    originals = [read_image(folder / f"{i}_03.jpg") for i in args.ids]
+    originals, faces = training_photos(args.ids)
     dimmed = [np.clip(im * np.asarray(args.gain) + 0.5, 0, 255).astype(np.uint8) for im in originals]
-    faces = [detect_face(image) for image in originals]
     rows = []
     for enabled in (False, True):
-        overrides = [f"fitting={args.preset}", f"fitting.exposure.enabled={str(enabled).lower()}", "progress=false"]
-        if not args.identity:
-            overrides.append("~identity")
-        if args.steps:
-            overrides += [f"fitting.full.steps={args.steps}", f"fitting.full.warmup_steps={args.steps // 3}"]
-        torch.manual_seed(0)
-        fitter = build_fitter(compose_config("fit", overrides))
+        fitter = variant_fitter(args, [f"fitting.exposure.enabled={str(enabled).lower()}"])
         fitting = fitter.config
         labs: dict[tuple[str, str], np.ndarray] = {}
         for version, images in (("original", originals), ("dimmed", dimmed)):
-            photos = [
-                prepare_photo(image, face.landmarks, fitting.resolution, fitting.crop_scale, dense=face.dense)
-                for image, face in zip(images, faces, strict=True)
-            ]
+            photos = prepare_all(fitter, images, faces)
             for start in range(0, len(photos), fitting.batch_size):
                 result = fitter.fit(photos[start : start + fitting.batch_size])
                 for k in range(len(result.texture)):

@@ -18,14 +18,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 from pathlib import Path
 
 import numpy as np
 import torch
+from frl_training import add_common_arguments, prepare_all, training_photos, variant_fitter
 
-ROOT = Path(__file__).resolve().parents[1]
+from ganfit.fitting.export import render_full
+from ganfit.fitting.skin_mask import skin_mask
+from ganfit.metrics.scores import masked_photometric_error
 
 
 def backdrop_mask(photo: np.ndarray, tolerance: float = 20.0) -> np.ndarray:
@@ -37,47 +39,20 @@ def backdrop_mask(photo: np.ndarray, tolerance: float = 20.0) -> np.ndarray:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--ids", nargs="+", default=["024", "036", "043", "066"])
-    parser.add_argument("--preset", default="fast")
-    parser.add_argument("--identity", action="store_true", help="keep the identity terms (fit.py's default: dlib)")
+    add_common_arguments(parser)
     parser.add_argument("--variants", nargs="+", default=["off", "face", "colour"], help="off | face | colour")
-    parser.add_argument("--steps", type=int, default=0, help="stage-2 steps (0: the preset's)")
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--json", type=Path, default=None, help="also write the rows here")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
-    from ganfit.config import compose_config
-    from ganfit.fitting.export import render_full
-    from ganfit.fitting.photos import prepare_photo
-    from ganfit.fitting.skin_mask import skin_mask
-    from ganfit.image_io import read_image
-    from ganfit.jobs.components import build_fitter
-    from ganfit.landmarks import detect_face
-    from ganfit.metrics.scores import masked_photometric_error
-
-    held_out = set(json.loads((ROOT / "src/ganfit/data/frl_holdout.json").read_text())["holdout_ids"])
-    if held_out & set(args.ids):
-        raise SystemExit(f"held-out ids {sorted(held_out & set(args.ids))}: tune on the training split only")
-    folder = Path(os.environ["GANFIT_PHOTOS"]) / "frl-london" / "neutral_front"
-    images = [read_image(folder / f"{i}_03.jpg") for i in args.ids]
-    faces = [detect_face(image) for image in images]
+    images, faces = training_photos(args.ids)
     rows = []
     for mask_on in args.variants:
-        overrides = [f"fitting={args.preset}", "progress=false"]
+        overrides = []
         if mask_on != "off":
             overrides += ["fitting.photo_mask=true", f"fitting.photo_mask_colour={str(mask_on == 'colour').lower()}"]
-        if not args.identity:
-            overrides.append("~identity")
-        if args.steps:
-            overrides += [f"fitting.full.steps={args.steps}", f"fitting.full.warmup_steps={args.steps // 3}"]
-        torch.manual_seed(0)
-        fitter = build_fitter(compose_config("fit", overrides))
+        fitter = variant_fitter(args, overrides)
         fitting = fitter.config
-        photos = [
-            prepare_photo(image, face.landmarks, fitting.resolution, fitting.crop_scale, dense=face.dense)
-            for image, face in zip(images, faces, strict=True)
-        ]
+        photos = prepare_all(fitter, images, faces)
         for start in range(0, len(photos), fitting.batch_size):
             batch = photos[start : start + fitting.batch_size]
             result = fitter.fit(batch)
