@@ -180,6 +180,47 @@ def _test_texture(size: int = 256) -> torch.Tensor:
     return torch.stack([u, v, 0.2 + 0.6 * checker], 0)[None]
 
 
+def test_appearance_copy_is_the_geometry_detached_render(face_model):
+    """``appearance_copy=True`` gives, from one rasterization, the image with the geometry's gradients cut: the same
+    values as ``image`` and the same texture / light gradients as rendering detached vertices and camera."""
+    res = (64, 64)
+    renderer = FaceRenderer.from_face_model(face_model, res)
+    generator = torch.Generator().manual_seed(0)
+    weights = torch.rand(1, 3, *res, generator=generator)
+    background = torch.rand(1, 3, *res, generator=generator)
+    base = frontal_camera(1, res)
+
+    def leaves():
+        verts = face_model.mean[None].clone().requires_grad_(True)
+        texture = _test_texture().clone().requires_grad_(True)
+        rotation = torch.tensor([[0.1, 0.2, 0.0]], requires_grad=True)
+        light = DirectionalLight(
+            ambient=torch.tensor([[0.4, 0.4, 0.4]], requires_grad=True),
+            diffuse=torch.tensor([[0.6, 0.5, 0.5]], requires_grad=True),
+            direction=torch.tensor([[0.3, 0.2, 1.0]], requires_grad=True),
+        )
+        return verts, texture, Camera(rotation, base.translation, base.focal), light
+
+    verts, texture, camera, light = leaves()
+    out = renderer(verts, face_model.vertex_normals(verts), texture, camera, light, background, appearance_copy=True)
+    assert out.appearance_image is not None
+    assert torch.equal(out.appearance_image, out.image)
+    (out.appearance_image * weights).sum().backward()
+    assert verts.grad is None and camera.rotation.grad is None
+    grads = [texture.grad, light.ambient.grad, light.diffuse.grad, light.direction.grad]
+
+    verts, texture, camera, light = leaves()
+    detached = renderer(
+        verts.detach(), face_model.vertex_normals(verts.detach()), texture, camera.detached(), light, background
+    )
+    assert detached.appearance_image is None
+    (detached.image * weights).sum().backward()
+    expected = [texture.grad, light.ambient.grad, light.diffuse.grad, light.direction.grad]
+    for got, want in zip(grads, expected, strict=True):
+        assert want is not None and want.abs().sum() > 0
+        torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-7)
+
+
 def test_ict_mean_face_render(face_model, tmp_path):
     res = (256, 256)
     renderer = FaceRenderer.from_face_model(face_model, res)

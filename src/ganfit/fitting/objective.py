@@ -193,17 +193,16 @@ class Objective:
         vertices: torch.Tensor,
         texture: torch.Tensor,
         background: torch.Tensor | None,
-        geometry_grad: bool = True,
+        appearance_copy: bool = False,
     ) -> RenderOutput:
         """Render the batch at the fitting resolution over ``background`` [B, 3, S, S] (black when None);
-        ``geometry_grad=False`` keeps gradients from the vertices and the camera (texture and light only)."""
+        ``appearance_copy=True`` also gives ``appearance_image``: the same image with gradients to the texture and
+        the light only (none to the vertices or the camera), from the same rasterization."""
         if self.scene is None:
             raise RuntimeError("this objective has no renderer (landmark terms only)")
         size = (self.config.resolution, self.config.resolution)
         camera = params.camera()
-        if not geometry_grad:
-            vertices, camera = vertices.detach(), camera.detached()
-        return self.scene.render(vertices, camera, texture, params.light(), background, size)
+        return self.scene.render(vertices, camera, texture, params.light(), background, size, appearance_copy)
 
     def references(self, crops: torch.Tensor, target: torch.Tensor) -> list[IdentityReference]:
         """What each judge sees in the photos ``crops`` [B, 3, S, S] with landmarks ``target`` (no gradient)."""
@@ -247,7 +246,9 @@ class Objective:
         cover background or hair nothing pulls them towards it."""
         vertices = self.face_model(params.ps, params.pe)
         texture = self.texture(params)
-        rendered = self.render(params, vertices, texture, crops)
+        # identity_geometry=false: the identity networks judge the render with texture and light gradients only
+        appearance_only = bool(self.judges) and not self.config.identity_geometry and _geometry_moves(params)
+        rendered = self.render(params, vertices, texture, crops, appearance_copy=appearance_only)
         terms = LossTerms()
         terms.landmark, _ = self.landmark(params, vertices, target)
         if dense is not None:
@@ -256,9 +257,7 @@ class Objective:
             terms.identity_random_view = self.random_view_identity(params, texture, references)
         terms.pixel = losses.pixel_loss(rendered.image, crops, masked(rendered.mask, photo_mask))
         if self.judges:
-            judged = rendered.image
-            if not self.config.identity_geometry and _geometry_moves(params):  # identity: texture and light only
-                judged = self.render(params, vertices, texture, crops, geometry_grad=False).image
+            judged = rendered.appearance_image if rendered.appearance_image is not None else rendered.image
             if photo_mask is not None:
                 judged = crops + photo_mask * (judged - crops)
             identity, content, moment = [], [], []

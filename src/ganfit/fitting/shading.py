@@ -57,6 +57,7 @@ class FaceScene:
         light: dict[str, torch.Tensor],
         background: torch.Tensor | None,
         resolution: tuple[int, int],
+        appearance_copy: bool = False,
     ) -> RenderOutput:
         """Render a batch.
 
@@ -67,11 +68,14 @@ class FaceScene:
             light: the fitting's light parameters (see :func:`make_light`).
             background: [B, 3, H, W] image behind the face (e.g. the photo), or None for black.
             resolution: (H, W).
+            appearance_copy: also give ``appearance_image``, the image with gradients to texture, light and background
+                only (``FaceRenderer.forward``).
         Returns:
             image [B, 3, H, W] and mask [B, 1, H, W] (NCHW, top row first).
         """
         normals = self.face_model.vertex_normals(vertices)
-        return self.renderer(resolution)(vertices, normals, texture, camera, make_light(light), background=background)
+        renderer = self.renderer(resolution)
+        return renderer(vertices, normals, texture, camera, make_light(light), background, appearance_copy)
 
 
 def uv_coverage_mask(face_model: FaceModel, resolution: int) -> np.ndarray:

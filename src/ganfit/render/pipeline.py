@@ -32,6 +32,9 @@ class RenderOutput:
         rast: ``[B, H, W, 4]`` the raw rasterizer output, nvdiffrast's bottom-up row order (row 0 = image bottom).
         camera: the camera used.
         resolution: ``(height, width)``.
+        appearance_image: ``[B, 3, H, W]`` the same values as :attr:`image`, with gradients to the texture, the
+            light and the background only (none to the vertices, normals or camera); only when the render was asked
+            for it (``appearance_copy=True``), else None.
     """
 
     image: torch.Tensor
@@ -39,6 +42,7 @@ class RenderOutput:
     rast: torch.Tensor
     camera: Camera
     resolution: tuple[int, int]
+    appearance_image: torch.Tensor | None = None
 
     def project(self, points: torch.Tensor) -> torch.Tensor:
         """Model-space points ``[B, N, 3]`` mm -> pixel coordinates ``[B, N, 2]`` in :attr:`image` (x right, y down,
@@ -123,6 +127,7 @@ class FaceRenderer(nn.Module):
         camera: Camera,
         lighting: DirectionalLight | SphericalHarmonicsLight,
         background: torch.Tensor | None = None,
+        appearance_copy: bool = False,
     ) -> RenderOutput:
         """Render a batch.
 
@@ -135,6 +140,9 @@ class FaceRenderer(nn.Module):
             camera: the cameras (rotation, translation mm, focal px); see :mod:`ganfit.render.camera`.
             lighting: :class:`DirectionalLight` or :class:`SphericalHarmonicsLight` (camera-space directions).
             background: optional ``[B, 3, H, W]`` image (top row first) behind the face; black when None.
+            appearance_copy: also return :attr:`RenderOutput.appearance_image`, the image with the geometry's
+                gradients cut (what rendering detached vertices and camera would give) from the same rasterization:
+                only the texture lookup, shading and antialiasing run twice.
 
         Returns:
             :class:`RenderOutput` with ``image [B, 3, H, W]``, ``mask [B, 1, H, W]`` (top row first) and ``project``.
@@ -173,17 +181,42 @@ class FaceRenderer(nn.Module):
             back = torch.zeros_like(colour)
         else:
             back = torch.flip(background.to(colour.dtype).permute(0, 2, 3, 1), dims=[1])  # raster's bottom-up rows
-        layers = torch.cat([torch.where(covered > 0, colour, back), covered], dim=-1)
-        if self.use_antialias:
-            layers = ops.antialias(layers.contiguous(), rast, clip, tri, topology_hash=self._topology_for(ctx, tri))
-        layers = torch.flip(layers, dims=[1]).permute(0, 3, 1, 2)  # top row first, like photos; NCHW
+        layers = self._composite(ctx, colour, covered, back, rast, clip)
+        appearance = None
+        if appearance_copy:
+            albedo = ops.texture(
+                texture.permute(0, 2, 3, 1).contiguous(),
+                uv.detach(),
+                filter_mode="linear",
+                boundary_mode=self.texture_boundary,
+            )
+            colour = lighting.shade(albedo, pixel_normals.detach())
+            appearance = self._composite(ctx, colour, covered, back, rast.detach(), clip.detach())[:, :3].contiguous()
         return RenderOutput(
             image=layers[:, :3].contiguous(),
             mask=layers[:, 3:4].contiguous(),
             rast=rast,
             camera=camera,
             resolution=self.resolution,
+            appearance_image=appearance,
         )
+
+    def _composite(
+        self,
+        ctx,
+        colour: torch.Tensor,
+        covered: torch.Tensor,
+        back: torch.Tensor,
+        rast: torch.Tensor,
+        clip: torch.Tensor,
+    ) -> torch.Tensor:
+        """``colour`` [B, H, W, 3] over ``back`` where ``covered`` [B, H, W, 1], antialiased, with the coverage as a
+        4th channel: NCHW ``[B, 4, H, W]``, top row first."""
+        layers = torch.cat([torch.where(covered > 0, colour, back), covered], dim=-1)
+        if self.use_antialias:
+            tri = self.triangles
+            layers = ops.antialias(layers.contiguous(), rast, clip, tri, topology_hash=self._topology_for(ctx, tri))
+        return torch.flip(layers, dims=[1]).permute(0, 3, 1, 2)  # top row first, like photos; NCHW
 
     def _topology_for(self, ctx, tri: torch.Tensor):
         if isinstance(ctx, ops.RasterizeCpuContext):
