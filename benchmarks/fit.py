@@ -3,7 +3,7 @@
     python benchmarks/fit.py [--presets fast default] [--batch 4] [--repeats 1] [--texture gan|free] [--photos DIR]
         [--load 0 1] [--threads 2]
 
-Uses the real config (conf/fit.yaml + conf/fitting/<preset>.yaml), real photos from GANFIT_PHOTOS (deep3d-examples),
+Uses the real config and photo preparation (the 68 landmarks and, with mediapipe, the dense mesh points) (conf/fit.yaml + conf/fitting/<preset>.yaml), real photos from GANFIT_PHOTOS (deep3d-examples),
 the dlib identity network and the CPU renderer; the shipped GAN texture (``--texture free``: the per-texel one).
 Timing covers the optimisation (stage 1 + stage 2), not model loading, detection or export. Threads: the process
 thread policy (``ganfit.threads``) with ``--threads`` torch and numba threads. ``--load K ...`` repeats the timings
@@ -55,15 +55,22 @@ def main() -> None:
     folder = Path(args.photos or Path(os.environ["GANFIT_PHOTOS"]) / "deep3d-examples")
     files = sorted(p for p in folder.iterdir() if p.suffix.lower() in {".jpg", ".png"})[: args.batch]
     images = [read_image(f) for f in files]
-    marks = [detect_face(image).landmarks for image in images]
+    detections = [detect_face(image) for image in images]
     rows = []
     for preset in args.presets:
         cfg = compose_config("fit", [f"fitting={preset}", f"texture={args.texture}"])
         fitter = build_fitter(cfg)
         fitting = fitter.config
-        photos = [
-            prepare_photo(image, mark, fitting.resolution, fitting.crop_scale, f.stem)
-            for image, mark, f in zip(images, marks, files, strict=True)
+        photos = [  # as fit.py prepares them: the dense mesh points too when landmarks.dense (mediapipe's default)
+            prepare_photo(
+                image,
+                found.landmarks,
+                fitting.resolution,
+                fitting.crop_scale,
+                f.stem,
+                dense=found.dense if cfg.landmarks.dense else None,
+            )
+            for image, found, f in zip(images, detections, files, strict=True)
         ]
         fitter.fit(photos[:1])  # warm-up: numba kernels, allocator
         for load in args.load:

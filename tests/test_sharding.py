@@ -11,9 +11,11 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from cli_helpers import FIT, environment
 from fit_helpers import bad_inputs, deep3d_photos
+from ganfit.jobs.engine import bind_rank_device
 from ganfit.jobs.fit_job import run_fit_job
 from ganfit.jobs.inputs import collect_inputs, output_names
 
@@ -94,3 +96,14 @@ def test_two_nodes_on_loopback_under_torchrun(tmp_path, photos_root, assets_dir)
     assert summary["fitted"] == 3 and summary["failed"] == 0, summary
     _assert_disjoint_shards(summary, folder, 2)
     assert not list(out.glob(".summary-rank*.json"))
+
+
+def test_each_cuda_rank_binds_its_own_device(monkeypatch):
+    """``device=cuda`` on a rank means that rank's GPU: the worker makes its Fabric device current (a CUDA device
+    is only simulated here: the call is recorded, not made); on CPU nothing is touched."""
+    calls: list[torch.device] = []
+    monkeypatch.setattr(torch.cuda, "set_device", calls.append)
+    bind_rank_device(torch.device("cpu"))
+    assert calls == []
+    bind_rank_device(torch.device("cuda", 1))
+    assert calls == [torch.device("cuda", 1)]

@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+import torch
 from tqdm import tqdm
 
 from ganfit.atomic import atomic_write_json
@@ -203,9 +204,18 @@ def _rank_file(out: Path, rank: int) -> Path:
     return out / f".summary-rank{rank}.json"
 
 
+def bind_rank_device(device: torch.device) -> None:
+    """Make ``device`` (a rank's Fabric device) this process's current CUDA device, so that ``device=cuda`` in the
+    config means this rank's own GPU (local rank ``k`` -> ``cuda:k``) rather than every rank's first one. No-op on CPU.
+    """
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+
+
 def _shard_worker(fabric, job: _ShardJob) -> None:
     rank, world = fabric.global_rank, fabric.world_size
     apply_thread_policy(processes=job.per_node)
+    bind_rank_device(fabric.device)
     shard = list(range(rank, len(job.sources), world))
     logger.info(
         "rank %d of %d (node %d): %d photo(s): %s",
