@@ -3,7 +3,8 @@
     python benchmarks/fit.py [--presets fast default] [--batch 4] [--repeats 1] [--texture gan|free] [--photos DIR]
         [--load 0 1] [--threads 2]
 
-Uses the real config and photo preparation (the 68 landmarks and, with mediapipe, the dense mesh points) (conf/fit.yaml + conf/fitting/<preset>.yaml), real photos from GANFIT_PHOTOS (deep3d-examples),
+Uses the real config (conf/fit.yaml + conf/fitting/<preset>.yaml), real photos from GANFIT_PHOTOS (deep3d-examples),
+prepared as fit.py prepares them (the 68 landmarks and, with mediapipe, the dense mesh points),
 the dlib identity network and the CPU renderer; the shipped GAN texture (``--texture free``: the per-texel one).
 Timing covers the optimisation (stage 1 + stage 2), not model loading, detection or export. Threads: the process
 thread policy (``ganfit.threads``) with ``--threads`` torch and numba threads. ``--load K ...`` repeats the timings
