@@ -99,6 +99,7 @@ def run_command(
     return EXIT_OK if code is None else int(code)
 
 
+CONFIG_KEYS_HINT = "the keys are in ganfit/conf/; fit.py and train_texture_gan.py print them with --cfg job"
 _CONFIG_ERRORS = (HydraException, OmegaConfBaseException, ValueError)
 _HYDRA_HINT = "Set the environment variable HYDRA_FULL_ERROR=1 for a complete stack trace."
 
@@ -116,9 +117,10 @@ def _first_line(error: BaseException) -> str:
     return next((line.strip() for line in str(error).splitlines() if line.strip()), type(error).__name__)
 
 
-def describe_config_failure(error: BaseException) -> str:
+def describe_config_failure(error: BaseException, keys_hint: str = CONFIG_KEYS_HINT) -> str:
     """One line for a composition error: the key and what is wrong (``fitting.resolution: Value 'abc' of type 'str'
-    could not be converted to Integer``), a hint for the override grammar's lexer errors, else Hydra's chained text."""
+    could not be converted to Integer``), a hint for the override grammar's lexer errors, else Hydra's chained text.
+    ``keys_hint`` says where the valid keys are listed (an unknown key's message ends with it)."""
     chain = _chain(error)
     text = describe_config_error(error).replace(_HYDRA_HINT, "").strip()
     if any(marker in text for marker in ("LexerNoViableAltException", "token recognition error", "mismatched input")):
@@ -135,8 +137,7 @@ def describe_config_failure(error: BaseException) -> str:
             line = _first_line(link)
             if "not in" in line and "Key" in line:
                 return (
-                    f"{key}: unknown key ({line}); check the spelling "
-                    "(the keys are in ganfit/conf/; fit.py and train_texture_gan.py print them with --cfg job)"
+                    f"{key}: unknown key ({line}); check the spelling ({keys_hint})"
                 )
             if "Missing mandatory value" in line:
                 return f"{key} is required: give {key}=..."
