@@ -15,7 +15,8 @@ choices or a missing required key: ``error: <key>: ...`` (one line) on stderr an
 :func:`ganfit.exit_codes.run_command` keeps the exit codes.
 
 Commands with sub-actions (``assets where|verify|ensure|fetch``, ``identity compare|embed``) take the action as
-the first word (:func:`parse_action`); each action has its own dataclass.
+the first word (:func:`parse_action`); each action has its own dataclass. Commands with a packaged config
+(``conf/eval_photos.yaml``, ...) compose it with :func:`compose_command` (its schema is the registered dataclass).
 """
 
 from __future__ import annotations
@@ -23,17 +24,19 @@ from __future__ import annotations
 import dataclasses
 import sys
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any, TypeVar
 
 from hydra import compose, initialize
 from hydra.core.config_store import ConfigStore
 from hydra.errors import HydraException
-from omegaconf import MISSING, OmegaConf
+from omegaconf import MISSING, DictConfig, OmegaConf
 from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 
+from ganfit.config.compose import compose_config
 from ganfit.exit_codes import EXIT_OK, EXIT_USAGE, describe_config_failure, report_usage
 
-__all__ = ["HELP_WORDS", "format_help", "parse_action", "parse_args", "parse_known_args"]
+__all__ = ["HELP_WORDS", "compose_command", "format_help", "parse_action", "parse_args", "parse_known_args"]
 
 T = TypeVar("T")
 
@@ -49,10 +52,14 @@ def _fields(schema: type) -> list[dataclasses.Field]:
 
 def _default_text(item: dataclasses.Field) -> str:
     if item.default is not dataclasses.MISSING:
-        return "(required)" if item.default == MISSING else f"= {item.default!r}"
-    if item.default_factory is not dataclasses.MISSING:
-        return f"= {item.default_factory()!r}"
-    return "(required)"
+        value = item.default
+    elif item.default_factory is not dataclasses.MISSING:
+        value = item.default_factory()
+    else:
+        return "(required)"
+    if value == MISSING:
+        return "(required)"
+    return f"= {value}" if isinstance(value, Path) else f"= {value!r}"
 
 
 def format_help(schema: type, prog: str, doc: str = "") -> str:
@@ -68,7 +75,9 @@ def format_help(schema: type, prog: str, doc: str = "") -> str:
 def _key_lines(schema: type) -> list[str]:
     lines = []
     for item in _fields(schema):
-        head = f"  {item.name}: {item.type if isinstance(item.type, str) else getattr(item.type, '__name__', item.type)}"
+        head = (
+            f"  {item.name}: {item.type if isinstance(item.type, str) else getattr(item.type, '__name__', item.type)}"
+        )
         head += f" {_default_text(item)}"
         help_text = item.metadata.get("help", "")
         if "choices" in item.metadata:
@@ -128,9 +137,7 @@ def parse_args(schema: type[T], argv: Sequence[str] | None = None, *, prog: str,
     for item in _fields(schema):
         choices = item.metadata.get("choices")
         if choices is not None and getattr(value, item.name) not in choices:
-            raise _usage_exit(
-                f"{item.name}={getattr(value, item.name)!r}: not one of {', '.join(map(str, choices))}"
-            )
+            raise _usage_exit(f"{item.name}={getattr(value, item.name)!r}: not one of {', '.join(map(str, choices))}")
     return value  # type: ignore[return-value]
 
 
@@ -161,3 +168,20 @@ def parse_action(
         raise _usage_exit(f"{word!r} is not an action of {prog}; choose one of {words} (see --help)")
     schema, line = actions[word]
     return word, parse_args(schema, args[1:], prog=f"{prog} {word}", doc=line)
+
+
+def compose_command(name: str, argv: Sequence[str] | None = None, *, prog: str, doc: str = "") -> DictConfig:
+    """``conf/<name>.yaml`` composed with the ``key=value`` arguments (:func:`ganfit.config.compose_config`), for a
+    command whose keys are a packaged config; ``-h`` / ``--help`` prints the keys with their defaults (the composed
+    config as YAML) and raises ``SystemExit(0)``.
+
+    Raises:
+        ConfigUsageError: an argument does not fit the schema (the message names the key).
+    """
+    args = list(sys.argv[1:] if argv is None else argv)
+    if any(arg in HELP_WORDS for arg in args):
+        lines = [f"usage: {prog} [key=value ...]"] + (["", doc.strip()] if doc else [])
+        lines += ["", f"keys (ganfit/conf/{name}.yaml, with their defaults):", ""]
+        print("\n".join(lines) + OmegaConf.to_yaml(compose_config(name, [])), end="")
+        raise SystemExit(EXIT_OK)
+    return compose_config(name, args)

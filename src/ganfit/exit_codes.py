@@ -136,9 +136,7 @@ def describe_config_failure(error: BaseException, keys_hint: str = CONFIG_KEYS_H
         if isinstance(link, OmegaConfBaseException) and key:
             line = _first_line(link)
             if "not in" in line and "Key" in line:
-                return (
-                    f"{key}: unknown key ({line}); check the spelling ({keys_hint})"
-                )
+                return f"{key}: unknown key ({line}); check the spelling ({keys_hint})"
             if "Missing mandatory value" in line:
                 return f"{key} is required: give {key}=..."
             return f"{key}: {line}"
