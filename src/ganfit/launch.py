@@ -19,18 +19,20 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from ganfit.exit_codes import EXIT_OK, EXIT_USAGE, exit_code_of, report_usage
-from ganfit.threads import apply_thread_policy
+from ganfit.threads import apply_thread_policy, set_wait_policy_env
 
 __all__ = ["COMMANDS", "Command", "fit", "load_command", "main", "usage"]
 
 
 @dataclass(frozen=True)
 class Command:
-    """One ``ganfit`` subcommand: ``module`` holds its ``main`` (``python -m module`` runs the same)."""
+    """One ``ganfit`` subcommand: ``module`` holds its ``main`` (``python -m module`` runs the same); ``light``: it
+    never imports torch, so only the thread policy's environment is set (no torch import for the full policy)."""
 
     module: str
     summary: str
     function: str = "main"
+    light: bool = False
 
 
 COMMANDS: dict[str, Command] = {
@@ -44,10 +46,10 @@ COMMANDS: dict[str, Command] = {
     "eval-photos": Command("ganfit.eval.photos", "real-photo evaluation (landmarks, identity, photometric)"),
     "eval-synthetic": Command("ganfit.eval.synthetic", "synthetic benchmark against known shapes"),
     "eval-albedo-light": Command("ganfit.eval.albedo_light", "albedo / lighting separation benchmark"),
-    "report": Command("ganfit.report.__main__", "write index.html for a finished fit job"),
+    "report": Command("ganfit.report.__main__", "write index.html for a finished fit job", light=True),
     "demo": Command("ganfit.demo.__main__", "the local demo web app"),
     "screenshots": Command("ganfit.demo.screenshots", "remake docs/img/report.png and docs/img/demo.png"),
-    "assets": Command("ganfit.assets", "locate, verify or download the ICT FaceKit model (= ganfit-assets)"),
+    "assets": Command("ganfit.assets", "locate, verify or fetch the ICT FaceKit model (= ganfit-assets)", light=True),
     "face-model": Command("ganfit.face_model", "the morphable model: info, or sample random faces as OBJ"),
     "identity": Command("ganfit.identity.__main__", "face-recognition descriptor of a photo, or compare two"),
     "identity-models": Command("ganfit.identity.tfjs_assets", "fetch / locate / verify the TF.js identity models"),
@@ -83,7 +85,8 @@ def load_command(name: str) -> Callable[..., int | None]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``ganfit COMMAND [key=value ...]``; returns the command's exit code (2 for an unknown command)."""
+    """``ganfit COMMAND [key=value ...]``; returns the command's exit code (2 for an unknown command; ``ganfit``
+    alone lists the commands and returns 2, ``ganfit --help`` lists them and returns 0)."""
     args = list(sys.argv[1:] if argv is None else argv)
     if not args or args[0] in ("-h", "--help", "help"):
         print(usage(), end="")
@@ -91,7 +94,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     name, rest = args[0], args[1:]
     if name not in COMMANDS:
         return report_usage(f"{name!r} is not a ganfit command; `ganfit --help` lists them")
-    apply_thread_policy()
+    if COMMANDS[name].light:
+        set_wait_policy_env()
+    else:
+        apply_thread_policy()
     command = load_command(name)
     sys.argv = [sys.argv[0], *rest]  # the Hydra commands (fit, train, eval-*, data-build) read sys.argv
     try:
@@ -107,3 +113,7 @@ def fit() -> int:
     from ganfit.cli import fit_main
 
     return fit_main()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
