@@ -50,7 +50,7 @@ ICT_MANIFEST = DATA_DIR / "ict_facekit_manifest.json"
 
 FETCH_HINT = (
     f"Point {ASSETS_ENV} (or the config key face_model.assets_dir) at a folder that holds FaceXModel/ or "
-    f"FaceXModel.tar.xz from ICT-FaceKit ({ICT_UPSTREAM}, MIT licence), or run `ganfit assets fetch` "
+    f"FaceXModel.tar.xz from ICT-FaceKit ({ICT_UPSTREAM}, MIT licence), or run `python -m ganfit.assets fetch` "
     f"on a machine with internet access to download it into {{default}}."
 )
 

@@ -108,7 +108,7 @@ def load_generator(path: str | Path, map_location: str | torch.device = "cpu") -
     path = Path(path)
     if not path.is_file():
         raise GeneratorFileError(f"generator file {path} does not exist; train one with `python train_texture_gan.py`")
-    hint = "give a generator.pt written by train_texture_gan.py or `ganfit gan-export`"
+    hint = "give a generator.pt written by train_texture_gan.py or `python -m ganfit.gan export`"
     try:
         payload = _safe_load(path, map_location)
     except (OSError, ValueError) as exc:
@@ -116,7 +116,7 @@ def load_generator(path: str | Path, map_location: str | torch.device = "cpu") -
     if isinstance(payload, dict) and "pytorch-lightning_version" in payload:
         raise GeneratorFileError(
             f"{path} is a Lightning training checkpoint, not a generator export; "
-            f"write one with `ganfit gan-export ckpt={path} out=generator.pt`"
+            f"write one with `python -m ganfit.gan export ckpt={path} out=generator.pt`"
         )
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise GeneratorFileError(f"{path} is not a ganfit generator export (expected format {FORMAT!r}); {hint}")
