@@ -10,7 +10,7 @@ code   meaning
 =====  ==========================================================================================================
 
 Each command passes the exception types that are usage errors for it (a missing photo, a bad config value, a
-foreign weights file); anything else is a bug and keeps its traceback. :func:`run_command` wraps an argparse or
+foreign weights file); anything else is a bug and keeps its traceback. :func:`run_command` wraps a :mod:`ganfit.args` or
 ``compose_config`` command, :func:`hydra_entry` a ``hydra.main`` one (fit.py, train_texture_gan.py).
 
 Bottom layer beside :mod:`ganfit.config` (its only ganfit import), so every entry point can use it without loading
@@ -83,7 +83,7 @@ def run_command(
 ) -> int:
     """Run a command's ``main()`` and return its exit code: its own return value (``None`` = 0); 2 with one line for
     :class:`UsageError` and ``usage_errors``; 130 for Ctrl-C (``interrupted``, with the message of the
-    ``KeyboardInterrupt`` when the command gave one); argparse's own exits (2 for a bad option) kept."""
+    ``KeyboardInterrupt`` when the command gave one); the argument parser's own exits (2 for a bad key) kept."""
     try:
         code = main()
     except KeyboardInterrupt as stop:
