@@ -14,6 +14,7 @@ modules are named by string and loaded with :func:`importlib.import_module`).
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -99,11 +100,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     else:
         apply_thread_policy()
     command = load_command(name)
+    main_module = sys.modules["__main__"]
+    saved = sys.argv, getattr(main_module, "__spec__", None)
     sys.argv = [sys.argv[0], *rest]  # the Hydra commands (fit, train, eval-*, data-build) read sys.argv
+    # A re-launcher (Lightning's DDP popen, multiprocessing's spawn) then re-runs `python -m <module> <rest>`, not
+    # `ganfit <rest>` (which would lack the command word).
+    main_module.__spec__ = importlib.util.find_spec(COMMANDS[name].module)
     try:
         code = command()
     except SystemExit as exit_:
         return exit_code_of(exit_)
+    finally:
+        sys.argv, main_module.__spec__ = saved
     return EXIT_OK if code is None else int(code)
 
 
