@@ -30,10 +30,10 @@ step() {  # step NAME COMMAND...: run, time, and record the command line
 ls "$GANFIT_PHOTOS"/frl-london/neutral_front/*.jpg "$GANFIT_PHOTOS"/frl-london/smiling_front/*.jpg \
    "$GANFIT_PHOTOS"/frl-canada/*.jpg > "$WORK/photos.txt"
 step build "$PY" -m ganfit.data_build image="$WORK/photos.txt" out="$WORK/uv" progress=false
-step split "$PY" -m ganfit.data_build.split "$WORK/uv"
-step contact_sheet "$PY" -m ganfit.data_build.contact_sheet "$WORK/uv" columns=20 size=96
+step split "$PY" -m ganfit.data_build.split root="$WORK/uv"
+step contact_sheet "$PY" -m ganfit.data_build.contact_sheet root="$WORK/uv" columns=20 size=96
 step train "$PY" train_texture_gan.py experiment=uv_default data.root="$WORK/uv/split/train" logger=csv \
     trainer.enable_progress_bar=false torch_threads=1 hydra.run.dir="$WORK/gan" "$@"
-step export "$PY" -m ganfit.gan export "$WORK/gan/checkpoints/last.ckpt" "$OUT" --half
+step export "$PY" -m ganfit.gan export ckpt="$WORK/gan/checkpoints/last.ckpt" out="$OUT" half=true
 "$PY" -c 'import json,sys; print(json.dumps([json.loads(l) for l in open(sys.argv[1])], indent=1))' "$STEPS" > "$WORK/steps.json"
-"$PY" -m ganfit.gan.default card "$OUT" "$WORK/gan" "$WORK/uv" "$WORK/steps.json"
+"$PY" -m ganfit.gan.default generator="$OUT" run_dir="$WORK/gan" dataset_dir="$WORK/uv" steps="$WORK/steps.json"

@@ -54,9 +54,9 @@ def test_checksum_mismatch_is_detected() -> None:
 
 
 def test_real_assets_verify(assets_dir: Path) -> None:
-    assert assets.main(["verify", "--dir", str(assets_dir)]) == 0
+    assert assets.main(["verify", f"dir={assets_dir}"]) == 0
 
 
 def test_cli_reports_missing_assets(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert assets.main(["where", "--dir", str(tmp_path)]) == 2  # missing assets: a usage error
+    assert assets.main(["where", f"dir={tmp_path}"]) == 2  # missing assets: a usage error
     assert "ICT FaceKit model not found" in capsys.readouterr().err

@@ -112,7 +112,7 @@ def test_contact_sheet(tmp_path: Path) -> None:
     for index in range(3):
         Image.fromarray(np.full((32, 32, 3), 80 * index, np.uint8)).save(tmp_path / "textures" / f"t{index}.png")
         Image.fromarray(np.full((32, 32), 255, np.uint8)).save(tmp_path / "masks" / f"t{index}.png")
-    assert main([str(tmp_path), "columns=2", "size=16", "masks=true"]) == 0
+    assert main([f"root={tmp_path}", "columns=2", "size=16", "masks=true"]) == 0
     sheet = np.asarray(Image.open(tmp_path / "contact_sheet.png"))
     assert sheet.shape == (32, 64, 3)
 

@@ -187,7 +187,7 @@ def test_export_cli_from_a_checkpoint(tmp_path, nets: tuple[Generator, Discrimin
         "ganfit": {"images_seen": 15, "iterations": 2, "level": 1, "alpha": 0.5},
     }
     torch.save(ckpt, tmp_path / "m.ckpt")
-    main(["export", str(tmp_path / "m.ckpt"), str(tmp_path / "g.pt")])
+    assert main(["export", f"ckpt={tmp_path / 'm.ckpt'}", f"out={tmp_path / 'g.pt'}"]) == 0
     G = load_generator(tmp_path / "g.pt")
     assert G.resolution == 4  # mid-fade: the last fully trained level
     z = torch.randn(2, 32)

@@ -118,10 +118,14 @@ def test_sweep_config_turns_on_multirun(tmp_path: Path) -> None:
     assert set(cfg.hydra.sweeper.params) == {"gan.lr_g", "gan.loss"}
 
 
-def _ddp_cmd(tmp_path: Path, data_root: Path, extra: list[str]) -> list[str]:
+SCRIPT = [str(REPO / "train_texture_gan.py")]
+GANFIT_TRAIN = ["-c", "import sys; from ganfit.launch import main; sys.exit(main())", "train"]  # = `ganfit train`
+
+
+def _ddp_cmd(tmp_path: Path, data_root: Path, extra: list[str], launcher: list[str] = SCRIPT) -> list[str]:
     return [
         sys.executable,
-        str(REPO / "train_texture_gan.py"),
+        *launcher,
         *TINY,
         "trainer=ddp_cpu",
         f"data.root={data_root}",
@@ -154,10 +158,12 @@ def test_ddp_two_cpu_processes_forked(tmp_path: Path, data_root: Path) -> None:
 
 
 @pytest.mark.slow
-def test_ddp_two_cpu_processes_cli(tmp_path: Path, data_root: Path) -> None:
-    """The documented CLI path: `train_texture_gan.py trainer=ddp_cpu` re-launches itself for rank 1 (popen)."""
+@pytest.mark.parametrize("launcher", [SCRIPT, GANFIT_TRAIN], ids=["train_texture_gan.py", "ganfit-train"])
+def test_ddp_two_cpu_processes_cli(tmp_path: Path, data_root: Path, launcher: list[str]) -> None:
+    """The documented CLI paths: `train_texture_gan.py trainer=ddp_cpu` re-launches itself for rank 1 (popen);
+    `ganfit train trainer=ddp_cpu` re-launches `python -m ganfit.gan.train` (the launcher names the module)."""
     env = {**os.environ, "WANDB_MODE": "offline", "PYTHONPATH": str(REPO / "src"), "OMP_NUM_THREADS": "1"}
-    cmd = _ddp_cmd(tmp_path, data_root, ["gan.total_kimg=0.048"])
+    cmd = _ddp_cmd(tmp_path, data_root, ["gan.total_kimg=0.048"], launcher)
     proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
     log = proc.stdout + proc.stderr
     assert proc.returncode == 0, log[-3000:]

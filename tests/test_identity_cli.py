@@ -33,7 +33,7 @@ def test_compare_prints_the_api_distance(pair, capsys) -> None:
     net = load_identity_network("dlib")
     a, b = (embed_photo(p, net).descriptor for p in pair)
     distance, cosine = compare_descriptors(a, b)
-    assert main(["compare", str(pair[0]), str(pair[1])]) == 0
+    assert main(["compare", f"photo_a={pair[0]}", f"photo_b={pair[1]}"]) == 0
     out = capsys.readouterr().out.strip()
     match = _LINE.match(out)
     assert match, out
@@ -49,7 +49,7 @@ def test_module_entry_point_runs(pair) -> None:
     distance, cosine = compare_descriptors(embed_photo(pair[0], net).descriptor, embed_photo(same, net).descriptor)
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     result = subprocess.run(
-        [sys.executable, "-m", "ganfit.identity", "compare", str(pair[0]), str(same)],
+        [sys.executable, "-m", "ganfit.identity", "compare", f"photo_a={pair[0]}", f"photo_b={same}"],
         capture_output=True,
         text=True,
         env=env,
@@ -63,13 +63,13 @@ def test_module_entry_point_runs(pair) -> None:
 def test_embed_saves_the_descriptor(pair, tmp_path, capsys) -> None:
     dlib_models_dir()
     out = tmp_path / "obama.npy"
-    assert main(["embed", str(pair[0]), "--out", str(out)]) == 0
+    assert main(["embed", f"photo={pair[0]}", f"out={out}"]) == 0
     assert "128-d" in capsys.readouterr().out
     saved = np.load(out)
     expected = embed_photo(pair[0], load_identity_network("dlib")).descriptor
     assert saved.shape == (128,) and saved.dtype == np.float32
     np.testing.assert_allclose(saved, expected, atol=1e-6)
-    assert main(["embed", str(pair[0])]) == 0
+    assert main(["embed", f"photo={pair[0]}"]) == 0
     printed = np.array(capsys.readouterr().out.split(), dtype=np.float64)
     np.testing.assert_allclose(printed, expected, atol=1e-5)
 
@@ -80,11 +80,15 @@ def test_errors_are_one_line_and_nonzero(pair, tmp_path, capsys) -> None:
     not_image = tmp_path / "notes.jpg"
     not_image.write_text("this is not a photo")
     cases = [
-        (["compare", str(pair[0]), str(noise)], "no face"),
-        (["embed", str(not_image)], "notes.jpg"),
-        (["embed", str(tmp_path / "missing.jpg")], "missing.jpg"),
-        (["embed", str(pair[0]), "--identity", "arcface"], "onnx_path"),
-        (["embed", str(pair[0]), "--identity", "arcface", "--onnx-path", str(tmp_path / "r50.onnx")], "r50.onnx"),
+        (["compare", f"photo_a={pair[0]}", f"photo_b={noise}"], "no face"),
+        (["embed", f"photo={not_image}"], "notes.jpg"),
+        (["embed", f"photo={tmp_path / 'missing.jpg'}"], "missing.jpg"),
+        (["embed", f"photo={pair[0]}", "identity=arcface"], "onnx_path"),
+        (["embed", f"photo={pair[0]}", "identity=arcface", f"onnx_path={tmp_path / 'r50.onnx'}"], "r50.onnx"),
+        (["embed", f"photo={pair[0]}", "identity=arcfce"], "identity='arcfce'"),
+        (["embed", f"photo={pair[0]}", "face_index=first"], "face_index"),
+        (["embed"], "photo is required"),
+        (["embde", f"photo={pair[0]}"], "'embde' is not an action"),
     ]
     for argv, needle in cases:
         assert main(argv) == 2, argv

@@ -362,12 +362,12 @@ def test_extract_models_from_a_small_fake_tarball(tmp_path) -> None:
 def test_cli_compare_accepts_the_new_networks(models_root, photos_root, capsys, monkeypatch) -> None:
     monkeypatch.setenv(HUMAN_MODELS_ENV, str(models_root))
     root = photos_root / "frl-london"
-    same = [str(root / "neutral_front/001_03.jpg"), str(root / "smiling_front/001_08.jpg")]
-    assert identity_cli(["compare", *same, "--identity", "mobileface"]) == 0
+    same = [f"photo_a={root / 'neutral_front/001_03.jpg'}", f"photo_b={root / 'smiling_front/001_08.jpg'}"]
+    assert identity_cli(["compare", *same, "identity=mobileface"]) == 0
     cosine = float(capsys.readouterr().out.split("cosine:")[1])
     assert cosine > 0.5
     missing = root / "no-such-folder"
-    assert identity_cli(["compare", *same, "--identity", "faceres", "--models-dir", str(missing)]) == 2
+    assert identity_cli(["compare", *same, "identity=faceres", f"models_dir={missing}"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: the human-models folder not found") and str(missing) in err
 

@@ -241,14 +241,10 @@ def test_command_line(london: list[Path], tmp_path: Path, capsys: pytest.Capture
     bad.write_text("not a photo")
     status = main(
         [
-            str(london[0]),
-            str(bad),
-            "--backend",
-            "dlib",
-            "--json",
-            str(tmp_path / "out.json"),
-            "--overlay",
-            str(tmp_path / "overlays"),
+            f"photos=[{london[0]},{bad}]",
+            "backend=dlib",
+            f"json={tmp_path / 'out.json'}",
+            f"overlay={tmp_path / 'overlays'}",
         ]
     )
     captured = capsys.readouterr()

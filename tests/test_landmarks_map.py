@@ -87,7 +87,7 @@ def test_table_rows_are_local(k: int, photos_root: Path) -> None:
 @pytest.mark.slow
 def test_shipped_table_is_reproduced_by_the_derivation_script(photos_root: Path, tmp_path: Path) -> None:
     out = tmp_path / "map.json"
-    main(["--photos", str(photos_root / "frl-canada"), "--out", str(out)])
+    main([f"photos={photos_root / 'frl-canada'}", f"out={out}"])
     derived, shipped = json.loads(out.read_text()), json.loads(default_map_path().read_text())
     assert derived["indices"] == shipped["indices"]
     np.testing.assert_allclose(derived["weights"], shipped["weights"], atol=2e-4)

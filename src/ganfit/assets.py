@@ -9,13 +9,13 @@ That folder holds either the upstream ``FaceXModel/`` folder or an archive of it
 verifies every file against the sha256 manifest in ``ganfit/data/ict_facekit_manifest.json``. It is the only code in
 ganfit that touches the network; nothing downloads at run or test time.
 
-Exit codes of ``python -m ganfit.assets``: 0 done; 1 a file failed its checksum (or the download failed); 2 bad usage
+``ganfit assets where|verify|ensure|fetch [dir=DIR]`` (= ``ganfit-assets ...``, ``python -m ganfit.assets ...``).
+Exit codes: 0 done; 1 a file failed its checksum (or the download failed); 2 bad usage
 (no model in the folder given or found: one line naming where it looked); 130 Ctrl-C.
 """
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import io
 import json
@@ -28,9 +28,10 @@ import tempfile
 import urllib.request
 import zipfile
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from ganfit.args import parse_action
 from ganfit.exit_codes import run_command
 
 logger = logging.getLogger(__name__)
@@ -256,34 +257,43 @@ def fetch_ict(dest: Path | None = None, url: str = ICT_ARCHIVE_URL) -> Path:
     return dest / ICT_FOLDER
 
 
+@dataclass
+class AssetsArgs:
+    """The keys of ``ganfit assets ACTION``."""
+
+    dir: str | None = field(
+        default=None, metadata={"help": f"assets folder (default: ${ASSETS_ENV} or ~/.cache/ganfit/assets)"}
+    )
+
+
+ASSETS_ACTIONS = {
+    "where": (AssetsArgs, "print the model's location"),
+    "verify": (AssetsArgs, "check the sha256 of every file"),
+    "ensure": (AssetsArgs, "fetch only if missing"),
+    "fetch": (AssetsArgs, "download from upstream (needs internet)"),
+}
+
+
 def main(argv: list[str] | None = None) -> int:
-    """``python -m ganfit.assets {where,verify,ensure,fetch}``; returns the exit code (module docstring)."""
+    """``ganfit assets {where,verify,ensure,fetch} [dir=DIR]``; returns the exit code (module docstring)."""
     return run_command(lambda: _main(argv), (AssetNotFoundError,))
 
 
 def _main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m ganfit.assets", description=__doc__.split("\n\n")[0])
-    parser.add_argument(
-        "command",
-        choices=["where", "verify", "ensure", "fetch"],
-        help="where: print the model's location; verify: check sha256 of every file; "
-        "ensure: fetch only if missing; fetch: download from upstream (needs internet)",
-    )
-    parser.add_argument("--dir", default=None, help=f"assets folder (default: ${ASSETS_ENV} or {default_assets_dir()})")
-    args = parser.parse_args(argv)
+    command, args = parse_action(ASSETS_ACTIONS, argv, prog="ganfit assets", doc=__doc__.split("\n\n")[0])
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
-        if args.command == "fetch":
+        if command == "fetch":
             print(fetch_ict(assets_dir(args.dir)))
             return 0
-        if args.command == "ensure":
+        if command == "ensure":
             try:
                 print(locate_ict(args.dir).describe())
             except AssetNotFoundError:
                 print(fetch_ict(assets_dir(args.dir)))
             return 0
         source = locate_ict(args.dir)
-        if args.command == "verify":
+        if command == "verify":
             manifest = load_manifest()
             files = dict(iter_ict_files(source))
             verify_files(files, manifest)

@@ -10,7 +10,7 @@ code   meaning
 =====  ==========================================================================================================
 
 Each command passes the exception types that are usage errors for it (a missing photo, a bad config value, a
-foreign weights file); anything else is a bug and keeps its traceback. :func:`run_command` wraps an argparse or
+foreign weights file); anything else is a bug and keeps its traceback. :func:`run_command` wraps a :mod:`ganfit.args` or
 ``compose_config`` command, :func:`hydra_entry` a ``hydra.main`` one (fit.py, train_texture_gan.py).
 
 Bottom layer beside :mod:`ganfit.config` (its only ganfit import), so every entry point can use it without loading
@@ -83,7 +83,7 @@ def run_command(
 ) -> int:
     """Run a command's ``main()`` and return its exit code: its own return value (``None`` = 0); 2 with one line for
     :class:`UsageError` and ``usage_errors``; 130 for Ctrl-C (``interrupted``, with the message of the
-    ``KeyboardInterrupt`` when the command gave one); argparse's own exits (2 for a bad option) kept."""
+    ``KeyboardInterrupt`` when the command gave one); the argument parser's own exits (2 for a bad key) kept."""
     try:
         code = main()
     except KeyboardInterrupt as stop:
@@ -99,6 +99,7 @@ def run_command(
     return EXIT_OK if code is None else int(code)
 
 
+CONFIG_KEYS_HINT = "the keys are in ganfit/conf/; fit.py and train_texture_gan.py print them with --cfg job"
 _CONFIG_ERRORS = (HydraException, OmegaConfBaseException, ValueError)
 _HYDRA_HINT = "Set the environment variable HYDRA_FULL_ERROR=1 for a complete stack trace."
 
@@ -116,9 +117,10 @@ def _first_line(error: BaseException) -> str:
     return next((line.strip() for line in str(error).splitlines() if line.strip()), type(error).__name__)
 
 
-def describe_config_failure(error: BaseException) -> str:
+def describe_config_failure(error: BaseException, keys_hint: str = CONFIG_KEYS_HINT) -> str:
     """One line for a composition error: the key and what is wrong (``fitting.resolution: Value 'abc' of type 'str'
-    could not be converted to Integer``), a hint for the override grammar's lexer errors, else Hydra's chained text."""
+    could not be converted to Integer``), a hint for the override grammar's lexer errors, else Hydra's chained text.
+    ``keys_hint`` says where the valid keys are listed (an unknown key's message ends with it)."""
     chain = _chain(error)
     text = describe_config_error(error).replace(_HYDRA_HINT, "").strip()
     if any(marker in text for marker in ("LexerNoViableAltException", "token recognition error", "mismatched input")):
@@ -134,10 +136,7 @@ def describe_config_failure(error: BaseException) -> str:
         if isinstance(link, OmegaConfBaseException) and key:
             line = _first_line(link)
             if "not in" in line and "Key" in line:
-                return (
-                    f"{key}: unknown key ({line}); check the spelling "
-                    "(the keys are in ganfit/conf/; fit.py and train_texture_gan.py print them with --cfg job)"
-                )
+                return f"{key}: unknown key ({line}); check the spelling ({keys_hint})"
             if "Missing mandatory value" in line:
                 return f"{key} is required: give {key}=..."
             return f"{key}: {line}"

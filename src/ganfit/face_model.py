@@ -27,14 +27,13 @@ Converting the 154 raw OBJs takes a few seconds; the result is cached as an ``.n
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import logging
 import os
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
@@ -43,6 +42,7 @@ import torch
 from torch import nn
 
 from ganfit import assets
+from ganfit.args import parse_action
 
 logger = logging.getLogger(__name__)
 
@@ -548,52 +548,50 @@ def load_face_model(
     return model.to(device) if device is not None else model
 
 
-def _parse_overrides(argv: list[str]) -> dict[str, str]:
-    overrides = {}
-    for item in argv:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise SystemExit(f"error: expected key=value, got {item!r}")
-        overrides[key] = value
-    return overrides
+@dataclass
+class FaceModelInfoArgs:
+    """The keys of ``ganfit face-model info``."""
+
+    assets: str | None = field(default=None, metadata={"help": "ICT FaceKit folder (default: GANFIT_ASSETS)"})
+
+
+@dataclass
+class FaceModelSampleArgs(FaceModelInfoArgs):
+    """The keys of ``ganfit face-model sample``."""
+
+    n: int = field(default=4, metadata={"help": "how many faces"})
+    out: Path = field(default=Path("outputs/samples"), metadata={"help": "output folder (OBJ + params .npz)"})
+    seed: int = field(default=0, metadata={"help": "random seed"})
+    identity: float = field(default=1.0, metadata={"help": "identity std scale"})
+    expression: float = field(default=0.5, metadata={"help": "max blendshape weight"})
+
+
+FACE_MODEL_ACTIONS = {
+    "info": (FaceModelInfoArgs, "print the model's sizes"),
+    "sample": (FaceModelSampleArgs, "write random faces from the prior as OBJ meshes with UVs"),
+}
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m ganfit.face_model sample n=4 out=DIR [seed=0] [expression=0.5] [assets=DIR]``."""
-    parser = argparse.ArgumentParser(
-        prog="python -m ganfit.face_model",
-        description="Write random faces from the ICT FaceKit prior as OBJ meshes with UVs.",
+    """``ganfit face-model sample [n=4] [out=DIR] [seed=0] [expression=0.5] [assets=DIR]`` / ``info``."""
+    command, options = parse_action(
+        FACE_MODEL_ACTIONS, argv, prog="ganfit face-model", doc="The ICT FaceKit morphable model."
     )
-    parser.add_argument("command", choices=["sample", "info"])
-    parser.add_argument(
-        "overrides",
-        nargs="*",
-        help="key=value: n (4), out (outputs/samples), seed (0), "
-        "identity (1.0, std scale), expression (0.5, max blendshape weight), assets (GANFIT_ASSETS)",
-    )
-    args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    options = _parse_overrides(args.overrides)
     try:
-        model = load_face_model(options.get("assets"))
+        model = load_face_model(options.assets)
     except (assets.AssetNotFoundError, assets.AssetIntegrityError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
-    if args.command == "info":
+    if command == "info":
         print(
             f"vertices {model.num_vertices}, triangles {model.triangles.shape[0]}, uvs {model.uvs.shape[0]}, "
             f"identity modes {model.num_identity}, expressions {model.num_expression}"
         )
         return 0
-    count = int(options.get("n", 4))
-    out = Path(options.get("out", "outputs/samples"))
-    generator = torch.Generator().manual_seed(int(options.get("seed", 0)))
-    ps, pe = model.sample(
-        count,
-        generator,
-        identity_scale=float(options.get("identity", 1.0)),
-        expression_scale=float(options.get("expression", 0.5)),
-    )
+    count, out = options.n, options.out
+    generator = torch.Generator().manual_seed(options.seed)
+    ps, pe = model.sample(count, generator, identity_scale=options.identity, expression_scale=options.expression)
     with torch.no_grad():
         vertices = model(ps, pe)
     out.mkdir(parents=True, exist_ok=True)

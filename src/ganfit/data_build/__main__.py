@@ -10,7 +10,8 @@ import sys
 
 import torch
 
-from ganfit.config.compose import ConfigUsageError, compose_config
+from ganfit.args import compose_command
+from ganfit.config.compose import ConfigUsageError
 from ganfit.data_build.builder import run_build
 from ganfit.exit_codes import run_command
 from ganfit.jobs.inputs import InputSpecError
@@ -24,7 +25,7 @@ def main(argv: list[str] | None = None) -> int:
 def _main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s", force=True)
     logging.getLogger("ganfit").setLevel(logging.INFO)
-    cfg = compose_config("data_build", list(sys.argv[1:] if argv is None else argv))
+    cfg = compose_command("data_build", argv, prog="ganfit data-build", doc=__doc__.split("\n\n")[0])
     if int(cfg.get("torch_threads", 0)) > 0 and int(cfg.processes) <= 1:
         torch.set_num_threads(int(cfg.torch_threads))
     summary = run_build(cfg)

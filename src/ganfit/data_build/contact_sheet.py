@@ -1,15 +1,21 @@
-"""``python -m ganfit.data_build.contact_sheet DIR [out=PNG] [columns=N] [size=S] [masks=true]``: tile a dataset's
-textures (``DIR/textures/*.png``, or the PNGs in ``DIR`` itself) into one labelled PNG (default
-``DIR/contact_sheet.png``). With ``masks=true`` each texture is shown beside its confidence mask."""
+"""``ganfit contact-sheet root=DIR [out=PNG] [columns=N] [size=S] [masks=true]`` (= ``python -m
+ganfit.data_build.contact_sheet ...``): tile a dataset's textures (``DIR/textures/*.png``, or the PNGs in ``DIR``
+itself) into one labelled PNG (default ``DIR/contact_sheet.png``). With ``masks=true`` each texture is shown beside
+its confidence mask."""
 
 from __future__ import annotations
 
 import math
 import sys
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from omegaconf import MISSING
 from PIL import Image, ImageDraw
+
+from ganfit.args import parse_args
+from ganfit.exit_codes import run_command
 
 
 def texture_files(root: Path) -> list[Path]:
@@ -50,25 +56,28 @@ def contact_sheet(files: list[Path], columns: int = 10, size: int = 128, masks: 
     return sheet
 
 
+@dataclass
+class ContactSheetArgs:
+    """The keys of ``ganfit contact-sheet``."""
+
+    root: Path = field(default=MISSING, metadata={"help": "a data_build output folder, or a folder of PNGs"})
+    out: Path | None = field(default=None, metadata={"help": "the PNG to write (default: ROOT/contact_sheet.png)"})
+    columns: int = field(default=10, metadata={"help": "tiles per row"})
+    size: int = field(default=128, metadata={"help": "tile size in pixels"})
+    masks: bool = field(default=False, metadata={"help": "show each texture beside its confidence mask"})
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = list(sys.argv[1:] if argv is None else argv)
-    if not args or "=" in args[0]:
-        print(__doc__)
-        return 2
-    root = Path(args[0])
-    options = dict(arg.split("=", 1) for arg in args[1:])
-    unknown = set(options) - {"out", "columns", "size", "masks"}
-    if unknown:
-        raise SystemExit(f"unknown option(s) {sorted(unknown)}; use out=, columns=, size=, masks=")
-    out = Path(options.get("out", root / "contact_sheet.png"))
-    sheet = contact_sheet(
-        texture_files(root),
-        columns=int(options.get("columns", 10)),
-        size=int(options.get("size", 128)),
-        masks=options.get("masks", "false").lower() in ("1", "true", "yes"),
-    )
-    Image.fromarray(sheet).save(out)
-    print(f"contact sheet of {len(texture_files(root))} textures: {out}")
+    """Entry point; returns the exit code."""
+    return run_command(lambda: _main(argv), (OSError,))
+
+
+def _main(argv: list[str] | None) -> int:
+    args = parse_args(ContactSheetArgs, argv, prog="ganfit contact-sheet", doc=__doc__.split("\n\n")[0])
+    out = args.out or args.root / "contact_sheet.png"
+    files = texture_files(args.root)
+    Image.fromarray(contact_sheet(files, columns=args.columns, size=args.size, masks=args.masks)).save(out)
+    print(f"contact sheet of {len(files)} textures: {out}")
     return 0
 
 

@@ -1,6 +1,7 @@
-"""``python -m ganfit.data_build.split DIR [holdout=data/frl_holdout.json] [pattern=^[^_]+]``: split a built dataset
-by person into ``DIR/split/train/`` and ``DIR/split/holdout/`` (symbolic links to ``DIR/textures/*.png`` only, so
-the folders can be given to ``train_texture_gan.py data.root=`` as they are).
+"""``ganfit data-split root=DIR [holdout=FILE.json] [pattern='^[^_]+']`` (= ``python -m ganfit.data_build.split
+...``; ``holdout`` defaults to the packaged ``data/frl_holdout.json``; quote a pattern with brackets): split a built
+dataset by person into ``DIR/split/train/`` and ``DIR/split/holdout/`` (symbolic links to ``DIR/textures/*.png``
+only, so the folders can be given to ``train_texture_gan.py data.root=`` as they are).
 
 A texture belongs to the held-out split when its person id (the first match of ``pattern`` in the file stem:
 ``001_03`` and ``001_08`` -> ``001``) is listed in the hold-out file *and* it comes from the set the ids refer to
@@ -14,9 +15,14 @@ import json
 import os
 import re
 import sys
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from omegaconf import MISSING
+
+from ganfit.args import parse_args
 from ganfit.assets import DATA_DIR
+from ganfit.exit_codes import run_command
 
 
 def split_dataset(root: Path, holdout_file: Path, pattern: str = r"^[^_]+") -> dict[str, list[str]]:
@@ -44,15 +50,24 @@ def split_dataset(root: Path, holdout_file: Path, pattern: str = r"^[^_]+") -> d
     return out
 
 
+@dataclass
+class SplitArgs:
+    """The keys of ``ganfit data-split``."""
+
+    root: Path = field(default=MISSING, metadata={"help": "a data_build output folder (metadata.jsonl, textures/)"})
+    holdout: Path = field(default=DATA_DIR / "frl_holdout.json", metadata={"help": "hold-out file (ids, set)"})
+    pattern: str = field(default=r"^[^_]+", metadata={"help": "regular expression of the person id in a stem"})
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = list(sys.argv[1:] if argv is None else argv)
-    if not args or "=" in args[0]:
-        print(__doc__)
-        return 2
-    options = dict(arg.split("=", 1) for arg in args[1:])
-    holdout = Path(options.get("holdout", DATA_DIR / "frl_holdout.json"))
-    parts = split_dataset(Path(args[0]), holdout, options.get("pattern", r"^[^_]+"))
-    print(f"train {len(parts['train'])}, holdout {len(parts['holdout'])} -> {Path(args[0]) / 'split'}")
+    """Entry point; returns the exit code."""
+    return run_command(lambda: _main(argv), (OSError,))
+
+
+def _main(argv: list[str] | None) -> int:
+    args = parse_args(SplitArgs, argv, prog="ganfit data-split", doc=__doc__.split("\n\n")[0])
+    parts = split_dataset(args.root, args.holdout, args.pattern)
+    print(f"train {len(parts['train'])}, holdout {len(parts['holdout'])} -> {args.root / 'split'}")
     return 0
 
 

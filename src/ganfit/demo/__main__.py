@@ -1,18 +1,30 @@
-"""``python -m ganfit.demo [--port 7860] [--host 127.0.0.1] [--out outputs/demo] [--threads N] [key=value ...]``
+"""``ganfit demo [port=7860] [host=127.0.0.1] [out=outputs/demo] [threads=N] [key=value ...]`` (= ``python -m
+ganfit.demo ...``).
 
-Extra ``key=value`` arguments are Hydra overrides of the fit config for every job (as for ``fit.py``).
+The other ``key=value`` arguments are Hydra overrides of the fit config for every job (as for ``fit.py``).
 Exit codes: 0 stopped with Ctrl-C (the normal way to end it); 2 bad usage (a port in use, a bad override: one line).
 """
 
 from __future__ import annotations
 
-import argparse
 import logging
 import sys
+from dataclasses import dataclass, field
 
-from ganfit.config.compose import ConfigUsageError
+from ganfit.args import parse_known_args
+from ganfit.config.compose import ConfigUsageError, compose_config
 from ganfit.demo.server import DemoServer
 from ganfit.exit_codes import run_command
+
+
+@dataclass
+class DemoArgs:
+    """The demo's own keys (every other ``key=value`` goes to the fit config)."""
+
+    host: str = field(default="127.0.0.1", metadata={"help": "address to listen on (default: loopback only)"})
+    port: int = field(default=7860, metadata={"help": "port (0 = any free port)"})
+    out: str = field(default="outputs/demo", metadata={"help": "folder for the jobs' inputs and results"})
+    threads: int = field(default=0, metadata={"help": "torch threads per fit (0 = torch's default)"})
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -21,15 +33,12 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m ganfit.demo", description=__doc__)
-    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: loopback only)")
-    parser.add_argument("--port", type=int, default=7860, help="port (0 = any free port)")
-    parser.add_argument("--out", default="outputs/demo", help="folder for the jobs' inputs and results")
-    parser.add_argument("--threads", type=int, default=0, help="torch threads per fit (0 = torch's default)")
-    parser.add_argument("overrides", nargs="*", help="Hydra overrides of the fit config (key=value)")
-    args = parser.parse_args(argv)
+    args, fit_overrides = parse_known_args(
+        DemoArgs, argv, prog="ganfit demo", doc="The local demo web app. Any other key=value overrides the fit config."
+    )
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
-    overrides = [*args.overrides] + ([f"torch_threads={args.threads}"] if args.threads else [])
+    overrides = [*fit_overrides] + ([f"torch_threads={args.threads}"] if args.threads else [])
+    compose_config("fit", overrides)  # a bad override fails now (exit 2), not in the first job
     server = DemoServer(args.out, args.host, args.port, overrides)
     print(f"ganfit demo: open {server.url} (Ctrl-C stops it)", flush=True)
     try:

@@ -1,4 +1,5 @@
-"""``python -m ganfit.demo.screenshots [DOCS_IMG]``: remake ``docs/img/report.png`` and ``docs/img/demo.png``.
+"""``ganfit screenshots [target=docs/img]`` (= ``python -m ganfit.demo.screenshots ...``): remake
+``docs/img/report.png`` and ``docs/img/demo.png``.
 
 Real fits (``fitting=fast``): two FRL-London photos (CC BY 4.0) and a corrupt file for the report, the bundled
 astronaut (public domain) in the demo; both pages are shot in headless Chromium offline. Needs ``GANFIT_PHOTOS``.
@@ -11,10 +12,12 @@ import os
 import sys
 import tempfile
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from PIL import Image
 
+from ganfit.args import parse_args
 from ganfit.config import compose_config
 from ganfit.demo.server import DemoServer
 from ganfit.jobs.fit_job import run_fit_job as run_from_config
@@ -31,9 +34,16 @@ def _save(png: bytes, path: Path, width: int | None = None) -> None:
     image.quantize(256, method=Image.Quantize.MEDIANCUT).save(path, optimize=True)
 
 
+@dataclass
+class ScreenshotsArgs:
+    """The keys of ``ganfit screenshots``."""
+
+    target: Path = field(default=Path("docs/img"), metadata={"help": "folder for report.png and demo.png"})
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = sys.argv[1:] if argv is None else argv
-    target = Path(args[0] if args else "docs/img")
+    """Entry point; returns the exit code."""
+    target = parse_args(ScreenshotsArgs, argv, prog="ganfit screenshots", doc=__doc__.split("\n\n")[0]).target
     photos = Path(os.environ["GANFIT_PHOTOS"])
     root = Path(tempfile.mkdtemp(prefix="ganfit-shots-"))
     broken = root / "broken.jpg"

@@ -32,8 +32,9 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from PIL import Image
 from skimage.color import deltaE_ciede2000, rgb2lab
 
+from ganfit.args import compose_command
 from ganfit.atomic import atomic_write_json, atomic_write_text
-from ganfit.config.compose import ConfigUsageError, compose_config
+from ganfit.config.compose import ConfigUsageError
 from ganfit.eval.synthetic import detect_all, load_textures, sample_scenes
 from ganfit.exit_codes import run_command
 from ganfit.face_model import FaceModel
@@ -315,7 +316,7 @@ def main(argv: list[str] | None = None) -> int:
 def _main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s", force=True)
     logging.getLogger("ganfit").setLevel(logging.INFO)
-    cfg = compose_config("eval_albedo_light", list(sys.argv[1:] if argv is None else argv))
+    cfg = compose_command("eval_albedo_light", argv, prog="ganfit eval-albedo-light", doc=__doc__.split("\n\n")[0])
     payload = run(cfg)
     print((Path(str(cfg.out)) / "results.md").read_text())
     finite = all(math.isfinite(v["median_delta_e"]) for s in payload["summary"].values() for v in s.values())

@@ -37,9 +37,10 @@ from omegaconf import DictConfig, OmegaConf
 from PIL import Image
 from torch import nn
 
+from ganfit.args import compose_command
 from ganfit.assets import DATA_DIR
 from ganfit.atomic import atomic_save, atomic_write_json, atomic_write_text
-from ganfit.config.compose import ConfigUsageError, compose_config
+from ganfit.config.compose import ConfigUsageError
 from ganfit.exit_codes import UsageError, run_command
 from ganfit.gan.export import GeneratorFileError
 from ganfit.identity import load_identity_network
@@ -285,7 +286,7 @@ def plot(measured: dict[str, dict[str, Any]], path: Path, spec: JudgeSpec) -> No
 def _main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s", force=True)
     logging.getLogger("ganfit").setLevel(logging.INFO)
-    cfg = compose_config("eval_photos", list(sys.argv[1:] if argv is None else argv))
+    cfg = compose_command("eval_photos", argv, prog="ganfit eval-photos", doc=__doc__.split("\n\n")[0])
     payload = run(cfg)
     print(markdown(payload))
     print(f"results: {Path(str(cfg.out)) / 'results.json'}, plots: {Path(str(cfg.out)) / 'plots.png'}")

@@ -44,8 +44,9 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from PIL import Image
 from scipy.spatial.transform import Rotation
 
+from ganfit.args import compose_command
 from ganfit.atomic import atomic_write_json
-from ganfit.config.compose import ConfigUsageError, compose_config, conf_dir
+from ganfit.config.compose import ConfigUsageError, conf_dir
 from ganfit.config.schema import AblationConfig, TextureInit
 from ganfit.exit_codes import run_command
 from ganfit.fitting.export import render_full
@@ -393,7 +394,7 @@ def main(argv: list[str] | None = None) -> int:
 def _main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s", force=True)
     logging.getLogger("ganfit").setLevel(logging.INFO)
-    cfg = compose_config("eval_synthetic", list(sys.argv[1:] if argv is None else argv))
+    cfg = compose_command("eval_synthetic", argv, prog="ganfit eval-synthetic", doc=__doc__.split("\n\n")[0])
     payload = run(cfg)
     results = {k: v for k, v in payload.items() if not k.startswith("_")}
     print(markdown_table(results))

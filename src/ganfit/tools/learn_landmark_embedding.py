@@ -35,6 +35,7 @@ import json
 import logging
 import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +44,7 @@ import torch
 from omegaconf import OmegaConf
 
 import ganfit.render as dr
+from ganfit.args import parse_known_args
 from ganfit.atomic import atomic_write_text
 from ganfit.config.compose import ConfigUsageError, compose_config
 from ganfit.eval.synthetic import load_textures, sample_scenes
@@ -173,17 +175,29 @@ def learn_embedding(cfg, face_model, textures: list[np.ndarray], chunk: int = 16
     }
 
 
+@dataclass
+class LandmarkEmbeddingArgs:
+    """The tool's own keys; every other ``key=value`` is an override of ``conf/eval_synthetic.yaml`` (the renders:
+    ``textures=DIR`` required, ``n=240``, ``seed=1000`` by default)."""
+
+    out: Path = field(default=DEFAULT_EMBEDDING, metadata={"help": "the embedding JSON to write"})
+
+
 def main(argv: list[str] | None = None) -> int:
-    """``python -m ganfit.tools.learn_landmark_embedding textures=DIR [n=240] [seed=1000] [out=...] [key=...]``."""
+    """``ganfit learn-landmark-embedding textures=DIR [n=240] [seed=1000] [out=...] [key=...]``."""
     return run_command(lambda: _main(argv), (ConfigUsageError, OSError))
 
 
 def _main(argv: list[str] | None = None) -> None:
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    args = list(sys.argv[1:] if argv is None else argv)
-    out = Path(next((a.split("=", 1)[1] for a in args if a.startswith("out=")), DEFAULT_EMBEDDING))
-    args = [a for a in args if not a.startswith("out=")]
+    own, args = parse_known_args(
+        LandmarkEmbeddingArgs,
+        argv,
+        prog="ganfit learn-landmark-embedding",
+        doc=__doc__.split("\n\n")[0] + " Other keys: conf/eval_synthetic.yaml's (textures=DIR is required).",
+    )
+    out = own.out
     defaults = ["n=240", "seed=1000", "out=unused"]
     keys = {a.split("=", 1)[0] for a in args}
     cfg = compose_config("eval_synthetic", [d for d in defaults if d.split("=", 1)[0] not in keys] + args)
