@@ -17,6 +17,7 @@ from omegaconf import DictConfig
 
 from asset_helpers import missing_asset
 from fit_helpers import compose_smoke
+from report_helpers import real_fit_job
 
 
 @pytest.fixture(scope="session")
@@ -42,3 +43,10 @@ def compose_fit() -> Callable[..., DictConfig]:
     """``compose_fit(overrides, shrink=True, name="fit")``: ``ganfit/conf/<name>.yaml`` composed with ``overrides``
     after ``fitting=smoke progress=false`` (``shrink=False``: the real preset as shipped)."""
     return compose_smoke
+
+
+@pytest.fixture(scope="session")
+def real_fit_out(tmp_path_factory: pytest.TempPathFactory, photos_root: Path, assets_dir: Path) -> Path:
+    """``out`` of one real shrunk fit job (2 deep3d photos + a corrupt file, ``wandb=true`` offline), run once per
+    session for the report and W&B tests (``report_helpers.real_fit_job``)."""
+    return real_fit_job(tmp_path_factory, photos_root)

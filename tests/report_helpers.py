@@ -4,7 +4,7 @@
   with ``FaceModel.export`` (as ``fit.py`` does) and textured by the shipped generator, a real photo, and a
   ``summary.json`` written from the real ``Summary``/``Outcome`` classes, with a corrupt file's real read error.
 - :func:`real_fit_job`: the real fit (``run_fit_job``, ``fitting=smoke``) on 2 real photos and a
-  corrupt file, once per test session (~40 s on one core).
+  corrupt file (~40 s on one core); tests get it once per session through the ``real_fit_out`` fixture.
 - :func:`require_chromium`, :func:`changed_fraction`: browser checks.
 """
 
@@ -31,8 +31,6 @@ from ganfit.image_io import ImageInputError, read_image
 from ganfit.jobs.engine import Outcome
 from ganfit.jobs.fit_job import Summary, run_fit_job
 from ganfit.report.browser import find_chromium
-
-_CACHE: dict[str, Path] = {}
 
 
 def corrupt_file(folder: Path) -> Path:
@@ -84,9 +82,7 @@ def mean_face_job(root: Path, photos_root: Path) -> Path:
 
 def real_fit_job(tmp_path_factory: pytest.TempPathFactory, photos_root: Path) -> Path:
     """``out`` of one real shrunk fit of 2 deep3d photos + a corrupt file, with ``wandb=true`` (offline run in
-    ``out/wandb``); run once per session."""
-    if "fit" in _CACHE:
-        return _CACHE["fit"]
+    ``out/wandb``). Tests take it through the session fixture ``real_fit_out`` (conftest.py), which runs it once."""
     root = tmp_path_factory.mktemp("report_fit")
     listing = root / "photos.txt"
     files = [*deep3d_photos(photos_root, 2), corrupt_file(root / "inputs")]
@@ -103,8 +99,7 @@ def real_fit_job(tmp_path_factory: pytest.TempPathFactory, photos_root: Path) ->
     finally:
         torch.set_num_threads(threads)
     assert summary.count("fitted") == 2 and summary.count("failed") == 1, summary.format()
-    _CACHE["fit"] = root / "out"
-    return _CACHE["fit"]
+    return root / "out"
 
 
 def require_chromium() -> str:

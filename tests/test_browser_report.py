@@ -12,7 +12,6 @@ from ganfit.report.browser import HeadlessChromium
 from report_helpers import (
     changed_fraction,
     mean_face_job,
-    real_fit_job,
     require_chromium,
     viewer_background,
 )
@@ -57,7 +56,7 @@ def test_report_3d_view_renders_offline_from_disk(mean_face_out: Path) -> None:
 
 
 @pytest.mark.slow
-def test_report_of_a_real_fit_in_the_browser(tmp_path_factory, photos_root: Path, assets_dir: Path) -> None:
-    out = real_fit_job(tmp_path_factory, photos_root)
+def test_report_of_a_real_fit_in_the_browser(real_fit_out: Path, assets_dir: Path) -> None:
+    out = real_fit_out
     _check_report(out, viewers=2, shots=out / "report_screenshot.png")
     assert (out / "report_screenshot.png").stat().st_size > 10_000

@@ -12,7 +12,7 @@ from urllib.parse import unquote
 import pytest
 
 from ganfit.report import image_files, write_contact_sheet, write_fit_report, write_table_report
-from report_helpers import mean_face_job, real_fit_job
+from report_helpers import mean_face_job
 
 
 class _Links(HTMLParser):
@@ -93,8 +93,8 @@ def test_contact_sheet_links_every_image(mean_face_out: Path, photos_root: Path)
 
 
 @pytest.mark.slow
-def test_fit_report_of_a_real_fit(tmp_path_factory: pytest.TempPathFactory, photos_root: Path, assets_dir) -> None:
-    out = real_fit_job(tmp_path_factory, photos_root)
+def test_fit_report_of_a_real_fit(real_fit_out: Path, assets_dir) -> None:
+    out = real_fit_out
     page = write_fit_report(out)
     text = page.read_text()
     assert text.count('class="card fitted"') == 2 and text.count('class="card failed"') == 1

@@ -17,7 +17,7 @@ from gan_helpers import TINY, compose_train, entry_point, make_photo_folder
 from ganfit.jobs.fit_job import Summary
 from ganfit.jobs.wandb_log import log_fit_run
 from ganfit.report.wandb_media import log_fit_media
-from report_helpers import mean_face_job, real_fit_job
+from report_helpers import mean_face_job
 
 
 @pytest.fixture(autouse=True)
@@ -81,10 +81,10 @@ def test_the_fit_job_logs_into_its_own_run_while_another_run_is_open(
 
 
 @pytest.mark.slow
-def test_fit_media_of_a_real_two_photo_fit(tmp_path_factory, photos_root: Path, assets_dir: Path) -> None:
+def test_fit_media_of_a_real_two_photo_fit(real_fit_out: Path, assets_dir: Path) -> None:
     """The real fit (2 photos + a corrupt file) logged into an offline run opened as ``log_to_wandb`` opens it."""
 
-    out = real_fit_job(tmp_path_factory, photos_root)
+    out = real_fit_out
     names = sorted(p.parent.name for p in out.glob("*/mesh.glb"))
     media_root = out / "media_run"
     media_root.mkdir(exist_ok=True)
@@ -95,9 +95,9 @@ def test_fit_media_of_a_real_two_photo_fit(tmp_path_factory, photos_root: Path, 
 
 
 @pytest.mark.slow
-def test_fit_py_wandb_run_holds_the_media(tmp_path_factory, photos_root: Path, assets_dir: Path) -> None:
+def test_fit_py_wandb_run_holds_the_media(real_fit_out: Path, assets_dir: Path) -> None:
     """``wandb=true`` through ``run_fit_job``: the fit's own offline run in ``out/wandb`` holds the media."""
-    out = real_fit_job(tmp_path_factory, photos_root)
+    out = real_fit_out
     names = sorted(p.parent.name for p in out.glob("*/mesh.glb"))
     _check_fit_media(_offline_run(out), names, ["broken"])
 
