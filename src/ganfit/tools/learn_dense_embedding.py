@@ -156,7 +156,7 @@ def main(argv: list[str] | None = None) -> None:
         if key in own:
             own[key] = value
             args.remove(arg)
-    defaults = ["n=240", "seed=3000", "out=unused"]
+    defaults = ["n=240", "seed=3000", "out=unused", "camera=fixed"]  # the camera the shipped embedding learned on
     keys = {a.split("=", 1)[0] for a in args}
     cfg = compose_config("eval_synthetic", [d for d in defaults if d.split("=", 1)[0] not in keys] + args)
     with open_dict(cfg):

@@ -184,7 +184,7 @@ def _main(argv: list[str] | None = None) -> None:
     args = list(sys.argv[1:] if argv is None else argv)
     out = Path(next((a.split("=", 1)[1] for a in args if a.startswith("out=")), DEFAULT_EMBEDDING))
     args = [a for a in args if not a.startswith("out=")]
-    defaults = ["n=240", "seed=1000", "out=unused"]
+    defaults = ["n=240", "seed=1000", "out=unused", "camera=fixed"]  # the camera the shipped embedding learned on
     keys = {a.split("=", 1)[0] for a in args}
     cfg = compose_config("eval_synthetic", [d for d in defaults if d.split("=", 1)[0] not in keys] + args)
     if not cfg.textures:
