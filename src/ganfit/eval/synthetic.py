@@ -2,8 +2,12 @@
 
 Samples ICT identities and expressions from the prior, renders them with ``ganfit.render`` (random pose with yaw up
 to +-45 deg, random light, random smooth background, UV textures from a folder — e.g. the held-out split of the
-dataset — or flat skin tones), runs the project's real landmark detector on the renders, fits them with each
-variant of the objective, and reports per variant:
+dataset — or flat skin tones) through a truth camera drawn per face (``camera=random``, the default: a distance band
+— selfie 15-30 cm, near 30-60 cm, portrait 60-150 cm —, a distance in it and the focal length of the band's real
+cameras that frames the face, see ``sample_cameras``; ``camera=fixed``: focal 1.5 x image_size = the fit's initial
+focal, 1 m away, as sessions 1-5), runs the project's real landmark detector on the renders (its dense points go to
+the fit when ``landmarks.dense``, as in ``fit.py``), fits them with each variant of the objective, and reports per
+variant:
 
 * ``median_shape_error_mm`` / ``mean_shape_error_mm``: per-vertex error of the fitted *neutral* identity shape
   ``fm(ps, 0)`` against the true one, after rigid (Kabsch) alignment, over the face region (mean-face vertices within
@@ -16,11 +20,18 @@ variant of the objective, and reports per variant:
 * ``photometric_error``: mean L1 (RGB, [0, 1]) of the rendering against the photo inside the rendered face;
 * ``identity_distance``: dlib-descriptor Euclidean distance between the photo and the rendering composited over it
   (aligned by the detected landmarks; 0.6 = dlib's same-person threshold);
-* ``seconds_per_face``: fitting time (batched), on this machine.
+* ``seconds_per_face``: fitting time (batched), on this machine;
+* ``region_median_mm`` / ``region_scaled_median_mm``: the rigid / similarity-aligned median per face part (nose,
+  mouth, forehead, cheeks: ``ganfit.metrics.regions``), the alignment being the whole face's;
+* ``distance_median_abs_rel_error`` and ``distance_by_band``: median |d_fit / d_true - 1| of the camera's distance
+  to the face centre (the mean of the 68 landmarks), over all faces and per distance band (with the median ratio).
 
-Variants (``VARIANTS``): ``mean_shape`` (camera only; the floor to beat), ``landmarks_only`` (stage 1),
-``landmarks_pixel`` (+ stage 2 without identity terms), ``landmarks_pixel_identity`` (+ identity, no content/
-moment), ``full`` (the preset's whole objective), ``full_free_texture`` (the same with the free UV texture). With
+Variants (``VARIANTS``): ``mean_shape`` (camera only; the floor to beat), ``landmarks_68_only`` (stage 1 from the
+68 landmarks alone), ``landmarks_only`` (stage 1 with the dense points too), ``landmarks_pixel`` (+ stage 2 without
+identity terms), ``landmarks_pixel_identity`` (+ identity, no content/moment),
+``landmarks_pixel_identity_random_view`` (+ GANFIT's randomised-view identity term at the paper's 0.2), ``full`` (the
+preset's whole objective; ``fitting=default`` has the randomised-view term at 0), ``full_free_texture`` (the same
+with the free UV texture). With
 ``texture=gan`` (the default; ``texture.generator: default`` is the shipped generator) the stage-2 variants fit the GAN
 latent (``mean_shape`` and ``landmarks_only`` have no texture to fit); with ``texture=free`` every variant uses the free
 texture (then ``full`` and ``full_free_texture`` coincide: say so when reporting).
@@ -139,6 +150,11 @@ def sample_cameras(cfg: DictConfig, n: int) -> dict[str, np.ndarray]:
     hi = np.array([float(bands[b].focal_equiv_mm[1]) for b in which]) / frame
     focal_factor = np.clip(fill * distance / FACE_WIDTH_MM, lo, hi)
     return {"distance_mm": distance, "focal_factor": focal_factor, "band": np.array([bands[b].name for b in which])}
+
+
+def band_order(cfg: DictConfig) -> list[str]:
+    """The distance bands' names in the order of ``camera_distribution.bands``, then "fixed"."""
+    return [str(b.name) for b in cfg.camera_distribution.bands] + ["fixed"]
 
 
 def camera_distance(camera: Camera, centre: torch.Tensor) -> torch.Tensor:
@@ -344,7 +360,7 @@ def run_variant(name: str, cfg: DictConfig, truth: dict[str, Any], face_model, j
             "median_abs_rel_error": float(np.median(np.abs(ratio[[b == band for b in bands]] - 1.0))),
             "median_ratio": float(np.median(ratio[[b == band for b in bands]])),
         }
-        for band in dict.fromkeys(bands)
+        for band in sorted(set(bands), key=band_order(cfg).index)
     }
 
     return {
