@@ -101,8 +101,8 @@ def test_face_parts(assets_dir: Path) -> None:
     nose, mouth, forehead, cheeks = (vertices[parts[p]] for p in ("nose", "mouth", "forehead", "cheeks"))
     m = marks.numpy()
     assert abs(nose[:, 0].mean()) < 2.0 and nose[:, 2].max() == pytest.approx(m[30, 2], abs=3.0)  # the tip
-    assert (forehead[:, 1] > m[17:27, 1].max()).all()
+    assert (forehead[:, 1] > m[17:27, 1].min() + 9.0).all() and forehead[:, 1].mean() > m[17:27, 1].max()
     assert mouth[:, 1].mean() == pytest.approx(m[48:60, 1].mean(), abs=5.0)
     left, right = (cheeks[:, 0] > 0).sum(), (cheeks[:, 0] < 0).sum()
     assert abs(left - right) < 0.1 * len(cheeks)  # both sides, as the mesh is symmetric
-    assert (np.abs(cheeks[:, 0]) > 15.0).all()
+    assert (np.abs(cheeks[:, 0]) > 12.0).all()  # beside the nose, not on it
