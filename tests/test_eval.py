@@ -59,12 +59,19 @@ def test_rank1() -> None:
 def test_synthetic_benchmark_tiny(assets_dir: Path, tmp_path: Path) -> None:
     cfg = compose_config(
         "eval_synthetic",
-        ["n=2", f"out={tmp_path}", "variants=[mean_shape,landmarks_only]", "image_size=256", *SMOKE],
+        ["n=2", f"out={tmp_path}", "variants=[mean_shape,landmarks_68_only,landmarks_only]", "image_size=256", *SMOKE],
     )
     payload = synthetic.run(cfg)
     saved = json.loads((tmp_path / "results.json").read_text())
-    assert set(saved) == {"mean_shape", "landmarks_only", "_meta"}
-    for name in ("mean_shape", "landmarks_only"):
+    assert set(saved) == {"mean_shape", "landmarks_68_only", "landmarks_only", "_meta"}
+    # the fit of landmarks_only uses the dense term (landmarks.dense=true): its photos carry the dense points
+    assert saved["landmarks_only"]["dense_landmarks"] and not saved["landmarks_68_only"]["dense_landmarks"]
+    assert saved["_meta"]["camera"] == "random" and len(saved["_meta"]["distance_mm"]) == 2
+    for name in ("mean_shape", "landmarks_68_only", "landmarks_only"):
+        row = saved[name]
+        assert set(row["region_median_mm"]) == {"nose", "mouth", "forehead", "cheeks"}
+        assert all(0.1 < v < 20.0 for v in row["region_scaled_median_mm"].values())
+        assert 0.0 <= row["distance_median_abs_rel_error"] < 5.0
         row = saved[name]
         for key in (
             "median_shape_error_mm",

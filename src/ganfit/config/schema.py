@@ -293,6 +293,33 @@ class EvalPhotosConfig(PhotoJobConfig):
     judge: JudgeConfig = field(default_factory=JudgeConfig)
 
 
+class SyntheticCamera(StrEnum):
+    """Truth camera of the synthetic benchmark."""
+
+    random = "random"  # distance, focal length and framing drawn per face (camera_distribution)
+    fixed = "fixed"  # one focal length and distance for every face (focal_factor, face_fill; sessions 1-5)
+
+
+@dataclass
+class CameraBandConfig:
+    """One distance band of the synthetic benchmark's random camera (``camera_distribution.bands``)."""
+
+    name: str = MISSING  # label in the report, e.g. selfie
+    min_mm: float = MISSING  # camera distance to the face centre, drawn log-uniform in [min_mm, max_mm]
+    max_mm: float = MISSING
+    focal_equiv_mm: list[float] = MISSING  # [lo, hi] 35 mm-equivalent focal lengths of the band's cameras
+
+
+@dataclass
+class CameraDistributionConfig:
+    """``camera=random``: per face, a distance band (balanced over the faces, seeded order), a distance in it, a
+    framing, and the focal length that frames the face so, clipped to the band's cameras."""
+
+    bands: list[CameraBandConfig] = field(default_factory=list)  # distance bands (eval_synthetic.yaml)
+    face_fill: list[float] = field(default_factory=lambda: [0.3, 0.6])  # [lo, hi] target face width / image width
+    frame_mm: float = 36.0  # 35 mm-equivalent frame side that image_size stands for (focal / image_size = f_eq / this)
+
+
 @dataclass
 class EvalSyntheticConfig:
     """``eval_synthetic.yaml``: the synthetic benchmark (``python -m ganfit.eval.synthetic key=value ...``); each
@@ -306,8 +333,10 @@ class EvalSyntheticConfig:
     progress: bool = True  # log progress per variant and batch
     overwrite: bool = False  # unused (the fitting options read the same keys as fit.py)
     image_size: int = 512  # side of the synthetic photos, pixels
-    focal_factor: float = 1.5  # focal length / image_size
-    face_fill: float = 0.45  # face width as a fraction of the image width at yaw 0
+    camera: SyntheticCamera = SyntheticCamera.random  # truth camera: random (camera_distribution) | fixed
+    camera_distribution: CameraDistributionConfig = field(default_factory=CameraDistributionConfig)
+    focal_factor: float = 1.5  # camera=fixed: focal length / image_size
+    face_fill: float = 0.45  # camera=fixed: face width as a fraction of the image width at yaw 0
     max_yaw_deg: float = 45.0  # degrees
     max_pitch_deg: float = 15.0  # degrees
     max_roll_deg: float = 10.0  # degrees
@@ -332,6 +361,7 @@ class AblationConfig:
     """One variant of the synthetic benchmark's ablation (``conf/ablation/<name>.yaml``): changes to the preset."""
 
     identity: bool = True  # keep the identity network(s) in the loss
+    dense: bool = True  # pass the detector's dense points to the fit (as landmarks.dense; false: the 68 only)
     free_texture: bool = False  # the per-texel texture instead of the GAN latent
     fitting: Any = field(default_factory=dict)  # partial fitting preset merged over the composed one
 

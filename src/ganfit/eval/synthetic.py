@@ -2,8 +2,12 @@
 
 Samples ICT identities and expressions from the prior, renders them with ``ganfit.render`` (random pose with yaw up
 to +-45 deg, random light, random smooth background, UV textures from a folder — e.g. the held-out split of the
-dataset — or flat skin tones), runs the project's real landmark detector on the renders, fits them with each
-variant of the objective, and reports per variant:
+dataset — or flat skin tones) through a truth camera drawn per face (``camera=random``, the default: a distance band
+— selfie 15-30 cm, near 30-60 cm, portrait 60-150 cm —, a distance in it and the focal length of the band's real
+cameras that frames the face, see ``sample_cameras``; ``camera=fixed``: focal 1.5 x image_size = the fit's initial
+focal, 1 m away, as sessions 1-5), runs the project's real landmark detector on the renders (its dense points go to
+the fit when ``landmarks.dense``, as in ``fit.py``), fits them with each variant of the objective, and reports per
+variant:
 
 * ``median_shape_error_mm`` / ``mean_shape_error_mm``: per-vertex error of the fitted *neutral* identity shape
   ``fm(ps, 0)`` against the true one, after rigid (Kabsch) alignment, over the face region (mean-face vertices within
@@ -16,11 +20,18 @@ variant of the objective, and reports per variant:
 * ``photometric_error``: mean L1 (RGB, [0, 1]) of the rendering against the photo inside the rendered face;
 * ``identity_distance``: dlib-descriptor Euclidean distance between the photo and the rendering composited over it
   (aligned by the detected landmarks; 0.6 = dlib's same-person threshold);
-* ``seconds_per_face``: fitting time (batched), on this machine.
+* ``seconds_per_face``: fitting time (batched), on this machine;
+* ``region_median_mm`` / ``region_scaled_median_mm``: the rigid / similarity-aligned median per face part (nose,
+  mouth, forehead, cheeks: ``ganfit.metrics.regions``), the alignment being the whole face's;
+* ``distance_median_abs_rel_error`` and ``distance_by_band``: median |d_fit / d_true - 1| of the camera's distance
+  to the face centre (the mean of the 68 landmarks), over all faces and per distance band (with the median ratio).
 
-Variants (``VARIANTS``): ``mean_shape`` (camera only; the floor to beat), ``landmarks_only`` (stage 1),
-``landmarks_pixel`` (+ stage 2 without identity terms), ``landmarks_pixel_identity`` (+ identity, no content/
-moment), ``full`` (the preset's whole objective), ``full_free_texture`` (the same with the free UV texture). With
+Variants (``VARIANTS``): ``mean_shape`` (camera only; the floor to beat), ``landmarks_68_only`` (stage 1 from the
+68 landmarks alone), ``landmarks_only`` (stage 1 with the dense points too), ``landmarks_pixel`` (+ stage 2 without
+identity terms), ``landmarks_pixel_identity`` (+ identity, no content/moment),
+``landmarks_pixel_identity_random_view`` (+ GANFIT's randomised-view identity term at the paper's 0.2), ``full`` (the
+preset's whole objective; ``fitting=default`` has the randomised-view term at 0), ``full_free_texture`` (the same
+with the free UV texture). With
 ``texture=gan`` (the default; ``texture.generator: default`` is the shipped generator) the stage-2 variants fit the GAN
 latent (``mean_shape`` and ``landmarks_only`` have no texture to fit); with ``texture=free`` every variant uses the free
 texture (then ``full`` and ``full_free_texture`` coincide: say so when reporting).
@@ -50,14 +61,15 @@ from ganfit.config.compose import ConfigUsageError, conf_dir
 from ganfit.config.schema import AblationConfig, TextureInit
 from ganfit.exit_codes import run_command
 from ganfit.fitting.export import render_full
-from ganfit.fitting.photos import prepare_photo
+from ganfit.fitting.photos import PreparedPhoto, prepare_photo
 from ganfit.fitting.shading import FaceScene
 from ganfit.gan.data import find_images, load_square_image
 from ganfit.gan.export import GeneratorFileError
 from ganfit.identity import load_identity_network
 from ganfit.identity.api import embed_image
 from ganfit.jobs.components import build_fitter, fitting_config
-from ganfit.landmarks import NoFaceError, detect_face
+from ganfit.landmarks import FaceDetection, NoFaceError, detect_face
+from ganfit.metrics.regions import FACE_PARTS, face_parts
 from ganfit.metrics.scores import (
     face_region,
     identity_distance,
@@ -71,14 +83,17 @@ logger = logging.getLogger(__name__)
 
 VARIANTS = (
     "mean_shape",
+    "landmarks_68_only",
     "landmarks_only",
     "landmarks_pixel",
     "landmarks_pixel_identity",
+    "landmarks_pixel_identity_random_view",
     "full",
     "full_free_texture",
 )
 IDENTITY_TERMS = ("identity", "content", "moment")
 FACE_WIDTH_MM = 150.0
+CAMERA_SEED_OFFSET = 15  # the random camera's RNG is seeded with (seed, this): the other draws stay as camera=fixed's
 
 
 # ------------------------------------------------------------------------------------------ ground truth
@@ -104,6 +119,50 @@ def random_background(rng: np.random.Generator, size: int) -> np.ndarray:
     return np.clip(image, 0, 255).astype(np.uint8)
 
 
+def sample_cameras(cfg: DictConfig, n: int) -> dict[str, np.ndarray]:
+    """The truth cameras of ``n`` faces: ``distance_mm`` [n] (camera to the face centre), ``focal_factor`` [n]
+    (focal length / image_size) and ``band`` [n] (the distance band's name; "fixed" for camera=fixed).
+
+    ``camera=random`` (``camera_distribution``): the bands are dealt out evenly (a seeded shuffle of n faces over the
+    bands), the distance is log-uniform in the band, the framing (face width / image width) uniform in
+    ``face_fill``; the focal length is the one that gives that framing at that distance, clipped to the band's
+    35 mm-equivalent range (so a selfie at 15 cm has the phone's short lens and its strong perspective).
+    ``camera=fixed``: every face at ``focal_factor`` and the distance that makes the face fill ``face_fill``."""
+    if str(cfg.get("camera", "fixed")) == "fixed":
+        focal_factor = float(cfg.focal_factor)
+        distance = focal_factor * FACE_WIDTH_MM / float(cfg.face_fill)
+        return {
+            "distance_mm": np.full(n, distance),
+            "focal_factor": np.full(n, focal_factor),
+            "band": np.array(["fixed"] * n),
+        }
+    spec = cfg.camera_distribution
+    bands = list(spec.bands)
+    if not bands:
+        raise ValueError("camera=random needs camera_distribution.bands")
+    rng = np.random.default_rng([int(cfg.seed), CAMERA_SEED_OFFSET])
+    which = rng.permutation(np.resize(np.arange(len(bands)), n))
+    low = np.log([float(bands[b].min_mm) for b in which])
+    high = np.log([float(bands[b].max_mm) for b in which])
+    distance = np.exp(rng.uniform(low, high))
+    fill = rng.uniform(float(spec.face_fill[0]), float(spec.face_fill[1]), n)
+    frame = float(spec.frame_mm)
+    lo = np.array([float(bands[b].focal_equiv_mm[0]) for b in which]) / frame
+    hi = np.array([float(bands[b].focal_equiv_mm[1]) for b in which]) / frame
+    focal_factor = np.clip(fill * distance / FACE_WIDTH_MM, lo, hi)
+    return {"distance_mm": distance, "focal_factor": focal_factor, "band": np.array([bands[b].name for b in which])}
+
+
+def band_order(cfg: DictConfig) -> list[str]:
+    """The distance bands' names in the order of ``camera_distribution.bands``, then "fixed"."""
+    return [str(b.name) for b in cfg.camera_distribution.bands] + ["fixed"]
+
+
+def camera_distance(camera: Camera, centre: torch.Tensor) -> torch.Tensor:
+    """[B] mm: the distance from ``camera``'s centre to the model-space points ``centre`` [B, 3] (the face centre)."""
+    return (camera.rotation_matrix() @ centre[..., None])[..., 0].add(camera.translation).norm(dim=-1)
+
+
 def sample_scenes(cfg: DictConfig, face_model, textures: list[np.ndarray]) -> dict[str, Any]:
     """Ground truth for ``cfg.n`` faces: parameters, camera, light, texture, background, and the rendered photos."""
     n, size = int(cfg.n), int(cfg.image_size)
@@ -125,15 +184,17 @@ def sample_scenes(cfg: DictConfig, face_model, textures: list[np.ndarray]) -> di
         axis=1,
     )
     rotation = torch.from_numpy(Rotation.from_euler("xyz", angles, degrees=True).as_rotvec()).float()
-    focal = float(cfg.focal_factor) * size
-    distance = focal * FACE_WIDTH_MM / (float(cfg.face_fill) * size)
+    cameras = sample_cameras(cfg, n)
+    focal = torch.from_numpy(cameras["focal_factor"] * size).float()
+    distance = torch.from_numpy(cameras["distance_mm"]).float()
     with torch.no_grad():
         vertices = face_model(ps, pe)
         centre = face_model.landmarks(vertices).mean(1)  # [B, 3] mm
         matrix = Camera(rotation=rotation, translation=torch.zeros(n, 3), focal=torch.ones(n)).rotation_matrix()
-        translation = -(matrix @ centre[..., None])[..., 0] + torch.tensor([0.0, 0.0, -distance])
+        translation = -(matrix @ centre[..., None])[..., 0]
+        translation[:, 2] -= distance
         translation[:, :2] += torch.from_numpy(rng.uniform(-15, 15, size=(n, 2))).float()  # off-centre faces
-        camera = Camera(rotation=rotation, translation=translation, focal=torch.full((n,), focal))
+        camera = Camera(rotation=rotation, translation=translation, focal=focal)
         direction = np.stack([rng.uniform(-1, 1, n), rng.uniform(-0.5, 1, n), rng.uniform(0.5, 1.5, n)], 1)
         light = {
             "ambient": torch.from_numpy(rng.uniform(0.35, 0.65, (n, 1)) * rng.uniform(0.9, 1.1, (n, 3))).float(),
@@ -161,6 +222,9 @@ def sample_scenes(cfg: DictConfig, face_model, textures: list[np.ndarray]) -> di
         "landmarks": landmarks.astype(np.float32),
         "texture_index": picks,
         "camera": camera,
+        "distance_mm": camera_distance(camera, centre).numpy(),
+        "focal_factor": cameras["focal_factor"],
+        "band": cameras["band"],
         "texture": texture,
         "light": light,
     }
@@ -181,7 +245,28 @@ def variant_config(name: str, cfg: DictConfig) -> DictConfig:
             variant.identity = None
         if ablation.free_texture:
             variant.texture.mode = "free"
+        variant.landmarks.dense = bool(variant.landmarks.dense) and bool(ablation.dense)
     return variant
+
+
+def variant_photos(
+    variant: DictConfig, truth: dict[str, Any], detections: list[FaceDetection], indices: list[int]
+) -> list[PreparedPhoto]:
+    """The prepared photos ``indices`` for the fit of ``variant`` (``variant_config``): cropped like the fit job
+    (``jobs.engine``), the dense points passed when ``landmarks.dense`` (and the variant keeps them)."""
+    fitting = fitting_config(variant.fitting)
+    dense = bool(variant.landmarks.dense)
+    return [
+        prepare_photo(
+            truth["photos"][i],
+            detections[i].landmarks,
+            fitting.resolution,
+            fitting.crop_scale,
+            name=f"face{i:03d}",
+            dense=detections[i].dense if dense else None,
+        )
+        for i in indices
+    ]
 
 
 def run_variant(name: str, cfg: DictConfig, truth: dict[str, Any], face_model, judge, detections) -> dict[str, Any]:
@@ -198,16 +283,15 @@ def run_variant(name: str, cfg: DictConfig, truth: dict[str, Any], face_model, j
     torch.manual_seed(int(cfg.seed))
     fitter = build_fitter(variant)
     region = face_region(face_model.mean, face_model.landmark_ids, float(cfg.region_radius_mm))
+    with torch.no_grad():
+        parts = face_parts(
+            face_model.mean, face_model.triangles, face_model.landmarks(face_model.mean[None])[0], region
+        )
     n = len(truth["photos"])
     per_face: list[dict[str, Any]] = []
     for start in range(0, n, fitting.batch_size):
         indices = list(range(start, min(n, start + fitting.batch_size)))
-        photos = [
-            prepare_photo(
-                truth["photos"][i], detections[i], fitting.resolution, fitting.crop_scale, name=f"face{i:03d}"
-            )
-            for i in indices
-        ]
+        photos = variant_photos(variant, truth, detections, indices)
         if pinned:
             pin_appearance(fitter, truth, indices, pinned)
         started = time.perf_counter()
@@ -223,6 +307,8 @@ def run_variant(name: str, cfg: DictConfig, truth: dict[str, Any], face_model, j
                 result.vertices, face_model(truth["ps"][indices], truth["pe"][indices]), region
             )
             projected = result.params.project(face_model.landmarks(result.vertices)).cpu().numpy()
+            fitted_distance = camera_distance(result.params.camera(), face_model.landmarks(result.vertices).mean(1))
+            fitted_focal = result.params.focal.detach()
         for k, i in enumerate(indices):
             photo = photos[k]
             landmarks = photo.to_original(projected[k])
@@ -233,8 +319,8 @@ def run_variant(name: str, cfg: DictConfig, truth: dict[str, Any], face_model, j
             photometric = masked_photometric_error(rgba[..., :3], shown, alpha[..., 0] > 0.5)
             distance = float("nan")
             if judge is not None:
-                a = embed_image(shown, detections[i], judge).descriptor
-                b = embed_image(overlay, detections[i], judge).descriptor
+                a = embed_image(shown, detections[i].landmarks, judge).descriptor
+                b = embed_image(overlay, detections[i].landmarks, judge).descriptor
                 distance = identity_distance(a, b)[0]
             per_face.append(
                 {
@@ -248,6 +334,12 @@ def run_variant(name: str, cfg: DictConfig, truth: dict[str, Any], face_model, j
                     "photometric_error": photometric,
                     "identity_distance": distance,
                     "seconds": seconds,
+                    "band": str(truth["band"][i]),
+                    "distance_true_mm": float(truth["distance_mm"][i]),
+                    "distance_fit_mm": float(fitted_distance[k]),
+                    "focal_factor_true": float(truth["focal_factor"][i]),
+                    "focal_factor_fit": float(fitted_focal[k]) / photo.scale / max(truth["photos"][i].shape[:2]),
+                    "dense": photo.crop_dense is not None,
                 }
             )
         logger.info("%s: %d/%d faces", name, indices[-1] + 1, n)
@@ -257,6 +349,20 @@ def run_variant(name: str, cfg: DictConfig, truth: dict[str, Any], face_model, j
 
     def mean(key: str) -> float:
         return float(np.nanmean([f[key] for f in per_face]))
+
+    def part_median(key: str, part: str) -> float:
+        return float(np.median(np.concatenate([f[key][parts[part]] for f in per_face])))
+
+    ratio = np.array([f["distance_fit_mm"] / f["distance_true_mm"] for f in per_face])
+    bands = [f["band"] for f in per_face]
+    distance_by_band = {
+        band: {
+            "faces": int(sum(b == band for b in bands)),
+            "median_abs_rel_error": float(np.median(np.abs(ratio[[b == band for b in bands]] - 1.0))),
+            "median_ratio": float(np.median(ratio[[b == band for b in bands]])),
+        }
+        for band in sorted(set(bands), key=band_order(cfg).index)
+    }
 
     return {
         "median_shape_error_mm": float(np.median(errors)),
@@ -273,6 +379,17 @@ def run_variant(name: str, cfg: DictConfig, truth: dict[str, Any], face_model, j
         "per_face_median_mm": [float(np.median(f["errors_mm"])) for f in per_face],
         "per_face_scaled_median_mm": [float(np.median(f["scaled_errors_mm"])) for f in per_face],
         "per_face_yaw_deg": [f["yaw_deg"] for f in per_face],
+        "region_median_mm": {part: part_median("errors_mm", part) for part in FACE_PARTS},
+        "region_scaled_median_mm": {part: part_median("scaled_errors_mm", part) for part in FACE_PARTS},
+        "region_vertices": {part: int(parts[part].sum()) for part in FACE_PARTS},
+        "distance_median_abs_rel_error": float(np.median(np.abs(ratio - 1.0))),
+        "distance_by_band": distance_by_band,
+        "dense_landmarks": all(f["dense"] for f in per_face),
+        "per_face_band": bands,
+        "per_face_distance_true_mm": [f["distance_true_mm"] for f in per_face],
+        "per_face_distance_fit_mm": [f["distance_fit_mm"] for f in per_face],
+        "per_face_focal_factor_true": [f["focal_factor_true"] for f in per_face],
+        "per_face_focal_factor_fit": [f["focal_factor_fit"] for f in per_face],
     }
 
 
@@ -335,17 +452,48 @@ def markdown_table(results: dict[str, dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def detect_all(photos: np.ndarray, fallback: np.ndarray, backend: str) -> tuple[list[np.ndarray], int]:
-    """Detected 68 landmarks per synthetic photo; where the detector finds no face, the true projected model
-    landmarks (counted and reported)."""
+def region_table(results: dict[str, dict[str, Any]]) -> str:
+    """Region-wise median shape errors (mm; rigid / similarity-aligned) per variant, as a markdown table."""
+    lines = ["| variant | " + " | ".join(f"{p} rigid / sim" for p in ("face", *FACE_PARTS)) + " |"]
+    lines.append("|---|" + "---|" * (1 + len(FACE_PARTS)))
+    for name, row in results.items():
+        cells = [f"{row['median_shape_error_mm']:.2f} / {row['scaled_median_shape_error_mm']:.2f}"]
+        cells += [f"{row['region_median_mm'][p]:.2f} / {row['region_scaled_median_mm'][p]:.2f}" for p in FACE_PARTS]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def distance_table(results: dict[str, dict[str, Any]]) -> str:
+    """The fitted camera distance per band: median |d_fit / d_true - 1| (median d_fit / d_true), markdown."""
+    bands = list(dict.fromkeys(b for row in results.values() for b in row["distance_by_band"]))
+    lines = ["| variant | all | " + " | ".join(bands) + " |", "|---|---|" + "---|" * len(bands)]
+    for name, row in results.items():
+        cells = [f"{row['distance_median_abs_rel_error']:.1%}"]
+        for band in bands:
+            cell = row["distance_by_band"].get(band)
+            cells.append(f"{cell['median_abs_rel_error']:.1%} ({cell['median_ratio']:.2f}x, n={cell['faces']})")
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def detect_scenes(photos: np.ndarray, fallback: np.ndarray, backend: str) -> tuple[list[FaceDetection], int]:
+    """The detection (68 landmarks and, with mediapipe, the dense points) per synthetic photo; where the detector
+    finds no face, the true projected model landmarks without dense points (counted and reported)."""
     out, fallbacks = [], 0
     for index, photo in enumerate(photos):
         try:
-            out.append(detect_face(photo, backend=backend).landmarks.astype(np.float32))
+            out.append(detect_face(photo, backend=backend))
         except NoFaceError:
-            out.append(fallback[index])
+            size = float(photo.shape[1])
+            out.append(FaceDetection((0.0, 0.0, size, size), 0.0, np.asarray(fallback[index], np.float32)))
             fallbacks += 1
     return out, fallbacks
+
+
+def detect_all(photos: np.ndarray, fallback: np.ndarray, backend: str) -> tuple[list[np.ndarray], int]:
+    """Detected 68 landmarks per synthetic photo (``detect_scenes``' landmarks)."""
+    detections, fallbacks = detect_scenes(photos, fallback, backend)
+    return [d.landmarks.astype(np.float32) for d in detections], fallbacks
 
 
 def run(cfg: DictConfig) -> dict[str, Any]:
@@ -360,15 +508,13 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     tiles = truth["photos"][: min(8, len(truth["photos"]))]
     Image.fromarray(np.concatenate(list(tiles), axis=1)).save(out / "inputs.png")
     if cfg.get("oracle_landmarks"):  # diagnostic: fit to the true projected model landmarks, no detector
-        detections, fallbacks = list(truth["landmarks"]), 0
+        size = float(cfg.image_size)
+        detections = [FaceDetection((0.0, 0.0, size, size), 0.0, marks) for marks in truth["landmarks"]]
+        fallbacks = 0  # (no dense points: the oracle has only the 68)
     else:
-        detections, fallbacks = detect_all(truth["photos"], truth["landmarks"], str(cfg.landmarks.backend))
+        detections, fallbacks = detect_scenes(truth["photos"], truth["landmarks"], str(cfg.landmarks.backend))
     judge = load_identity_network("dlib")
     results: dict[str, Any] = {}
-    for name in cfg.variants:
-        started = time.perf_counter()
-        results[name] = run_variant(str(name), cfg, truth, face_model, judge, detections)
-        logger.info("%s done in %.0f s", name, time.perf_counter() - started)
     meta = {
         "n": int(cfg.n),
         "seed": int(cfg.seed),
@@ -379,7 +525,16 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         "fitting": OmegaConf.to_container(cfg.fitting, resolve=True),
         "generator": str(cfg.texture.get("generator")) if cfg.texture.mode == "gan" else None,
         "torch_threads": torch.get_num_threads(),
+        "camera": str(cfg.get("camera", "fixed")),
+        "bands": [str(b) for b in truth["band"]],
+        "distance_mm": [float(d) for d in truth["distance_mm"]],
+        "focal_factor": [float(f) for f in truth["focal_factor"]],
     }
+    for name in cfg.variants:
+        started = time.perf_counter()
+        results[name] = run_variant(str(name), cfg, truth, face_model, judge, detections)
+        logger.info("%s done in %.0f s", name, time.perf_counter() - started)
+        atomic_write_json(out / "results.json", {**results, "_meta": meta})  # after each variant: a partial run counts
     payload = {**results, "_meta": meta}
     atomic_write_json(out / "results.json", payload)
     return payload
@@ -398,6 +553,8 @@ def _main(argv: list[str] | None = None) -> int:
     payload = run(cfg)
     results = {k: v for k, v in payload.items() if not k.startswith("_")}
     print(markdown_table(results))
+    print("\nRegion-wise median shape error, mm (rigid / similarity-aligned):\n" + region_table(results))
+    print("\nFitted camera distance, median |d_fit/d_true - 1| per band (median ratio):\n" + distance_table(results))
     meta = payload["_meta"]
     print(
         f"\n{meta['n']} faces, seed {meta['seed']}, textures: {meta['textures']}, "

@@ -198,7 +198,7 @@ def _main(argv: list[str] | None = None) -> None:
         doc=__doc__.split("\n\n")[0] + " Other keys: conf/eval_synthetic.yaml's (textures=DIR is required).",
     )
     out = own.out
-    defaults = ["n=240", "seed=1000", "out=unused"]
+    defaults = ["n=240", "seed=1000", "out=unused", "camera=fixed"]  # the camera the shipped embedding learned on
     keys = {a.split("=", 1)[0] for a in args}
     cfg = compose_config("eval_synthetic", [d for d in defaults if d.split("=", 1)[0] not in keys] + args)
     if not cfg.textures:
