@@ -208,6 +208,8 @@ class DlibResNet(nn.Module):
         descriptor). Call after loading the weights; returns ``self``."""
         if self.folded:
             return self
+        # (DlibConv's extra zero padding of inputs smaller than a kernel would then pad raw pixels, not normalised
+        # ones: only chips under 7 px, far below the 150 px the network takes.)
         scale = 255.0 / 256.0
         shift = (self.average_rgb / 256.0).view(1, 3, 1, 1)  # conv(scale x - shift) = scale conv(x) - conv_W(shift)
         assert self.conv1.bias is not None

@@ -23,6 +23,9 @@ __all__ = [
     "IBUG_NOSE_TIP",
     "IBUG_OUTER_EYE_CORNERS",
     "IBUG_RIGHT_IMAGE_EYE",
+    "IBUG_BROWS",
+    "IBUG_NOSE",
+    "IBUG_OUTER_LIPS",
     "FaceDetection",
     "FaceIndexError",
     "LandmarkError",
@@ -32,6 +35,9 @@ __all__ = [
 ]
 
 IBUG_JAW = tuple(range(0, 17))
+IBUG_BROWS = tuple(range(17, 27))
+IBUG_NOSE = tuple(range(27, 36))  # bridge, tip, nostrils
+IBUG_OUTER_LIPS = tuple(range(48, 60))
 IBUG_LEFT_IMAGE_EYE = tuple(range(36, 42))  # subject's right eye
 IBUG_RIGHT_IMAGE_EYE = tuple(range(42, 48))  # subject's left eye
 IBUG_NOSE_TIP = 30

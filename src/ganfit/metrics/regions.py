@@ -23,6 +23,8 @@ import numpy as np
 import torch
 from scipy.spatial import Delaunay
 
+from ganfit.landmarks.types import IBUG_BROWS, IBUG_NOSE, IBUG_OUTER_LIPS
+
 FACE_PARTS = ("nose", "mouth", "forehead", "cheeks")
 NOSE_MARGIN_MM = 5.0
 MOUTH_MARGIN_MM = 8.0
@@ -32,9 +34,9 @@ GRID_MM = 1.0
 HIDDEN_GAP_MM = 4.0
 SURFACE_SAMPLES = 6  # barycentric samples per triangle edge for the z-buffer
 
-NOSE_IDS = list(range(27, 36))
-MOUTH_IDS = list(range(48, 60))
-BROW_IDS = list(range(17, 27))
+NOSE_IDS = list(IBUG_NOSE)
+MOUTH_IDS = list(IBUG_OUTER_LIPS)
+BROW_IDS = list(IBUG_BROWS)
 CHEEK_IDS = {
     "left": ([1, 2, 3, 4, 48, 31], [36, 41, 40]),  # (points as they are, lower-eyelid points moved down)
     "right": ([15, 14, 13, 12, 54, 35], [45, 46, 47]),
