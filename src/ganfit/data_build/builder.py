@@ -38,7 +38,7 @@ from ganfit.data_build.texture import PhotoUnwrapper, UnwrapConfig
 from ganfit.exit_codes import UsageError
 from ganfit.fitting.shading import make_light
 from ganfit.jobs.components import build_fitter, fitting_config, seeded
-from ganfit.jobs.engine import Outcome, PhotoItem, PrepareOptions, run_sharded
+from ganfit.jobs.engine import Outcome, PhotoItem, PrepareOptions, run_sharded, written_during_run
 from ganfit.jobs.fit_job import Summary
 from ganfit.jobs.inputs import collect_inputs, output_names
 from ganfit.report import image_files, write_contact_sheet
@@ -83,6 +83,7 @@ class BuildTask:
         )
         self.fitter = None
         self.unwrapper: PhotoUnwrapper | None = None
+        self.started = time.time()  # reset in setup; a meta record written after it is this run's
 
     def __getstate__(self) -> dict[str, Any]:
         return {"cfg_container": self.cfg_container}
@@ -97,6 +98,7 @@ class BuildTask:
         return Outcome(name, source, "skipped", f"already {record.get('status')}", 0.0, record)
 
     def setup(self) -> None:
+        self.started = time.time()
         for sub in ("textures", "masks", "meta"):
             (self.out / sub).mkdir(parents=True, exist_ok=True)
         seeded(int(self.cfg.seed))
@@ -108,6 +110,13 @@ class BuildTask:
         if self.unwrap_config.skin_mask:
             pixels = skin_mask(item.image.shape[:2], item.detection.landmarks, item.detection.dense)
             item.extra["mask"] = torch.from_numpy(pixels)[None, None]
+
+    def recover(self, name: str, source: str) -> Outcome | None:
+        path = self.out / "meta" / f"{name}.json"
+        if not written_during_run(path, self.started):
+            return None
+        record = json.loads(path.read_text())
+        return Outcome(name, source, record["status"], "; ".join(record["reasons"]), record["seconds"], record)
 
     def process(self, items: list[PhotoItem]) -> list[Outcome]:
         assert self.fitter is not None and self.unwrapper is not None

@@ -6,7 +6,8 @@ done); the engine does everything around it, the same way for ``fit.py``, the da
 * skip/resume: ``task.check_done`` decides per photo before anything heavy is loaded;
 * failure isolation: an unreadable photo, no face, or a crash in one batch fails those photos, never the run;
 * batching by ``task.batch_size``; a progress bar;
-* Ctrl-C: the photos finished so far are returned with ``interrupted=True`` so the caller writes the summary;
+* Ctrl-C: the photos finished so far are returned with ``interrupted=True`` so the caller writes the summary,
+  including those of the interrupted batch whose outputs were complete on disk (``task.recover``);
 * sharding: :func:`run_sharded` spreads the photos over processes and machines with Lightning Fabric, each rank a
   disjoint shard (``rank::world``), under Fabric's own launchers (spawned processes, torchrun, SLURM).
 """
@@ -93,6 +94,10 @@ class PhotoTask(Protocol):
     def process(self, items: list[PhotoItem]) -> list[Outcome]:
         """Process a batch; one outcome per item. An exception fails the whole batch's photos."""
 
+    def recover(self, name: str, source: str) -> Outcome | None:
+        """After Ctrl-C stopped a batch: the outcome of this photo read back from its done-marker when this run
+        finished writing it (Ctrl-C can land after the marker but before ``process`` returns), else None."""
+
 
 @dataclass
 class ShardResult:
@@ -100,6 +105,14 @@ class ShardResult:
 
     outcomes: list[Outcome]
     interrupted: bool = False
+
+
+def written_during_run(path: Path, started: float) -> bool:
+    """True when ``path`` exists and was last written at or after ``started`` (``time.time()`` seconds)."""
+    try:
+        return path.stat().st_mtime >= started
+    except OSError:
+        return False
 
 
 def run_shard(task: PhotoTask, sources: list[str], names: list[str], progress: bool = True, position: int = 0):
@@ -172,6 +185,10 @@ def run_shard(task: PhotoTask, sources: list[str], names: list[str], progress: b
         flush()
     except KeyboardInterrupt:
         bar.close()
+        recorded = {outcome.source for outcome in outcomes}
+        for item in batch:  # the interrupted batch: keep the photos that were written out before Ctrl-C
+            if item.source not in recorded and (finished := task.recover(item.name, item.source)) is not None:
+                outcomes.append(finished)
         logger.warning("interrupted: %d photo(s) finished, the rest not started", len(outcomes))
         return ShardResult(outcomes, interrupted=True)
     bar.close()

@@ -25,7 +25,7 @@ from ganfit.config.schema import FitJobConfig
 from ganfit.fitting.export import DONE_MARKER, export_photo
 from ganfit.fitting.fitter import Fitter
 from ganfit.jobs.components import build_fitter, export_options, fitting_config, job_config, prepare_options, seeded
-from ganfit.jobs.engine import Outcome, PhotoItem, ShardResult, run_sharded
+from ganfit.jobs.engine import Outcome, PhotoItem, ShardResult, run_sharded, written_during_run
 from ganfit.jobs.inputs import collect_inputs, output_names, source_digest
 from ganfit.jobs.multi_fit import run_multi_fit
 from ganfit.report import write_fit_report
@@ -87,6 +87,7 @@ class FitTask:
         self.batch_size = max(1, fitting.batch_size)
         self.prepare_options = prepare_options(self.job, fitting)
         self.fitter: Fitter | None = None
+        self.started = time.time()  # reset in setup; a done-marker written after it is this run's
 
     def __getstate__(self) -> dict[str, Any]:
         return {"cfg_container": self.cfg_container, "digests": self.digests}
@@ -110,12 +111,19 @@ class FitTask:
         return Outcome(name, source, "skipped", reason, 0.0, previous)
 
     def setup(self) -> None:
+        self.started = time.time()
         seeded(self.job.seed)
         self.fitter = build_fitter(self.cfg)
         self.export_options = export_options(self.job)
 
     def prepare(self, item: PhotoItem) -> None:
         return None
+
+    def recover(self, name: str, source: str) -> Outcome | None:
+        marker = self.out / name / DONE_MARKER
+        if not written_during_run(marker, self.started) or (previous := _previous(self.out / name)) is None:
+            return None
+        return Outcome(name, source, "fitted", "", float(previous.get("seconds", 0.0)), previous)
 
     def process(self, items: list[PhotoItem]) -> list[Outcome]:
         assert self.fitter is not None

@@ -37,7 +37,7 @@ from ganfit.config.schema import FitJobConfig
 from ganfit.fitting.export import DONE_MARKER, export_photo
 from ganfit.fitting.fitter import Fitter
 from ganfit.jobs.components import build_fitter, export_options, fitting_config, job_config, prepare_options, seeded
-from ganfit.jobs.engine import Outcome, PhotoItem, run_shard
+from ganfit.jobs.engine import Outcome, PhotoItem, run_shard, written_during_run
 from ganfit.jobs.inputs import LIST_SUFFIXES, Inputs, collect_inputs, output_names, read_list_file, source_digest
 
 logger = logging.getLogger(__name__)
@@ -99,15 +99,22 @@ class MultiFitTask:
         self.batch_size = max(1, len(person.sources))
         self.prepare_options = prepare_options(self.job, fitting)
         self.export_options = export_options(self.job)
+        self.started = time.time()  # reset in setup; a done-marker written after it is this run's
 
     def check_done(self, name: str, source: str) -> Outcome | None:
         return None  # the job decides per person (person_done) before the engine runs
 
     def setup(self) -> None:
-        return None
+        self.started = time.time()
 
     def prepare(self, item: PhotoItem) -> None:
         return None
+
+    def recover(self, name: str, source: str) -> Outcome | None:
+        """A photo counts as fitted once the person's reconstruction (written after every view) is complete."""
+        if not written_during_run(self.folder / DONE_MARKER, self.started):
+            return None
+        return Outcome(f"{self.person.name}/{VIEWS}/{name}", source, "fitted", "")
 
     def process(self, items: list[PhotoItem]) -> list[Outcome]:
         started = time.perf_counter()
