@@ -98,7 +98,10 @@ def test_photo_evaluation_with_rank1(photos_root: Path, assets_dir: Path, tmp_pa
         shutil.copy(london / "neutral_front" / f"{person}_03.jpg", probes)
         shutil.copy(london / "smiling_front" / f"{person}_08.jpg", gallery)
     out = tmp_path / "eval"
-    cfg = compose_config("eval_photos", [f"image={probes}", f"gallery={gallery}", f"out={out}", "~identity", *SMOKE])
+    cfg = compose_config(
+        "eval_photos",
+        [f"image={probes}", f"gallery={gallery}", f"out={out}", "shape_consistency=true", "~identity", *SMOKE],
+    )
     payload = eval_photos.run(cfg)
     overall = payload["overall"]
     assert overall["measured"] == 2 and not overall["judge_is_loss_network"]
@@ -108,3 +111,8 @@ def test_photo_evaluation_with_rank1(photos_root: Path, assets_dir: Path, tmp_pa
         assert 0.0 < row["photometric_error"] < 0.3
     assert payload["rank1"]["people"] == 2 and payload["rank1"]["rank1_photo"] == 1.0  # real photos: the ceiling
     assert (out / "plots.png").is_file() and "Rank-1" in (out / "table.md").read_text()
+    shapes = payload["shape_consistency"]  # the gallery photos were fitted too; their neutral shapes compared
+    assert (out / "fits" / "001_08" / "params.json").is_file() and overall["photos"] == 2
+    assert shapes["people"] == 2 and shapes["probes"] == 2 and len(shapes["matches"]) == 2
+    assert 0.0 < shapes["same_person_median_mm"] < 10.0 and 0.0 < shapes["different_person_median_mm"] < 10.0
+    assert "Shape consistency" in (out / "table.md").read_text()

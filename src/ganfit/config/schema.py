@@ -286,6 +286,10 @@ class EvalPhotosConfig(PhotoJobConfig):
 
     gallery: str | None = None  # photos of known people for rank-1 identification
     frl_holdout: bool = False  # probes / gallery = the held-out FRL-London people
+    frl_all: bool = False  # probes / gallery = every FRL-London person (80; the generator trained on 70 of them)
+    shape_consistency: bool = (
+        False  # also fit the gallery photos and compare the fits' neutral shapes (needs a gallery)
+    )
     holdout_file: str = "frl_holdout.json"  # ids held out of the generator's training data (in ganfit/data/)
     identity_pattern: str = "^[^_]+"  # regex on a file stem giving the person's id
     detail: bool = True  # the fits' detail texture from the photo

@@ -15,9 +15,14 @@ Fits the photos with the fitting job (``ganfit.jobs.fit_job.run_fit_job``: batch
   region (``ganfit.metrics.appearance``), at the photo's resolution (long side capped as render.png);
 * ``seconds``: fitting time per photo (batched).
 
-With a ``gallery`` (or ``frl_holdout=true``), **rank-1 identification**: each fit's render alone is matched against
-the gallery photos of all people (nearest descriptor under the judge's distance); the photo-to-photo rate is the
-ceiling, 1/people is chance.
+With a ``gallery`` (or ``frl_holdout=true`` / ``frl_all=true``), **rank-1 identification**: each fit's render alone
+is matched against the gallery photos of all people (nearest descriptor under the judge's distance); the
+photo-to-photo rate is the ceiling, 1/people is chance.
+
+With ``shape_consistency=true`` the gallery photos are fitted too (into the same ``out/fits/``), and the neutral
+shapes of probe and gallery fits are compared (``ganfit.metrics.shape_consistency``): same- vs different-person
+median distance (similarity-aligned RMS over the face region, mm), their ratio, and shape-only rank-1. No network
+judges this: it is a real-photo signal that no loss of the fit sees.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from hydra.utils import instantiate
 from matplotlib.figure import Figure
 from omegaconf import DictConfig, OmegaConf
 from PIL import Image
@@ -45,11 +51,12 @@ from ganfit.exit_codes import UsageError, run_command
 from ganfit.gan.export import GeneratorFileError
 from ganfit.identity import load_identity_network
 from ganfit.identity.api import embed_image, embed_photo
-from ganfit.jobs.fit_job import fit_job_config, run_fit_job
+from ganfit.jobs.fit_job import Summary, fit_job_config, run_fit_job
 from ganfit.jobs.inputs import InputSpecError, collect_inputs, load_photo
 from ganfit.metrics.appearance import appearance_metrics, face_on_black
 from ganfit.metrics.identity import JUDGE_SPECS, JudgeSpec, comparable, judge_distance
-from ganfit.metrics.scores import landmark_error, masked_photometric_error, rank1
+from ganfit.metrics.scores import face_region, landmark_error, masked_photometric_error, rank1
+from ganfit.metrics.shape_consistency import shape_consistency, shape_distances
 from ganfit.report import write_table_report
 
 logger = logging.getLogger(__name__)
@@ -65,15 +72,26 @@ PHOTO_METRICS = (
     "seconds",
 )
 """Per-photo measurements summarised by median and mean."""
+FACE_REGION_MM = 95.0
+"""Shape consistency compares the mean-face vertices within this distance of the nose tip (as eval.synthetic)."""
 
 
-def frl_holdout_lists(out: Path, holdout_file: Path) -> tuple[Path, Path]:
-    """List files of the held-out FRL-London people: ``probes.txt`` (neutral) and ``gallery.txt`` (smiling)."""
+def frl_lists(out: Path, holdout_file: Path | None) -> tuple[Path, Path]:
+    """List files of FRL-London people: ``probes.txt`` (neutral, ``NNN_03.jpg``) and ``gallery.txt`` (smiling,
+    ``NNN_08.jpg``), for the ids held out in ``holdout_file``, or for every person with both photos when None."""
     photos = os.environ.get("GANFIT_PHOTOS")
     if not photos:
-        raise FileNotFoundError("frl_holdout=true needs GANFIT_PHOTOS (the folder holding frl-london/)")
-    ids = json.loads(holdout_file.read_text())["holdout_ids"]
+        raise FileNotFoundError("frl_holdout=true / frl_all=true need GANFIT_PHOTOS (the folder holding frl-london/)")
     root = Path(photos) / "frl-london"
+    if holdout_file is not None:
+        ids = json.loads(holdout_file.read_text())["holdout_ids"]
+    else:
+        ids = sorted(p.name.split("_")[0] for p in (root / "smiling_front").glob("*_08.jpg"))
+        ids = [i for i in ids if (root / "neutral_front" / f"{i}_03.jpg").is_file()]
+        if not ids:
+            raise FileNotFoundError(
+                f"no FRL-London photo pairs (neutral_front/NNN_03.jpg + smiling_front/NNN_08.jpg) in {root}"
+            )
     probes = [root / "neutral_front" / f"{i}_03.jpg" for i in ids]
     gallery = [root / "smiling_front" / f"{i}_08.jpg" for i in ids]
     missing = [str(p) for p in probes + gallery if not p.is_file()]
@@ -145,22 +163,27 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         torch.set_num_threads(int(cfg.torch_threads))
     out = Path(str(cfg.out))
     image, gallery = cfg.image, cfg.gallery
+    if cfg.frl_holdout and cfg.frl_all:
+        raise UsageError("frl_holdout=true and frl_all=true: choose one set of FRL-London people")
     if cfg.frl_holdout:
         holdout = Path(str(cfg.holdout_file))
         if not holdout.is_absolute():
             holdout = DATA_DIR / holdout
-        image, gallery = frl_holdout_lists(out, holdout)
+        image, gallery = frl_lists(out, holdout)
+    elif cfg.frl_all:
+        image, gallery = frl_lists(out, None)
     if image is None:
         raise UsageError(
-            "image= is required: give image=DIR (a folder, glob or list file of photos) or frl_holdout=true"
+            "image= is required: give image=DIR (a folder, glob or list file of photos), frl_holdout=true or "
+            "frl_all=true"
+        )
+    if cfg.shape_consistency and gallery is None:
+        raise UsageError(
+            "shape_consistency=true compares probe and gallery fits: give gallery=, frl_holdout or frl_all"
         )
     fits = out / "fits"
-    summary = run_fit_job(fit_job_config(cfg, image=str(image), out=str(fits), report=False))
-    if summary.interrupted:  # the fits so far are in fits/summary.json; measuring waits for a complete set
-        raise KeyboardInterrupt(
-            f"{summary.count('fitted')} photo(s) fitted, nothing measured; the fits so far are listed in "
-            f"{fits / 'summary.json'}; rerun the same command to continue (finished fits are skipped)"
-        )
+    summary = _fit(cfg, image, fits)
+    gallery_summary = _fit(cfg, gallery, fits) if cfg.shape_consistency else None
     judge_name, judge, spec = judge_of(cfg)
     loss_networks = sorted(str(name) for name, node in (cfg.get("identity") or {}).items() if node)
     rows: dict[str, dict[str, Any]] = {}
@@ -207,9 +230,13 @@ def run(cfg: DictConfig) -> dict[str, Any]:
             rate, matches = rank1(probes, gallery_matrix, probe_ids, gallery_ids)
             identification[f"rank1_{kind}"] = rate
             identification[f"matches_{kind}"] = matches
+    consistency = None
+    if gallery_summary is not None:
+        consistency = fitted_shape_consistency(cfg, fits, summary, gallery_summary)
     payload = {
         "overall": overall,
         "rank1": identification,
+        "shape_consistency": consistency,
         "photos": {name: {k: v for k, v in row.items() if k != "descriptors"} for name, row in rows.items()},
         "fitting": OmegaConf.to_container(cfg.fitting, resolve=True),
         "texture": str(cfg.texture.mode),
@@ -220,6 +247,41 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     write_table_report(out, table, "eval.photos", sort_by="identity_distance_render_alone")
     plot(measured, out / "plots.png", spec)
     return payload
+
+
+def _fit(cfg: DictConfig, image: Any, fits: Path) -> Summary:
+    """The fit job of ``image`` into ``fits`` (finished fits are skipped); Ctrl-C: raises KeyboardInterrupt."""
+    summary = run_fit_job(fit_job_config(cfg, image=str(image), out=str(fits), report=False))
+    if summary.interrupted:  # the fits so far are in fits/summary.json; measuring waits for a complete set
+        raise KeyboardInterrupt(
+            f"{summary.count('fitted')} photo(s) fitted, nothing measured; the fits so far are listed in "
+            f"{fits / 'summary.json'}; rerun the same command to continue (finished fits are skipped)"
+        )
+    return summary
+
+
+def fitted_shape_consistency(cfg: DictConfig, fits: Path, probes: Summary, gallery: Summary) -> dict[str, Any] | None:
+    """Shape consistency (``ganfit.metrics.shape_consistency``) of the probe and gallery fits' neutral shapes
+    ``fm(ps, 0)`` over the face region; None when a side has no fit."""
+    face_model = instantiate(cfg.face_model)
+    region = face_region(face_model.mean, face_model.landmark_ids, FACE_REGION_MM)
+
+    def neutral(summary: Summary) -> tuple[torch.Tensor, list[str]]:
+        done = [o for o in summary.outcomes if o.status in ("fitted", "skipped")]
+        if not done:
+            return torch.zeros(0, len(region), 3), []
+        ps = torch.tensor([json.loads((fits / o.name / "params.json").read_text())["ps"] for o in done])
+        with torch.no_grad():
+            shapes = face_model(ps.float(), torch.zeros(len(done), face_model.num_expression))[:, region]
+        return shapes, [person(Path(o.source).stem, str(cfg.identity_pattern)) for o in done]
+
+    probe_shapes, probe_ids = neutral(probes)
+    gallery_shapes, gallery_ids = neutral(gallery)
+    if not probe_ids or not gallery_ids:
+        return None
+    result = shape_consistency(shape_distances(probe_shapes, gallery_shapes), probe_ids, gallery_ids)
+    result["region"] = f"mean-face vertices within {FACE_REGION_MM:.0f} mm of the nose tip"
+    return result
 
 
 def markdown(payload: dict[str, Any]) -> str:
@@ -259,6 +321,15 @@ def markdown(payload: dict[str, Any]) -> str:
             f"Rank-1 identification against {r['people']} people's other photos (chance {r['chance']:.2f}): "
             f"render alone {r['rank1_render_alone']:.2f}, render over photo {r['rank1_overlay']:.2f}, "
             f"the photo itself (ceiling) {r['rank1_photo']:.2f}.",
+        ]
+    if payload.get("shape_consistency"):
+        c = payload["shape_consistency"]
+        lines += [
+            "",
+            f"Shape consistency ({c['probes']} probe fits against {c['people']} people's gallery fits; neutral shapes, "
+            f"similarity-aligned RMS): same person {c['same_person_median_mm']:.2f} mm, different people "
+            f"{c['different_person_median_mm']:.2f} mm (ratio {c['ratio']:.2f}); shape-only rank-1 {c['rank1']:.2f} "
+            f"(chance and the mean face {c['chance']:.3f}).",
         ]
     return "\n".join(lines) + "\n"
 
