@@ -89,6 +89,24 @@ def test_synthetic_benchmark_tiny(assets_dir: Path, tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
+def test_synthetic_several_views_fitted_together(assets_dir: Path, tmp_path: Path) -> None:
+    cfg = compose_config(
+        "eval_synthetic",
+        ["n=2", "views=2", f"out={tmp_path}", "variants=[full,full_shared]", "image_size=256", "~identity", *SMOKE],
+    )
+    payload = synthetic.run(cfg)
+    single, shared = payload["full"], payload["full_shared"]
+    assert payload["_meta"]["views"] == 2 and single["per_face_person"] == shared["per_face_person"] == [0, 0, 1, 1]
+    assert shared["shared_identity"] and not single["shared_identity"]
+    errors = shared["per_face_median_mm"]  # one shape per face: its views score the same
+    assert errors[0] == pytest.approx(errors[1]) and errors[2] == pytest.approx(errors[3])
+    assert single["per_face_median_mm"][0] != pytest.approx(single["per_face_median_mm"][1])
+    assert all(0.3 < e < 15.0 for e in errors)
+    table = synthetic.shared_table(payload)
+    assert table.count("\n") == 4 and "of 2 |" in table
+
+
+@pytest.mark.slow
 def test_photo_evaluation_with_rank1(photos_root: Path, assets_dir: Path, tmp_path: Path) -> None:
     probes, gallery = tmp_path / "probes", tmp_path / "gallery"
     probes.mkdir()

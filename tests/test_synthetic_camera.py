@@ -106,3 +106,17 @@ def test_face_parts(assets_dir: Path) -> None:
     left, right = (cheeks[:, 0] > 0).sum(), (cheeks[:, 0] < 0).sum()
     assert abs(left - right) < 0.1 * len(cheeks)  # both sides, as the mesh is symmetric
     assert (np.abs(cheeks[:, 0]) > 12.0).all()  # beside the nose, not on it
+
+
+def test_several_views_of_a_face_share_its_shape_and_texture(assets_dir: Path) -> None:
+    cfg = compose_config("eval_synthetic", ["out=unused", "n=2", "views=2", "seed=4", "image_size=128"])
+    face_model = load_face_model(cfg.face_model.assets_dir)
+    truth = synthetic.sample_scenes(cfg, face_model, [])
+    assert truth["photos"].shape[0] == 4 and truth["face_of"].tolist() == [0, 0, 1, 1]
+    ps, pe, texture = truth["ps"], truth["pe"], truth["texture"]
+    assert torch.equal(ps[0], ps[1]) and torch.equal(ps[2], ps[3]) and not torch.equal(ps[0], ps[2])
+    assert torch.equal(texture[0], texture[1]) and not torch.equal(texture[1], texture[2])
+    assert not torch.equal(pe[0], pe[1]) and not np.allclose(truth["angles_deg"][0], truth["angles_deg"][1])
+    assert not np.array_equal(truth["photos"][0], truth["photos"][1])  # another pose, light and camera
+    single = synthetic.sample_scenes(compose_config("eval_synthetic", ["out=unused", "n=2", "seed=4"]), face_model, [])
+    assert single["face_of"].tolist() == [0, 1]

@@ -330,6 +330,7 @@ class EvalSyntheticConfig:
     key is commented there."""
 
     n: int = 8  # number of synthetic faces
+    views: int = 1  # photos of each face (own pose, expression, light, camera, background; one shape and texture)
     seed: int = 0  # seed of the ground-truth sampling
     out: str = MISSING  # output folder
     device: str = "cpu"  # torch device
@@ -367,6 +368,7 @@ class AblationConfig:
     identity: bool = True  # keep the identity network(s) in the loss
     dense: bool = True  # pass the detector's dense points to the fit (as landmarks.dense; false: the 68 only)
     free_texture: bool = False  # the per-texel texture instead of the GAN latent
+    shared_identity: bool = False  # fit each face's views together: one shape and texture (needs views >= 2)
     fitting: Any = field(default_factory=dict)  # partial fitting preset merged over the composed one
 
 

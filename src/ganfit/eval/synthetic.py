@@ -35,6 +35,11 @@ with the free UV texture). With
 ``texture=gan`` (the default; ``texture.generator: default`` is the shipped generator) the stage-2 variants fit the GAN
 latent (``mean_shape`` and ``landmarks_only`` have no texture to fit); with ``texture=free`` every variant uses the free
 texture (then ``full`` and ``full_free_texture`` coincide: say so when reporting).
+
+Several photos per face (``views=V``): each of the ``n`` faces is photographed ``V`` times, each photo with its own
+pose, expression, light, camera and background and the face's one shape and texture. The single-photo variants fit
+every photo alone (each fit scored against its face's truth); ``full_shared`` fits each face's ``V`` photos together
+with one shape and texture (``fit.py shared_identity=true``); ``shared_table`` pairs them per face.
 """
 
 from __future__ import annotations
@@ -90,6 +95,7 @@ VARIANTS = (
     "landmarks_pixel_identity_random_view",
     "full",
     "full_free_texture",
+    "full_shared",
 )
 IDENTITY_TERMS = ("identity", "content", "moment")
 FACE_WIDTH_MM = 150.0
@@ -164,8 +170,11 @@ def camera_distance(camera: Camera, centre: torch.Tensor) -> torch.Tensor:
 
 
 def sample_scenes(cfg: DictConfig, face_model, textures: list[np.ndarray]) -> dict[str, Any]:
-    """Ground truth for ``cfg.n`` faces: parameters, camera, light, texture, background, and the rendered photos."""
-    n, size = int(cfg.n), int(cfg.image_size)
+    """Ground truth for ``cfg.n`` faces x ``cfg.views`` photos each (photo ``k`` shows face ``k // views``):
+    parameters, camera, light, texture, background, and the rendered photos. One view per face draws as before."""
+    views = max(1, int(cfg.get("views", 1)))
+    n, size = int(cfg.n) * views, int(cfg.image_size)
+    face_of = np.arange(n) // views
     generator = torch.Generator().manual_seed(int(cfg.seed))
     rng = np.random.default_rng(int(cfg.seed))
     ps, pe = face_model.sample(
@@ -175,6 +184,7 @@ def sample_scenes(cfg: DictConfig, face_model, textures: list[np.ndarray]) -> di
         expression_scale=float(cfg.expression_scale),
         expression_fraction=float(cfg.expression_fraction),
     )
+    ps = ps[torch.from_numpy(face_of * views)]  # a face's views share its first draw's shape
     angles = np.stack(
         [
             rng.uniform(-cfg.max_pitch_deg, cfg.max_pitch_deg, n),
@@ -202,11 +212,11 @@ def sample_scenes(cfg: DictConfig, face_model, textures: list[np.ndarray]) -> di
             "light_dir": torch.from_numpy(direction).float(),
         }
         if textures:
-            picks = rng.integers(0, len(textures), n)
+            picks = rng.integers(0, len(textures), n)[face_of * views]
             texture = torch.from_numpy(np.stack([textures[i] for i in picks])).permute(0, 3, 1, 2).float() / 255
         else:
             picks = np.full(n, -1)
-            tone = rng.uniform([0.45, 0.3, 0.2], [0.9, 0.7, 0.6], size=(n, 3))
+            tone = rng.uniform([0.45, 0.3, 0.2], [0.9, 0.7, 0.6], size=(n, 3))[face_of * views]
             texture = torch.from_numpy(tone).float()[:, :, None, None].expand(n, 3, 64, 64).contiguous()
         backgrounds = np.stack([random_background(rng, size) for _ in range(n)])
         scene = FaceScene(face_model, instantiate(cfg.renderer))
@@ -217,6 +227,7 @@ def sample_scenes(cfg: DictConfig, face_model, textures: list[np.ndarray]) -> di
     return {
         "ps": ps,
         "pe": pe,
+        "face_of": face_of,
         "angles_deg": angles,
         "photos": photos,
         "landmarks": landmarks.astype(np.float32),
@@ -246,6 +257,7 @@ def variant_config(name: str, cfg: DictConfig) -> DictConfig:
         if ablation.free_texture:
             variant.texture.mode = "free"
         variant.landmarks.dense = bool(variant.landmarks.dense) and bool(ablation.dense)
+        variant.shared_identity = bool(ablation.shared_identity)
     return variant
 
 
@@ -288,14 +300,18 @@ def run_variant(name: str, cfg: DictConfig, truth: dict[str, Any], face_model, j
             face_model.mean, face_model.triangles, face_model.landmarks(face_model.mean[None])[0], region
         )
     n = len(truth["photos"])
+    shared = bool(variant.shared_identity)
+    if shared:  # one batch per face: its views, fitted with one shape and texture
+        batches = [list(np.flatnonzero(truth["face_of"] == face)) for face in np.unique(truth["face_of"])]
+    else:
+        batches = [list(range(start, min(n, start + fitting.batch_size))) for start in range(0, n, fitting.batch_size)]
     per_face: list[dict[str, Any]] = []
-    for start in range(0, n, fitting.batch_size):
-        indices = list(range(start, min(n, start + fitting.batch_size)))
+    for indices in batches:
         photos = variant_photos(variant, truth, detections, indices)
         if pinned:
             pin_appearance(fitter, truth, indices, pinned)
         started = time.perf_counter()
-        result = fitter.fit(photos)
+        result = fitter.fit(photos, shared=shared)
         seconds = (time.perf_counter() - started) / len(indices)
         with torch.no_grad():
             ps_fit = result.params.ps.detach()
@@ -325,6 +341,7 @@ def run_variant(name: str, cfg: DictConfig, truth: dict[str, Any], face_model, j
             per_face.append(
                 {
                     "face": i,
+                    "person": int(truth["face_of"][i]),
                     "yaw_deg": float(truth["angles_deg"][i][1]),
                     "errors_mm": neutral_err[k].numpy(),
                     "scaled_errors_mm": scaled_err[k].numpy(),
@@ -379,6 +396,8 @@ def run_variant(name: str, cfg: DictConfig, truth: dict[str, Any], face_model, j
         "per_face_median_mm": [float(np.median(f["errors_mm"])) for f in per_face],
         "per_face_scaled_median_mm": [float(np.median(f["scaled_errors_mm"])) for f in per_face],
         "per_face_yaw_deg": [f["yaw_deg"] for f in per_face],
+        "per_face_person": [f["person"] for f in per_face],
+        "shared_identity": shared,
         "region_median_mm": {part: part_median("errors_mm", part) for part in FACE_PARTS},
         "region_scaled_median_mm": {part: part_median("scaled_errors_mm", part) for part in FACE_PARTS},
         "region_vertices": {part: int(parts[part].sum()) for part in FACE_PARTS},
@@ -476,6 +495,35 @@ def distance_table(results: dict[str, dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def shared_table(results: dict[str, dict[str, Any]], single: str = "full", shared: str = "full_shared") -> str:
+    """Per face: the single-photo fits' median shape error (the mean over the face's views) against the shared fit's,
+    rigid / similarity-aligned (mm), as a markdown table; empty when either variant is missing."""
+    if single not in results or shared not in results:
+        return ""
+
+    def by_person(row: dict[str, Any], key: str) -> dict[int, float]:
+        values: dict[int, list[float]] = {}
+        for person, value in zip(row["per_face_person"], row[key], strict=True):
+            values.setdefault(int(person), []).append(float(value))
+        return {person: float(np.mean(v)) for person, v in values.items()}
+
+    lines = [f"| face | {single} rigid / sim (mean over views) | {shared} rigid / sim | shared better |"]
+    lines.append("|---|---|---|---|")
+    a, a_sim = by_person(results[single], "per_face_median_mm"), by_person(results[single], "per_face_scaled_median_mm")
+    b, b_sim = by_person(results[shared], "per_face_median_mm"), by_person(results[shared], "per_face_scaled_median_mm")
+    for person in sorted(a):
+        better = "yes" if b[person] < a[person] else "no"
+        lines.append(
+            f"| {person} | {a[person]:.2f} / {a_sim[person]:.2f} | {b[person]:.2f} / {b_sim[person]:.2f} | {better} |"
+        )
+    wins = sum(b[p] < a[p] for p in a)
+    lines.append(
+        f"| median | {np.median(list(a.values())):.2f} / {np.median(list(a_sim.values())):.2f} | "
+        f"{np.median(list(b.values())):.2f} / {np.median(list(b_sim.values())):.2f} | {wins} of {len(a)} |"
+    )
+    return "\n".join(lines)
+
+
 def detect_scenes(photos: np.ndarray, fallback: np.ndarray, backend: str) -> tuple[list[FaceDetection], int]:
     """The detection (68 landmarks and, with mediapipe, the dense points) per synthetic photo; where the detector
     finds no face, the true projected model landmarks without dense points (counted and reported)."""
@@ -517,6 +565,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     results: dict[str, Any] = {}
     meta = {
         "n": int(cfg.n),
+        "views": max(1, int(cfg.get("views", 1))),
         "seed": int(cfg.seed),
         "detector_fallbacks": fallbacks,
         "oracle_landmarks": bool(cfg.get("oracle_landmarks")),
@@ -531,6 +580,9 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         "focal_factor": [float(f) for f in truth["focal_factor"]],
     }
     for name in cfg.variants:
+        if name == "full_shared" and meta["views"] < 2:
+            logger.warning("full_shared needs views >= 2 (several photos per face); skipped")
+            continue
         started = time.perf_counter()
         results[name] = run_variant(str(name), cfg, truth, face_model, judge, detections)
         logger.info("%s done in %.0f s", name, time.perf_counter() - started)
@@ -555,6 +607,8 @@ def _main(argv: list[str] | None = None) -> int:
     print(markdown_table(results))
     print("\nRegion-wise median shape error, mm (rigid / similarity-aligned):\n" + region_table(results))
     print("\nFitted camera distance, median |d_fit/d_true - 1| per band (median ratio):\n" + distance_table(results))
+    if shared := shared_table(results):
+        print("\nSeveral photos per face, median shape error per face, mm:\n" + shared)
     meta = payload["_meta"]
     print(
         f"\n{meta['n']} faces, seed {meta['seed']}, textures: {meta['textures']}, "
