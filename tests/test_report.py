@@ -9,7 +9,9 @@ from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import unquote
 
+import numpy as np
 import pytest
+from PIL import Image
 
 from ganfit.report import image_files, write_contact_sheet, write_fit_report, write_table_report
 from report_helpers import mean_face_job
@@ -104,3 +106,20 @@ def test_fit_report_of_a_real_fit(real_fit_out: Path, assets_dir) -> None:
     assert "identity cosine (after stage 2)" in text
     for target in _local_targets(page):
         assert target.is_file(), f"broken link {target}"
+
+
+@pytest.mark.slow
+def test_reconstruction_sheet_of_a_real_fit(real_fit_out: Path, tmp_path: Path) -> None:
+    """The before/after sheet (``ganfit.tools.reconstruction_sheet``) of a real fit job against itself: one row per
+    photo, seven tiles (photo; overlay, render alone, texture twice), a JPEG small enough to commit."""
+    from ganfit.tools import reconstruction_sheet
+
+    out = tmp_path / "sheet.jpg"
+    code = reconstruction_sheet.main([f"before={real_fit_out}", f"after={real_fit_out}", f"out={out}", "tile=96"])
+    assert code == 0
+    with Image.open(out) as picture:
+        assert picture.format == "JPEG" and picture.size == (7 * 96, 18 + 2 * 96)
+        pixels = np.asarray(picture.convert("RGB"))
+    assert out.stat().st_size < 300_000
+    assert pixels[18:114, 96:192].std() > 10  # the overlay tile shows a face, not a blank
+    assert reconstruction_sheet.main([f"before={real_fit_out}", f"after={tmp_path}", f"out={out}"]) == 2

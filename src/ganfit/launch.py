@@ -55,6 +55,9 @@ COMMANDS: dict[str, Command] = {
     "identity": Command("ganfit.identity.__main__", "face-recognition descriptor of a photo, or compare two"),
     "identity-models": Command("ganfit.identity.tfjs_assets", "fetch / locate / verify the TF.js identity models"),
     "landmarks": Command("ganfit.landmarks.__main__", "detect faces and 68 landmarks in photos"),
+    "reconstruction-sheet": Command(
+        "ganfit.tools.reconstruction_sheet", "one JPEG comparing two fit jobs' reconstructions (docs/img)"
+    ),
     "calibrate-judge": Command("ganfit.tools.calibrate_judge", "same-person threshold of each identity network"),
     "derive-mediapipe-map": Command("ganfit.tools.derive_mediapipe_map", "learn the mediapipe-478 -> iBUG-68 table"),
     "learn-landmark-embedding": Command(
