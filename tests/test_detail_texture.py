@@ -192,3 +192,24 @@ def test_no_seam_at_the_blend_borders_of_a_real_fit(face_model, photos_root, com
     # the GAN layer pasted hard where it dominates shows the seam the multi-band blend removes
     hard = torch.where(torch.from_numpy(label == 2)[None], result.gan, result.albedo)
     assert ratio(hard) > blended
+
+
+def test_the_seen_region_reaches_skin_coloured_neck_but_not_eyes_or_backdrop(photos_root) -> None:
+    """``skin_colour``: on a real studio photo the detail texture may take the neck below the jaw outline (the
+    face's own skin colour), never the eyes or the backdrop; without it, nothing beyond the face outline."""
+    from ganfit.fitting.detail_texture import photo_weights
+
+    photo = read_image(sorted((photos_root / "frl-london" / "neutral_front").glob("*.jpg"))[0])
+    photo = cv2.resize(photo, (photo.shape[1] // 3, photo.shape[0] // 3), interpolation=cv2.INTER_AREA)
+    marks = detect_face(photo).landmarks
+    covered = np.ones(photo.shape[:2], bool)
+    covered[[0, -1]] = covered[:, [0, -1]] = False  # the silhouette ramp needs an outline
+    chin, iod = marks[8], float(np.linalg.norm(marks[45] - marks[36]))
+    neck = (int(chin[1] + 0.3 * iod), int(chin[0]))  # (row, column) just below the chin
+    eye = tuple(int(v) for v in marks[36:42].mean(0)[::-1])
+    corner = (int(0.15 * photo.shape[0]), int(0.08 * photo.shape[1]))  # the grey backdrop, far from the border
+    extended = photo_weights(covered, marks, 1.0, DetailConfig(), photo)
+    plain = photo_weights(covered, marks, 1.0, DetailConfig(skin_colour=False), photo)
+    assert extended[neck] > 0.5 and plain[neck] == 0.0
+    assert extended[eye] == 0.0 and extended[corner] == 0.0
+    assert (extended >= plain - 1e-6).all() and extended.mean() > 1.2 * plain.mean()

@@ -10,7 +10,9 @@ the fitted mesh gives a 3-D point and normal; then:
   its normal faces the camera;
 * **confidence** = coverage x inside-photo x visible x facing ramp (cosine of normal and view direction) x
   silhouette ramp (distance from the render's outline, in inter-ocular distances) x skin mask
-  (:mod:`ganfit.fitting.skin_mask`: background, hair beyond the face outline, eyes and mouth opening kept out);
+  (:mod:`ganfit.fitting.skin_mask`: background, hair beyond the face outline, eyes and mouth opening kept out),
+  extended beyond the face outline to the pixels of the face's own skin colour joined to the face and below its top
+  (neck, ears, the sides: ``skin_colour``), the eyes and mouth opening still out;
 * **de-lighting**: the photo colour (bilinear, prefiltered to the texel footprint) divided by the fitted light's
   shading of the texel's normal (the renderer's own light model, ``ganfit.render.lighting``);
 * **completion**: texels not seen take their mirror texel (``u <-> 1 - u``, a horizontal flip of the image), colour
@@ -29,6 +31,7 @@ import math
 import weakref
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -36,7 +39,7 @@ import torch.nn.functional as F
 import ganfit.render as dr
 from ganfit.face_model import FaceModel
 from ganfit.fitting.shading import make_light
-from ganfit.fitting.skin_mask import skin_mask
+from ganfit.fitting.skin_mask import skin_colour_mask, skin_mask
 from ganfit.fitting.unwrap import UvUnwrapper
 from ganfit.landmarks.types import interocular_distance
 from ganfit.render.camera import Camera
@@ -57,6 +60,8 @@ class DetailConfig:
     # outer eye corners; 0.12 of the eye-centre distance before the project had one inter-ocular definition)
     min_shading: float = 0.2  # shading below this is clamped before dividing (deep shadow is not albedo)
     use_skin_mask: bool = True  # keep photo pixels outside the face outline and on eyes/mouth opening out
+    skin_colour: bool = True  # ... except those of the face's own skin colour joined to it (neck, ears; not above it)
+    skin_colour_sigmas: float = 3.0  # a pixel is skin-coloured within this many Mahalanobis units of the face's skin
     mirror: bool = True  # fill unseen texels from their mirror texel
     coarsest: int = 32  # the blend's coarsest pyramid level has this side (texels): its transition width
     gain_range: float = 1.5  # colour-matching gains are clamped to [1 / r, r]
@@ -152,8 +157,6 @@ def occluders(observed: torch.Tensor, confidence: torch.Tensor, config: DetailCo
     hand in shadow), 1 elsewhere. A blob is a connected set of seen texels whose de-lit luminance lies more than
     ``occlusion_sigmas`` robust standard deviations below the seen skin's median and that covers at least
     ``occlusion_min_area`` of the seen texels: thin dark features (eyebrows, lashes, nostrils) stay in."""
-    import cv2
-
     seen = (confidence[0, 0] > 0.5).numpy()
     count = int(seen.sum())
     keep = torch.ones_like(confidence)
@@ -175,17 +178,41 @@ def occluders(observed: torch.Tensor, confidence: torch.Tensor, config: DetailCo
     return (1.0 - torch.from_numpy(np.clip(soft * 2.0, 0.0, 1.0)))[None, None]
 
 
-def photo_weights(coverage: np.ndarray, landmarks: np.ndarray, scale: float, config: DetailConfig) -> np.ndarray:
+def photo_weights(
+    coverage: np.ndarray,
+    landmarks: np.ndarray,
+    scale: float,
+    config: DetailConfig,
+    photo: np.ndarray | None = None,
+) -> np.ndarray:
     """Photo-space weight [h, w] float32 at the work scale: silhouette ramp of the render's ``coverage`` [h, w]
-    (bool) times the skin mask of the (original-pixel) ``landmarks`` [68, 2]."""
-    import cv2
-
+    (bool) times the skin mask of the (original-pixel) ``landmarks`` [68, 2]; with ``photo`` (uint8 [h, w, 3], the
+    photo at the work scale) and ``config.skin_colour``, the skin mask is extended to the pixels of the face's own
+    skin colour outside the face outline that are joined to the face and not above its top (neck, ears, the sides),
+    the eyes and mouth opening still cut out."""
     iod = max(float(interocular_distance(np.asarray(landmarks))) * scale, 1.0)
     inside = cv2.distanceTransform(coverage.astype(np.uint8), cv2.DIST_L2, 5)
     weight = np.clip(inside / (config.silhouette_ramp * iod), 0.0, 1.0)
     if config.use_skin_mask:
-        weight = weight * skin_mask(coverage.shape, landmarks * scale)
+        skin = skin_mask(coverage.shape, landmarks * scale)
+        if config.skin_colour and photo is not None:
+            holes = skin_mask(coverage.shape, landmarks * scale, face_outline=False)
+            colour = skin_colour_mask(photo, skin, sigmas=config.skin_colour_sigmas) * holes
+            rows = np.flatnonzero((skin >= 1.0).any(1))
+            if rows.size:  # not above the face outline's top: there hair is often as dark as dark skin
+                colour[: rows[0]] = 0.0
+            skin = np.maximum(skin, colour * _attached(colour > 0.5, skin >= 1.0))
+        weight = weight * skin
     return weight.astype(np.float32)
+
+
+def _attached(region: np.ndarray, seed: np.ndarray) -> np.ndarray:
+    """float32 [h, w]: 1 on the connected parts of ``region`` (bool) that touch ``seed`` (bool), 0 elsewhere — the
+    skin-coloured pixels joined to the face, not hair highlights or a beige wall apart from it."""
+    count, labels = cv2.connectedComponents(region.astype(np.uint8), connectivity=8)
+    touching = np.unique(labels[seed & region])
+    touching = touching[touching > 0]
+    return np.isin(labels, touching).astype(np.float32) if count > 1 else np.zeros(region.shape, np.float32)
 
 
 def _prefiltered(photo: torch.Tensor, footprint: float) -> tuple[torch.Tensor, float]:
@@ -257,7 +284,11 @@ def build_detail_texture(
     visible = ((buffer > 0) & (texel_distance <= buffer + config.depth_tolerance_mm)).float()
     inside = (grid.abs() <= 1).all(-1)[:, None].float()
 
-    mask = photo_weights(torch.flip(covered[0, ..., 0], dims=[0]).numpy(), np.asarray(landmarks), scale, config)
+    small = np.asarray(photo, np.uint8)
+    if small.shape[:2] != work:
+        small = cv2.resize(small, (work[1], work[0]), interpolation=cv2.INTER_AREA)
+    covered_top_first = torch.flip(covered[0, ..., 0], dims=[0]).numpy()
+    mask = photo_weights(covered_top_first, np.asarray(landmarks), scale, config, small)
     pixel_weight = F.grid_sample(
         torch.from_numpy(mask)[None, None], grid, mode="bilinear", padding_mode="zeros", align_corners=False
     )

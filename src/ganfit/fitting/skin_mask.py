@@ -69,6 +69,7 @@ def skin_mask(
     landmarks: np.ndarray,
     dense: np.ndarray | None = None,
     config: SkinMaskConfig = SkinMaskConfig(),
+    face_outline: bool = True,
 ) -> np.ndarray:
     """Soft mask of the photo pixels that may become texture.
 
@@ -77,6 +78,7 @@ def skin_mask(
         landmarks: float [68, 2] iBUG-68 points (x, y) in pixels of the photo (continuous convention).
         dense: optional float [478, 2] mediapipe mesh points in the same pixels; used when given.
         config: margins.
+        face_outline: False: only the eye and mouth holes are cut out (1 everywhere else, outside the face too).
     Returns:
         float32 [H, W] in [0, 1]: 1 on skin well inside the face, 0 outside it and on/near the eyes and mouth opening.
     """
@@ -93,9 +95,10 @@ def skin_mask(
         cv2.fillPoly(canvas, points, 1, lineType=cv2.LINE_8, shift=4)
         return canvas
 
-    inside_face = cv2.distanceTransform(fill([face]), cv2.DIST_L2, 5)  # distance to the nearest pixel outside
-    face_weight = np.clip((inside_face - config.face_margin * iod) / (config.face_ramp * iod), 0.0, 1.0)
-    weight = face_weight
+    weight = np.ones((height, width), np.float32)
+    if face_outline:
+        inside_face = cv2.distanceTransform(fill([face]), cv2.DIST_L2, 5)  # distance to the nearest pixel outside
+        weight = np.clip((inside_face - config.face_margin * iod) / (config.face_ramp * iod), 0.0, 1.0)
     for holes, margin in ((eyes, config.eye_margin), ([mouth], config.mouth_margin)):
         outside = cv2.distanceTransform(1 - fill(holes), cv2.DIST_L2, 5)  # distance to the nearest hole pixel
         weight = weight * np.clip((outside - margin * iod) / (config.hole_ramp * iod), 0.0, 1.0)
