@@ -176,6 +176,7 @@ class TextureConfig:
     mode: TextureMode = TextureMode.gan  # gan | free
     generator: str | None = "default"  # generator.pt; default = the shipped one; unused in free mode
     out_resolution: int = 1024  # side of the exported texture.png / texture_gan.png / texture_confidence.png
+    skin_colour: bool = True  # the detail texture also takes skin-coloured photo pixels joined to the face (neck, ears)
 
 
 @dataclass

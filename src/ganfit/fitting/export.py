@@ -69,12 +69,15 @@ class ExportOptions:
     out_resolution: side of texture.png / texture_gan.png / texture_confidence.png (detail on), texels.
     eyes: add the eyes and mouth interior to renders and meshes.
     max_side: long side cap of render.png / overlay.png, pixels.
+    skin_colour: the detail texture's seen region also takes the photo's skin-coloured pixels joined to the face
+        past its outline (``DetailConfig.skin_colour``; config ``texture.skin_colour``).
     """
 
     detail: bool = True
     out_resolution: int = 1024
     eyes: bool = True
     max_side: int = 1024
+    skin_colour: bool = True
 
 
 def is_done(folder: Path) -> bool:
@@ -312,7 +315,7 @@ def export_photo(
                 photo.image,
                 photo.landmarks,
                 gan_albedo,
-                DetailConfig(out_resolution=options.out_resolution),
+                DetailConfig(out_resolution=options.out_resolution, skin_colour=options.skin_colour),
             )
             final, gan_shown = detail.albedo, detail.gan
             _write_png(staging / "texture_confidence.png", _to_uint8(detail.confidence)[..., 0])

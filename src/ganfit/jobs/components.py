@@ -49,7 +49,12 @@ def prepare_options(job: FitJobConfig, fitting: FittingConfig) -> PrepareOptions
 
 def export_options(job: FitJobConfig) -> ExportOptions:
     """What the export of a fit job writes (detail texture, its resolution, the eyes)."""
-    return ExportOptions(detail=job.detail, out_resolution=job.texture.out_resolution, eyes=job.eyes)
+    return ExportOptions(
+        detail=job.detail,
+        out_resolution=job.texture.out_resolution,
+        eyes=job.eyes,
+        skin_colour=job.texture.skin_colour,
+    )
 
 
 def identity_nodes(cfg: DictConfig) -> dict[str, Any]:
