@@ -9,6 +9,8 @@ import json
 import time
 from pathlib import Path
 
+import pytest
+
 from fit_helpers import deep3d_photos
 from ganfit.jobs.engine import Outcome, PhotoItem, PrepareOptions, run_shard, written_during_run
 
@@ -52,3 +54,29 @@ def test_ctrl_c_after_a_photo_was_written_keeps_it_in_the_outcomes(photos_root: 
     result = run_shard(InterruptedAfterFirstPhoto(tmp_path), sources, ["a", "b"], progress=False)
     assert result.interrupted
     assert [(o.name, o.source, o.status) for o in result.outcomes] == [("a", sources[0], "fitted")]
+
+
+class RecordsFocal(InterruptedAfterFirstPhoto):
+    """Records each prepared photo's start focal length (read by the engine from the file's EXIF)."""
+
+    def __init__(self, out: Path) -> None:
+        super().__init__(out)
+        self.batch_size = 1
+        self.focal: dict[str, float | None] = {}
+
+    def process(self, items: list[PhotoItem]) -> list[Outcome]:
+        self.focal.update({item.name: item.photo.focal_factor for item in items})
+        return [Outcome(item.name, item.source, "fitted") for item in items]
+
+
+def test_the_engine_reads_the_focal_length_from_exif(photos_root: Path, tmp_path: Path) -> None:
+    nikon = photos_root / "face-recognition-examples" / "knn_examples" / "test" / "alex_lacamoire1.jpg"
+    plain = deep3d_photos(photos_root, 1)[0]  # no EXIF focal length
+    task = RecordsFocal(tmp_path)
+    result = run_shard(task, [str(nikon), str(plain)], ["nikon", "plain"], progress=False)
+    assert [o.status for o in result.outcomes] == ["fitted", "fitted"]
+    assert task.focal["nikon"] == pytest.approx(1.247, abs=0.01) and task.focal["plain"] is None
+    task = RecordsFocal(tmp_path)
+    task.prepare_options = PrepareOptions(dense=False, exif_focal=False)
+    run_shard(task, [str(nikon)], ["nikon"], progress=False)
+    assert task.focal["nikon"] is None

@@ -122,3 +122,20 @@ def test_stage1_on_real_photos(face_model, photos_root, compose_fit):
     result = Fitter(face_model, fitting).fit(photos)
     errors = [m["landmark_error_iod"] for m in result.metrics]
     assert np.mean(errors) < 0.05, errors
+
+
+def test_a_known_focal_length_starts_the_camera(face_model, compose_fit):
+    """A photo's own focal factor (from EXIF) sets the start focal and the PnP distance; others get the preset's."""
+    fitting = fitting_config(compose_fit().fitting)
+    size = fitting.resolution
+    landmarks = face_model.landmarks(face_model.mean[None])
+    camera = Camera(torch.zeros(1, 3), torch.tensor([[0.0, 0.0, -250.0]]), torch.tensor([0.7 * size]))
+    points = camera.project(landmarks, (size, size))[0].numpy()
+    blank = np.zeros((size, size, 3), np.uint8)
+    known = PreparedPhoto("known", None, blank, points, blank, points, 1.0, (0.0, 0.0), focal_factor=0.7)
+    preset = PreparedPhoto("preset", None, blank, points, blank, points, 1.0, (0.0, 0.0))
+    params = Fitter(face_model, fitting).init_params([known, preset])
+    assert params.focal[0].item() == pytest.approx(0.7 * size, rel=1e-5)
+    assert params.focal[1].item() == pytest.approx(fitting.focal_factor * size, rel=1e-5)
+    assert params.translation[0, 2].item() == pytest.approx(-250.0, abs=5.0)  # the true distance from PnP
+    assert params.translation[1, 2].item() < -400.0  # the same face read with a longer lens: farther

@@ -21,6 +21,7 @@ from ganfit.image_io import (
     UnreadableImageError,
     as_rgb_uint8,
     downscale_for_detection,
+    exif_focal_factor,
     read_image,
 )
 
@@ -308,3 +309,26 @@ def test_in_memory_array_validation() -> None:
         as_rgb_uint8([[0, 1]])  # type: ignore[arg-type]
     assert as_rgb_uint8(np.zeros((10, 12), np.uint8)).shape == (10, 12, 3)
     assert as_rgb_uint8(np.zeros((10, 12, 4), np.uint8)).shape == (10, 12, 3)
+
+
+def _exif_photo(path: Path, size: tuple[int, int], tags: dict[int, int]) -> Path:
+    exif = Image.Exif()
+    exif[0x8769] = tags  # the Exif sub-IFD
+    Image.fromarray(np.full((size[1], size[0], 3), 128, np.uint8)).save(path, exif=exif.tobytes())
+    return path
+
+
+def test_exif_focal_factor_from_the_35mm_equivalent(tmp_path: Path, photos_root: Path) -> None:
+    """FocalLengthIn35mmFilm -> focal / longer side over the diagonal equivalence; a crop (EXIF's pixel size of
+    another aspect), a missing tag and an absurd value give None; a real camera photo gives its lens."""
+    phone = _exif_photo(tmp_path / "phone.jpg", (600, 400), {41989: 26, 40962: 600, 40963: 400})
+    assert exif_focal_factor(phone) == pytest.approx(26 * np.hypot(600, 400) / (43.27 * 600))  # 0.72
+    resized = _exif_photo(tmp_path / "resized.jpg", (300, 200), {41989: 26, 40962: 6000, 40963: 4000})
+    assert exif_focal_factor(resized) == pytest.approx(exif_focal_factor(phone))  # resizing keeps the factor
+    cropped = _exif_photo(tmp_path / "cropped.jpg", (600, 400), {41989: 26, 40962: 4000, 40963: 3000})
+    assert exif_focal_factor(cropped) is None
+    assert exif_focal_factor(_exif_photo(tmp_path / "absurd.jpg", (600, 400), {41989: 2000})) is None
+    assert exif_focal_factor(_exif_photo(tmp_path / "none.jpg", (600, 400), {40962: 600})) is None
+    assert exif_focal_factor(tmp_path / "missing.jpg") is None
+    nikon = photos_root / "face-recognition-examples" / "knn_examples" / "test" / "alex_lacamoire1.jpg"
+    assert exif_focal_factor(nikon) == pytest.approx(45 * np.hypot(1548, 1024) / (43.27 * 1548))  # a 45 mm lens

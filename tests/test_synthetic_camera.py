@@ -76,6 +76,17 @@ def test_benchmark_photos_carry_dense_points_when_the_fit_uses_them(scene) -> No
     assert none.crop_dense is None
 
 
+def test_known_focal_hands_the_fit_the_true_focal_length(scene) -> None:
+    """known_focal=true: the benchmark's photos start the fit at the truth camera's focal (what a photo's EXIF focal
+    length does in fit.py); by default they carry none (the preset's start)."""
+    cfg, _, truth, detections = scene
+    (unknown,) = synthetic.variant_photos(synthetic.variant_config("full", cfg), truth, detections, [0])
+    assert unknown.focal_factor is None
+    known = compose_config("eval_synthetic", ["out=unused", "n=1", "seed=3", "known_focal=true"])
+    (photo,) = synthetic.variant_photos(synthetic.variant_config("full", known), truth, detections, [0])
+    assert photo.focal_factor == pytest.approx(float(truth["focal_factor"][0]))
+
+
 def test_truth_distance_matches_the_drawn_camera(scene) -> None:
     cfg, _, truth, _ = scene
     drawn = synthetic.sample_cameras(cfg, 1)

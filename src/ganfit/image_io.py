@@ -14,6 +14,9 @@ Every image that enters ganfit goes through :func:`read_image`. It
   short side, and absurdly large images / decompression bombs (more than ``max_pixels``), each with its own
   :class:`ImageInputError` subclass whose message names the file and the problem. No raw Pillow traceback escapes.
 
+:func:`exif_focal_factor` reads the camera's 35 mm-equivalent focal length (EXIF ``FocalLengthIn35mmFilm``, which
+phones write) as focal length / the photo's longer side, the fit's start camera when it is known.
+
 Very large photos are detected on a downscaled copy: :func:`downscale_for_detection` returns a :class:`DetectionView`
 that maps coordinates of the small copy back to original-image pixels, so detectors always report results in the
 pixels of the image the caller passed.
@@ -38,6 +41,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 __all__ = [
     "DETECTION_MAX_SIDE",
+    "FULL_FRAME_DIAGONAL_MM",
     "MAX_PIXELS",
     "MIN_SIDE",
     "DetectionView",
@@ -49,6 +53,7 @@ __all__ = [
     "UnreadableImageError",
     "as_rgb_uint8",
     "downscale_for_detection",
+    "exif_focal_factor",
     "pil_to_rgb_array",
     "read_image",
 ]
@@ -282,6 +287,41 @@ def downscale_for_detection(image: np.ndarray, max_side: int = DETECTION_MAX_SID
 
 
 # ----------------------------------------------------------------------------------------------------------- helpers
+
+
+FULL_FRAME_DIAGONAL_MM = 43.27
+"""Diagonal of the 36 x 24 mm frame that a 35 mm-equivalent focal length refers to (the equivalence is diagonal)."""
+EXIF_IFD, EXIF_FOCAL_35MM, EXIF_PIXEL_WIDTH, EXIF_PIXEL_HEIGHT = 0x8769, 41989, 40962, 40963
+FOCAL_FACTOR_RANGE = (0.3, 6.0)  # plausible focal length / longer side (35 mm equivalent ~12-220 mm on 3:2)
+
+
+def exif_focal_factor(path: str | os.PathLike[str]) -> float | None:
+    """The photo's focal length / its longer side from EXIF ``FocalLengthIn35mmFilm``, or None when the file has no
+    such tag, the value is implausible, or EXIF's pixel size has another aspect ratio than the image (a crop, after
+    which the equivalent focal length no longer describes this image). Resizing keeps the ratio, so a downscaled copy
+    of a phone photo still gives its camera's factor.
+
+    The equivalence is over the diagonal: ``f / long side = f35 x diagonal / (43.27 mm x long side)`` in pixels of
+    the image (36 mm / long side on a 3:2 frame; 34.6 mm on 4:3).
+    """
+    try:
+        with Image.open(path) as img:
+            width, height = img.size
+            exif = img.getexif()
+            sub = exif.get_ifd(EXIF_IFD)
+    except (OSError, ValueError, SyntaxError):
+        return None
+    focal_35 = sub.get(EXIF_FOCAL_35MM)
+    if not focal_35 or width <= 0 or height <= 0:
+        return None
+    exif_size = (sub.get(EXIF_PIXEL_WIDTH), sub.get(EXIF_PIXEL_HEIGHT))
+    if all(isinstance(v, int) and v > 0 for v in exif_size):
+        stored = max(exif_size) / min(exif_size)  # type: ignore[type-var, operator]
+        if abs(stored / (max(width, height) / min(width, height)) - 1.0) > 0.02:
+            return None
+    factor = float(focal_35) * float(np.hypot(width, height)) / (FULL_FRAME_DIAGONAL_MM * max(width, height))
+    low, high = FOCAL_FACTOR_RANGE
+    return factor if low <= factor <= high else None
 
 
 def _check_file(path: Path) -> None:

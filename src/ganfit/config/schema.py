@@ -134,6 +134,7 @@ class FittingConfig:
     crop_scale: float = 1.8  # crop side as a multiple of the landmarks' bounding-box side
     batch_size: int = 4  # photos fitted together in one optimisation
     focal_factor: float = 1.5  # initial focal length / the photo's longer side
+    exif_focal: bool = True  # start from the photo's EXIF 35 mm-equivalent focal length when it has one
     lighting: Lighting = Lighting.phong  # light model
     texture_resolution: int = 256  # side of the UV texture optimised / generated during fitting
     jaw_weight: float = 0.5  # weight of the 17 jaw-contour landmarks relative to the 51 inner ones
@@ -351,6 +352,7 @@ class EvalSyntheticConfig:
     expression_fraction: float = 0.08  # probability of each blendshape being active
     textures: str | None = None  # folder of UV textures; None = flat skin tones
     oracle_landmarks: bool = False  # diagnostic: fit to the true projected landmarks
+    known_focal: bool = False  # the fits start from the true focal length, as from a photo's EXIF (fitting.exif_focal)
     oracle_appearance: list[str] = field(default_factory=list)  # diagnostic: [texture, light] kept true
     region_radius_mm: float = 95.0  # shape error within this distance of the nose tip, mm
     variants: list[str] = field(default_factory=list)  # ablation variants to run

@@ -265,10 +265,11 @@ def variant_photos(
     variant: DictConfig, truth: dict[str, Any], detections: list[FaceDetection], indices: list[int]
 ) -> list[PreparedPhoto]:
     """The prepared photos ``indices`` for the fit of ``variant`` (``variant_config``): cropped like the fit job
-    (``jobs.engine``), the dense points passed when ``landmarks.dense`` (and the variant keeps them)."""
+    (``jobs.engine``), the dense points passed when ``landmarks.dense`` (and the variant keeps them), the true focal
+    length as the start when ``known_focal`` (the synthetic photos' EXIF)."""
     fitting = fitting_config(variant.fitting)
     dense = bool(variant.landmarks.dense)
-    return [
+    photos = [
         prepare_photo(
             truth["photos"][i],
             detections[i].landmarks,
@@ -279,6 +280,10 @@ def variant_photos(
         )
         for i in indices
     ]
+    if variant.get("known_focal") and fitting.exif_focal:  # what a photo's EXIF focal length gives fit.py
+        for photo, i in zip(photos, indices, strict=True):
+            photo.focal_factor = float(truth["focal_factor"][i])
+    return photos
 
 
 def run_variant(name: str, cfg: DictConfig, truth: dict[str, Any], face_model, judge, detections) -> dict[str, Any]:
@@ -569,6 +574,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         "seed": int(cfg.seed),
         "detector_fallbacks": fallbacks,
         "oracle_landmarks": bool(cfg.get("oracle_landmarks")),
+        "known_focal": bool(cfg.get("known_focal")),
         "oracle_appearance": list(oracle_parts(cfg)),
         "textures": str(cfg.textures) if cfg.textures else "flat skin tones (no texture folder given)",
         "fitting": OmegaConf.to_container(cfg.fitting, resolve=True),

@@ -98,7 +98,8 @@ class Fitter:
         return "gan" if self.generator is not None else "free"
 
     def init_params(self, photos: list[PreparedPhoto]) -> FitParameters:
-        """Parameters for a batch, camera from PnP of the mean face's landmarks to the detected ones."""
+        """Parameters for a batch, camera from PnP of the mean face's landmarks to the detected ones at the start focal
+        length (``photo.focal_factor`` when known, else the preset's ``focal_factor``, x the photo's longer side)."""
         cfg = self.config
         params = FitParameters(
             len(photos),
@@ -114,7 +115,8 @@ class Fitter:
         mean_landmarks = self.face_model.landmarks(self.face_model.mean[None])[0].cpu().numpy()
         with torch.no_grad():
             for index, photo in enumerate(photos):
-                focal = cfg.focal_factor * max(photo.image.shape[:2]) * photo.scale
+                factor = cfg.focal_factor if photo.focal_factor is None else photo.focal_factor
+                focal = factor * max(photo.image.shape[:2]) * photo.scale
                 principal = params.principal[index].cpu().numpy()
                 rotation, translation = solve_pnp(
                     mean_landmarks[17:], photo.crop_landmarks[17:], focal, (float(principal[0]), float(principal[1]))
@@ -212,6 +214,9 @@ class Fitter:
             self._photo_metrics(index, len(photos), before, after, history, seconds, total_seconds)
             for index in range(len(photos))
         ]
+        for entry, photo in zip(metrics, photos, strict=True):  # where the focal length started (EXIF or preset)
+            entry["start_focal_factor"] = cfg.focal_factor if photo.focal_factor is None else photo.focal_factor
+            entry["start_focal_from"] = "preset" if photo.focal_factor is None else "photo"
         return FitResult(params, vertices, texture.detach(), history, metrics, final_render)
 
     # ---------------------------------------------------------------------------------------------- pieces

@@ -30,6 +30,8 @@ class PreparedPhoto:
         scale: crop pixels per original pixel.
         offset: (x0, y0) original-photo position of the crop's top-left corner, pixels.
         crop_dense: float32 [N, 2] the detector's dense points in crop pixels (mediapipe: N = 478), or None.
+        focal_factor: a known focal length / the photo's longer side that the fit starts from (None: the preset's
+            ``focal_factor``).
     """
 
     name: str
@@ -41,6 +43,7 @@ class PreparedPhoto:
     scale: float
     offset: tuple[float, float]
     crop_dense: np.ndarray | None = None
+    focal_factor: float | None = None
 
     def to_original(self, points: np.ndarray) -> np.ndarray:
         """Crop pixels [..., 2] -> original-photo pixels [..., 2]."""

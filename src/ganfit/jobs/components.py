@@ -44,6 +44,7 @@ def prepare_options(job: FitJobConfig, fitting: FittingConfig) -> PrepareOptions
         resolution=fitting.resolution,
         crop_scale=fitting.crop_scale,
         dense=job.landmarks.dense,
+        exif_focal=fitting.exif_focal,
     )
 
 

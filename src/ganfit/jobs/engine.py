@@ -28,7 +28,7 @@ from tqdm import tqdm
 from ganfit.atomic import atomic_write_json
 from ganfit.config.schema import ShardingConfig
 from ganfit.fitting.photos import PreparedPhoto, prepare_photo
-from ganfit.image_io import ImageInputError
+from ganfit.image_io import ImageInputError, exif_focal_factor
 from ganfit.jobs.inputs import ASTRONAUT, load_photo
 from ganfit.landmarks import FaceDetection, NoFaceError, detect_face
 from ganfit.threads import apply_thread_policy
@@ -73,6 +73,7 @@ class PrepareOptions:
     resolution: int = 192  # crop side, pixels
     crop_scale: float = 1.8  # crop side / landmark box side
     dense: bool = True  # carry the detector's dense points (mediapipe's mesh) into PreparedPhoto.crop_dense
+    exif_focal: bool = True  # PreparedPhoto.focal_factor from the file's EXIF focal length (when it has one)
 
 
 class PhotoTask(Protocol):
@@ -166,6 +167,8 @@ def run_shard(task: PhotoTask, sources: list[str], names: list[str], progress: b
                     path=None if source == ASTRONAUT else Path(source),
                     dense=detection.dense if options.dense else None,
                 )
+                if options.exif_focal and source != ASTRONAUT:
+                    photo.focal_factor = exif_focal_factor(source)
                 item = PhotoItem(name, source, image, detection, photo)
                 task.prepare(item)
             except KeyboardInterrupt:
