@@ -47,3 +47,12 @@ def test_sigkill_during_a_large_atomic_save_keeps_the_old_file(tmp_path: Path) -
     assert proc.returncode == -signal.SIGKILL, "the writer finished before the kill"
     assert list(tmp_path.glob(f"{TMP_PREFIX}*")), "the kill did not land during the write"
     assert target.read_bytes() == b"old generator"  # never truncated or half-replaced
+
+
+def test_an_atomic_write_gets_the_mode_of_a_plain_write(tmp_path: Path) -> None:
+    """Staging files are 0o600 (mkstemp); the file moved into place must be readable as a plain ``open`` would
+    make it (0o666 less the umask), or a shared cluster's other users could not read the results."""
+    plain = tmp_path / "plain.json"
+    plain.write_text("{}")
+    atomic = atomic_write_json(tmp_path / "atomic.json", {})
+    assert (atomic.stat().st_mode & 0o777) == (plain.stat().st_mode & 0o777)

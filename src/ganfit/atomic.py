@@ -22,6 +22,17 @@ TMP_PREFIX = ".tmp-"
 """Prefix of staging files and folders; a run removes stale ones it finds in its output folder."""
 
 
+def _file_mode() -> int:
+    """The mode a plain ``open(path, "w")`` would give a new file: 0o666 less the process's umask (read once)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+FILE_MODE = _file_mode()
+"""Staging files are created 0o600 by ``tempfile.mkstemp``; they get this mode before they are moved into place."""
+
+
 def atomic_write(path: str | os.PathLike[str], write: Callable[[io.BufferedWriter], None]) -> Path:
     """Call ``write(file)`` on a temporary file beside ``path``, then move it to ``path``. Returns ``path``."""
     path = Path(path)
@@ -31,6 +42,7 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[io.BufferedWrite
         with os.fdopen(descriptor, "wb") as handle:
             write(handle)
             handle.flush()
+            os.fchmod(handle.fileno(), FILE_MODE)
             os.fsync(handle.fileno())
         os.replace(tmp, path)
     except BaseException:
