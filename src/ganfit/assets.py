@@ -34,7 +34,7 @@ from pathlib import Path
 from ganfit.args import parse_action
 from ganfit.exit_codes import run_command
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger(__spec__.name if __spec__ else __name__)  # the package name under python -m too
 
 ASSETS_ENV = "GANFIT_ASSETS"
 CACHE_ENV = "GANFIT_CACHE"

@@ -44,7 +44,7 @@ from torch import nn
 from ganfit import assets
 from ganfit.args import parse_action
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger(__spec__.name if __spec__ else __name__)  # the package name under python -m too
 
 CONVERTER_VERSION = 2  # 2: inner parts (eyeballs, sockets, teeth) added
 CM_TO_MM = 10.0

@@ -47,7 +47,7 @@ from ganfit.gan.export import GeneratorFileError
 from ganfit.jobs.components import build_fitter, fitting_config
 from ganfit.metrics.scores import face_region
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger(__spec__.name if __spec__ else __name__)  # the package name under python -m too
 
 TONE_GROUPS = ("light", "medium", "dark")
 

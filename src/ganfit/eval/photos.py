@@ -59,7 +59,7 @@ from ganfit.metrics.scores import face_region, landmark_error, masked_photometri
 from ganfit.metrics.shape_consistency import shape_consistency, shape_distances
 from ganfit.report import write_table_report
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger(__spec__.name if __spec__ else __name__)  # the package name under python -m too
 
 PHOTO_METRICS = (
     "identity_distance",

@@ -84,7 +84,7 @@ from ganfit.metrics.scores import (
 )
 from ganfit.render.camera import Camera
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger(__spec__.name if __spec__ else __name__)  # the package name under python -m too
 
 VARIANTS = (
     "mean_shape",

@@ -26,7 +26,7 @@ from ganfit.image_io import read_image
 from ganfit.landmarks import detect_face
 from ganfit.metrics.identity import JUDGE_SPECS, judge_distance, roc_auc
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger(__spec__.name if __spec__ else __name__)  # the package name under python -m too
 
 
 def eer_threshold(same: np.ndarray, different: np.ndarray) -> tuple[float, float]:

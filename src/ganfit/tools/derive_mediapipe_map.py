@@ -48,7 +48,7 @@ from ganfit.landmarks.dlib_backend import DlibDetector
 from ganfit.landmarks.mapping import MAP_FILENAME
 from ganfit.landmarks.mediapipe_backend import MediapipeDetector
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger(__spec__.name if __spec__ else __name__)  # the package name under python -m too
 
 
 def collect_pairs(paths: list[Path]) -> tuple[np.ndarray, np.ndarray, list[str]]:

@@ -54,7 +54,7 @@ from ganfit.gan.export import load_generator
 from ganfit.landmarks import NoFaceError, detect_face
 from ganfit.tools.learn_landmark_embedding import snap_to_surface, surface_points
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger(__spec__.name if __spec__ else __name__)  # the package name under python -m too
 
 
 def gan_textures(count: int, seed: int, resolution: int = 256) -> list[np.ndarray]:

@@ -52,7 +52,7 @@ from ganfit.exit_codes import run_command
 from ganfit.face_model import DEFAULT_EMBEDDING, load_face_model
 from ganfit.landmarks import NoFaceError, detect_face
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger(__spec__.name if __spec__ else __name__)  # the package name under python -m too
 
 JAW = range(0, 17)
 
