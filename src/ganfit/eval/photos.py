@@ -318,7 +318,7 @@ def markdown(payload: dict[str, Any]) -> str:
         r = payload["rank1"]
         lines += [
             "",
-            f"Rank-1 identification against {r['people']} people's other photos (chance {r['chance']:.2f}): "
+            f"Rank-1 identification against {r['people']} people's other photos (chance {r['chance']:.3f}): "
             f"render alone {r['rank1_render_alone']:.2f}, render over photo {r['rank1_overlay']:.2f}, "
             f"the photo itself (ceiling) {r['rank1_photo']:.2f}.",
         ]
