@@ -39,7 +39,7 @@ def main() -> None:
     from ganfit.config import compose_config
     from ganfit.fitting.detail_texture import DetailConfig, build_detail_texture
     from ganfit.fitting.export import photo_camera
-    from ganfit.fitting.photos import prepare_photo
+    from ganfit.fitting.prepare import prepare_photo
     from ganfit.image_io import read_image
     from ganfit.jobs.components import build_fitter
     from ganfit.landmarks import detect_face

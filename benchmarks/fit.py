@@ -51,7 +51,7 @@ def main() -> None:
     head = [machine_line()]
 
     from ganfit.config import compose_config
-    from ganfit.fitting.photos import prepare_photo
+    from ganfit.fitting.prepare import prepare_photo
     from ganfit.image_io import read_image
     from ganfit.jobs.components import build_fitter
     from ganfit.landmarks import detect_face

@@ -24,7 +24,7 @@ from hydra.utils import instantiate
 from ganfit.args import compose_command
 from ganfit.eval.synthetic import camera_distance, detect_scenes, sample_scenes, variant_config, variant_photos
 from ganfit.fitting.fitter import Fitter
-from ganfit.fitting.photos import stack_crops, stack_dense
+from ganfit.fitting.prepare import stack_crops, stack_dense
 from ganfit.jobs.components import fitting_config
 from ganfit.landmarks import FaceDetection
 from ganfit.landmarks.types import interocular_distance

@@ -14,7 +14,7 @@ import torch
 from ganfit.assets import DATA_DIR
 from ganfit.config import compose_config
 from ganfit.fitting.fitter import Fitter
-from ganfit.fitting.photos import PreparedPhoto, prepare_photo
+from ganfit.fitting.prepare import PreparedPhoto, prepare_photo
 from ganfit.image_io import read_image
 from ganfit.jobs.components import build_fitter
 from ganfit.landmarks import FaceDetection, detect_face

@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from ganfit.gan.data import find_images, load_square_image
-from ganfit.gan.export import generator_from_checkpoint, load_generator
+from ganfit.gan.generator_file import generator_from_checkpoint, load_generator
 from ganfit.gan.networks import Generator
 from ganfit.metrics.swd import swd
 

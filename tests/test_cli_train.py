@@ -11,7 +11,7 @@ import torch
 
 from cli_helpers import assert_usage_error, run, run_until_then_interrupt
 from gan_helpers import TINY, compose_train, entry_point, make_photo_folder
-from ganfit.gan.export import read_checkpoint
+from ganfit.gan.generator_file import read_checkpoint
 
 check_resume = entry_point().check_resume
 

@@ -16,7 +16,7 @@ from ganfit.fitting import losses
 from ganfit.fitting.dense import DENSE_POINTS, dense_point_ids, load_dense_embedding
 from ganfit.fitting.objective import Objective
 from ganfit.fitting.params import FitParameters, ParamsConfig
-from ganfit.fitting.photos import prepare_photo, stack_dense
+from ganfit.fitting.prepare import prepare_photo, stack_dense
 from ganfit.fitting.skin_mask import MEDIAPIPE_FACE_OVAL
 from ganfit.landmarks import detect_face
 from ganfit.tools.learn_dense_embedding import gan_textures

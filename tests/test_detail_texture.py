@@ -16,7 +16,7 @@ from scipy.spatial import cKDTree
 from ganfit.face_model import load_face_model
 from ganfit.fitting.detail_texture import DetailConfig, build_detail_texture
 from ganfit.fitting.export import photo_camera
-from ganfit.fitting.photos import prepare_photo
+from ganfit.fitting.prepare import prepare_photo
 from ganfit.fitting.shading import FaceScene
 from ganfit.image_io import read_image
 from ganfit.jobs.components import build_fitter

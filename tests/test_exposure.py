@@ -15,7 +15,7 @@ from ganfit.fitting.detail_texture import DetailConfig, build_detail_texture
 from ganfit.fitting.export import photo_camera
 from ganfit.fitting.losses import exposure_prior, grey_world_log_gain
 from ganfit.fitting.params import FitParameters, ParamsConfig
-from ganfit.fitting.photos import prepare_photo, stack_crops, stack_face_masks
+from ganfit.fitting.prepare import prepare_photo, stack_crops, stack_face_masks
 from ganfit.fitting.shading import FaceScene
 from ganfit.image_io import read_image
 from ganfit.jobs.components import build_fitter

@@ -13,7 +13,7 @@ from ganfit.face_model import load_face_model
 from ganfit.fitting import losses
 from ganfit.fitting.fitter import Fitter
 from ganfit.fitting.params import solve_pnp
-from ganfit.fitting.photos import PreparedPhoto, prepare_photo
+from ganfit.fitting.prepare import PreparedPhoto, prepare_photo
 from ganfit.image_io import read_image
 from ganfit.jobs.components import fitting_config
 from ganfit.landmarks import detect_face

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from ganfit.fitting.photos import prepare_photo, stack_crops
+from ganfit.fitting.prepare import prepare_photo, stack_crops
 from ganfit.image_io import read_image
 from ganfit.jobs.components import build_fitter
 from ganfit.landmarks import detect_face

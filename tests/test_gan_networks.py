@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from ganfit.gan.__main__ import main
-from ganfit.gan.export import FORMAT, GeneratorFileError, export_generator, load_generator
+from ganfit.gan.generator_file import FORMAT, GeneratorFileError, export_generator, load_generator
 from ganfit.gan.loss import d_loss, g_loss
 from ganfit.gan.module import TextureGAN
 from ganfit.gan.networks import (

@@ -17,7 +17,7 @@ import wandb
 from hydra.utils import instantiate
 
 from gan_helpers import REPO, TINY, compose_train, entry_point, make_photo_folder
-from ganfit.gan.export import load_generator
+from ganfit.gan.generator_file import load_generator
 
 
 @pytest.fixture(autouse=True)

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from ganfit.fitting.objective import masked
-from ganfit.fitting.photos import prepare_photo, stack_crops, stack_face_masks, stack_loss_masks
+from ganfit.fitting.prepare import prepare_photo, stack_crops, stack_face_masks, stack_loss_masks
 from ganfit.image_io import read_image
 from ganfit.jobs.components import build_fitter
 from ganfit.landmarks import detect_face

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from ganfit.fitting.objective import LossTerms
-from ganfit.fitting.photos import prepare_photo, stack_crops
+from ganfit.fitting.prepare import prepare_photo, stack_crops
 from ganfit.jobs.components import build_fitter
 from ganfit.jobs.inputs import load_photo
 from ganfit.landmarks import detect_face

@@ -29,7 +29,7 @@ from ganfit.exit_codes import (
     report_usage,
 )
 from ganfit.gan.default import DEFAULT_NAME, resolve_generator
-from ganfit.gan.export import GeneratorFileError, load_generator
+from ganfit.gan.generator_file import GeneratorFileError, load_generator
 from ganfit.jobs.components import job_config
 from ganfit.jobs.fit_job import run_fit_job
 from ganfit.jobs.inputs import InputSpecError

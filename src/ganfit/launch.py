@@ -39,7 +39,7 @@ class Command:
 COMMANDS: dict[str, Command] = {
     "fit": Command("ganfit.cli", "fit photos: shape, texture, pose, light (= fit.py, ganfit-fit)", "fit_main"),
     "train": Command("ganfit.gan.train", "train the texture GAN and export generator.pt (= train_texture_gan.py)"),
-    "gan-export": Command("ganfit.gan.export", "write generator.pt from a TextureGAN training checkpoint"),
+    "gan-export": Command("ganfit.gan.generator_file", "write generator.pt from a TextureGAN training checkpoint"),
     "gan-card": Command("ganfit.gan.default", "write the card (sha256, commands, data) of a shipped generator"),
     "data-build": Command("ganfit.data_build.__main__", "build a UV-texture dataset from photos by fitting them"),
     "data-split": Command("ganfit.data_build.split", "split a built dataset by person into train / holdout"),

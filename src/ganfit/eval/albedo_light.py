@@ -40,10 +40,10 @@ from ganfit.exit_codes import run_command
 from ganfit.face_model import FaceModel
 from ganfit.fitting.detail_texture import DetailConfig, build_detail_texture
 from ganfit.fitting.export import photo_camera
-from ganfit.fitting.photos import prepare_photo
+from ganfit.fitting.prepare import prepare_photo
 from ganfit.fitting.shading import FaceScene
 from ganfit.gan.data import find_images
-from ganfit.gan.export import GeneratorFileError
+from ganfit.gan.generator_file import GeneratorFileError
 from ganfit.jobs.components import build_fitter, fitting_config
 from ganfit.metrics.scores import face_region
 

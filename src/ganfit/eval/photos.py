@@ -48,7 +48,7 @@ from ganfit.assets import DATA_DIR
 from ganfit.atomic import atomic_save, atomic_write_json, atomic_write_text
 from ganfit.config.compose import ConfigUsageError
 from ganfit.exit_codes import UsageError, run_command
-from ganfit.gan.export import GeneratorFileError
+from ganfit.gan.generator_file import GeneratorFileError
 from ganfit.identity import load_identity_network
 from ganfit.identity.api import embed_image, embed_photo
 from ganfit.jobs.fit_job import Summary, fit_job_config, run_fit_job

@@ -66,10 +66,10 @@ from ganfit.config.compose import ConfigUsageError, conf_dir
 from ganfit.config.schema import AblationConfig, TextureInit
 from ganfit.exit_codes import run_command
 from ganfit.fitting.export import render_full
-from ganfit.fitting.photos import PreparedPhoto, prepare_photo
+from ganfit.fitting.prepare import PreparedPhoto, prepare_photo
 from ganfit.fitting.shading import FaceScene
 from ganfit.gan.data import find_images, load_square_image
-from ganfit.gan.export import GeneratorFileError
+from ganfit.gan.generator_file import GeneratorFileError
 from ganfit.identity import load_identity_network
 from ganfit.identity.api import embed_image
 from ganfit.jobs.components import build_fitter, fitting_config

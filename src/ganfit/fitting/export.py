@@ -35,7 +35,7 @@ from PIL import Image
 
 from ganfit.fitting.detail_texture import DetailConfig, build_detail_texture
 from ganfit.fitting.eyes import HeadRenderer, eye_colours, head_topology, part_texture
-from ganfit.fitting.photos import PreparedPhoto
+from ganfit.fitting.prepare import PreparedPhoto
 from ganfit.landmarks.types import interocular_distance
 from ganfit.render.camera import Camera, axis_angle_to_matrix
 

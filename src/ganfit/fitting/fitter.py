@@ -26,7 +26,7 @@ from ganfit.fitting import losses
 from ganfit.fitting.adam import Adam
 from ganfit.fitting.objective import APPEARANCE_GROUPS, Objective, masked, train_only
 from ganfit.fitting.params import FitParameters, ParamsConfig, solve_pnp
-from ganfit.fitting.photos import PreparedPhoto, stack_crops, stack_dense, stack_face_masks, stack_loss_masks
+from ganfit.fitting.prepare import PreparedPhoto, stack_crops, stack_dense, stack_face_masks, stack_loss_masks
 from ganfit.fitting.shading import FaceScene
 from ganfit.fitting.unwrap import UvUnwrapper, fill_texture
 from ganfit.identity.judge import IdentityJudge, IdentityReference

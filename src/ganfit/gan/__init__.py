@@ -5,7 +5,7 @@ LightningModule :class:`~ganfit.gan.module.TextureGAN` and :class:`~ganfit.gan.d
 Lightning-dependent modules are imported lazily so fitting code can load a generator without Lightning.
 """
 
-from ganfit.gan.export import GeneratorFileError, export_generator, load_generator
+from ganfit.gan.generator_file import GeneratorFileError, export_generator, load_generator
 from ganfit.gan.networks import Discriminator, Generator
 
 __all__ = ["Discriminator", "Generator", "GeneratorFileError", "export_generator", "load_generator"]

@@ -12,7 +12,7 @@ import sys
 
 from ganfit.args import parse_action
 from ganfit.exit_codes import run_command
-from ganfit.gan.export import EXPORT_DOC, CheckpointFileError, ExportArgs, export_command
+from ganfit.gan.generator_file import EXPORT_DOC, CheckpointFileError, ExportArgs, export_command
 
 ACTIONS = {"export": (ExportArgs, EXPORT_DOC)}
 

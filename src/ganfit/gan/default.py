@@ -20,7 +20,7 @@ from omegaconf import MISSING
 from ganfit.args import parse_args
 from ganfit.assets import DATA_DIR
 from ganfit.exit_codes import run_command
-from ganfit.gan.export import GeneratorFileError
+from ganfit.gan.generator_file import GeneratorFileError
 
 DEFAULT_NAME = "default"
 DEFAULT_GENERATOR = DATA_DIR / "generators" / "frl_uv64.pt"

@@ -180,8 +180,8 @@ class Generator(nn.Module):
     """ProGAN generator producing ``[B, 3, R, R]`` images/UV textures from ``[B, latent_dim]`` Gaussian latents.
 
     ``forward(z, level=None, alpha=1.0)`` renders the given growing level (default: ``self.level``, the level it was
-    trained up to, restored by :func:`ganfit.gan.export.load_generator`). ``synthesize(z, resolution)`` is the cheap,
-    consistent lower-resolution path for fitting: the full output area-downsampled (see docs/gan.md).
+    trained up to, restored by :func:`ganfit.gan.generator_file.load_generator`). ``synthesize(z, resolution)`` is the
+    cheap, consistent lower-resolution path for fitting: the full output area-downsampled (see docs/gan.md).
     """
 
     def __init__(

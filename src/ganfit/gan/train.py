@@ -44,7 +44,7 @@ from ganfit.exit_codes import (
     report_usage,
 )
 from ganfit.gan.data import DatasetError
-from ganfit.gan.export import CheckpointFileError, export_generator, read_checkpoint
+from ganfit.gan.generator_file import CheckpointFileError, export_generator, read_checkpoint
 from ganfit.gan.hydra_support import register_resolvers
 from ganfit.gan.module import InterruptCheckpoint, TextureGAN
 

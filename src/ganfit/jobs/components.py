@@ -17,7 +17,7 @@ from ganfit.fitting.export import ExportOptions
 from ganfit.fitting.fitter import Fitter
 from ganfit.fitting.shading import FaceScene
 from ganfit.gan.default import resolve_generator
-from ganfit.gan.export import load_generator
+from ganfit.gan.generator_file import load_generator
 from ganfit.identity.judge import IdentityJudge
 from ganfit.jobs.engine import PrepareOptions
 

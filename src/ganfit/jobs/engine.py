@@ -27,7 +27,7 @@ from tqdm import tqdm
 
 from ganfit.atomic import atomic_write_json
 from ganfit.config.schema import ShardingConfig
-from ganfit.fitting.photos import PreparedPhoto, prepare_photo
+from ganfit.fitting.prepare import PreparedPhoto, prepare_photo
 from ganfit.image_io import ImageInputError, exif_focal_factor
 from ganfit.jobs.inputs import ASTRONAUT, load_photo
 from ganfit.landmarks import FaceDetection, NoFaceError, detect_face

@@ -50,7 +50,7 @@ from ganfit.face_model import load_face_model
 from ganfit.fitting.dense import DEFAULT_DENSE_EMBEDDING, DENSE_POINTS, dense_point_ids
 from ganfit.fitting.losses import face_size
 from ganfit.gan.default import resolve_generator
-from ganfit.gan.export import load_generator
+from ganfit.gan.generator_file import load_generator
 from ganfit.landmarks import NoFaceError, detect_face
 from ganfit.tools.learn_landmark_embedding import snap_to_surface, surface_points
 
