@@ -71,7 +71,7 @@ def frontal_render(assets_dir):
     cfg = compose_config(
         "eval_synthetic",
         ["out=unused", "n=1", "seed=77", "camera=fixed", "max_yaw_deg=0", "max_pitch_deg=0", "max_roll_deg=0",
-         "identity_scale=0.5", "expression_scale=0"],
+         "shape_scale=0.5", "expression_scale=0"],
     )  # fmt: skip
     face_model = load_face_model(cfg.face_model.assets_dir)
     scenes = sample_scenes(cfg, face_model, gan_textures(1, 77))

@@ -39,7 +39,7 @@ def raw_obj_vertices(assets_dir) -> dict[str, np.ndarray]:
 
 def test_sizes_and_dtypes(model: FaceModel) -> None:
     assert model.mean.shape == (9409, 3) and model.mean.dtype == torch.float32
-    assert model.id_basis.shape == (100, 9409, 3)
+    assert model.shape_basis.shape == (100, 9409, 3)
     assert model.exp_basis.shape == (53, 9409, 3)
     assert model.triangles.shape == (18460, 3) and model.triangles.dtype == torch.int64
     assert int(model.triangles.max()) == 9408
@@ -84,7 +84,7 @@ def test_mirror_map_on_mean_face(model: FaceModel) -> None:
     np.testing.assert_allclose(mean[mirror, 1:], mean[:, 1:], atol=0.1)
     # Identity modes need not be symmetric; measure how much (reported in the issue note).
     flip = torch.tensor([-1.0, 1.0, 1.0], dtype=torch.float64)
-    basis = model.id_basis.double()
+    basis = model.shape_basis.double()
     asymmetry = (basis[:, mirror] * flip - basis).norm(dim=-1).mean(dim=1) / basis.norm(dim=-1).mean(dim=1)
     antisymmetry = (basis[:, mirror] * flip + basis).norm(dim=-1).mean(dim=1) / basis.norm(dim=-1).mean(dim=1)
     symmetric, antisymmetric = int((asymmetry < 0.05).sum()), int((antisymmetry < 0.05).sum())

@@ -37,7 +37,7 @@ def test_same_person_fits_are_nearer_than_other_people(assets_dir: Path) -> None
     assert result["same_person_median_mm"] < 1.0 < result["different_person_median_mm"]
 
     with torch.no_grad():
-        mean = face_model(torch.zeros(6, face_model.num_identity), zeros)[:, region]
+        mean = face_model(torch.zeros(6, face_model.num_shape), zeros)[:, region]
     floor = shape_consistency(shape_distances(mean, gallery), ids, ids)  # the mean face predicted for every probe
     assert floor["rank1"] == pytest.approx(1 / 6)  # every probe has the same nearest gallery shape: one is right
 

@@ -11,7 +11,7 @@ Frames and units (used by the whole project):
     * The model is ICT's *face area*: vertices 0..9408 and polygons 0..9229 (all quads, split into 18,460
       triangles as (0, 1, 2), (0, 2, 3)); it lives in UV tile 0. It is open at the eyes and the mouth.
 
-Shape: ``vertices = mean + sum_k ps[k] * id_basis[k] + sum_j pe[j] * exp_basis[j]`` where ``ps`` are identity
+Shape: ``vertices = mean + sum_k ps[k] * shape_basis[k] + sum_j pe[j] * exp_basis[j]`` where ``ps`` are shape
 coefficients in standard-deviation units (each ICT ``identityNNN.obj`` is the neutral face plus one standard
 deviation of mode NNN, as ICT's own sampler draws weights from N(0, 1)) and ``pe`` are ARKit-style blendshape
 weights in [0, 1].
@@ -46,7 +46,7 @@ from ganfit.args import parse_action
 
 logger = logging.getLogger(__spec__.name if __spec__ else __name__)  # the package name under python -m too
 
-CONVERTER_VERSION = 2  # 2: inner parts (eyeballs, sockets, teeth) added
+CONVERTER_VERSION = 3  # 2: inner parts (eyeballs, sockets, teeth) added; 3: identity modes named shape_basis
 CM_TO_MM = 10.0
 NUM_IDENTITY = 100
 FACE_VERTEX_COUNT = 9409  # ICT "Full face area": vertices [0:9408]
@@ -96,7 +96,7 @@ class FaceModelData:
     """Arrays of the converted model (numpy, float32 / int64). See :class:`FaceModel` for shapes."""
 
     mean: np.ndarray
-    id_basis: np.ndarray
+    shape_basis: np.ndarray
     exp_basis: np.ndarray
     triangles: np.ndarray
     uvs: np.ndarray
@@ -108,7 +108,7 @@ class FaceModelData:
     jaw_contour_right: np.ndarray
     jaw_contour_left: np.ndarray
     part_mean: np.ndarray
-    part_id_basis: np.ndarray
+    part_shape_basis: np.ndarray
     part_exp_basis: np.ndarray
     part_triangles: np.ndarray
     part_labels: np.ndarray
@@ -212,9 +212,9 @@ def convert_ict(source: assets.IctSource, verify: bool = True) -> FaceModelData:
         return vertices[kept]
 
     neutral_kept = neutral_full[kept]
-    id_basis = np.stack([shape_of(f"identity{k:03d}.obj") - neutral_kept for k in range(NUM_IDENTITY)])
+    shape_basis = np.stack([shape_of(f"identity{k:03d}.obj") - neutral_kept for k in range(NUM_IDENTITY)])
     exp_basis = np.stack([shape_of(f"{name}.obj") - neutral_kept for name in expression_names])
-    part_id_basis, id_basis = id_basis[:, FACE_VERTEX_COUNT:], id_basis[:, :FACE_VERTEX_COUNT]
+    part_shape_basis, shape_basis = shape_basis[:, FACE_VERTEX_COUNT:], shape_basis[:, :FACE_VERTEX_COUNT]
     part_exp_basis, exp_basis = exp_basis[:, FACE_VERTEX_COUNT:], exp_basis[:, :FACE_VERTEX_COUNT]
     part_mean = neutral_full[part_vertex_ids] * CM_TO_MM
     mean_mm = neutral * CM_TO_MM
@@ -226,7 +226,7 @@ def convert_ict(source: assets.IctSource, verify: bool = True) -> FaceModelData:
 
     data = FaceModelData(
         mean=mean_mm.astype(np.float32),
-        id_basis=(id_basis * CM_TO_MM).astype(np.float32),
+        shape_basis=(shape_basis * CM_TO_MM).astype(np.float32),
         exp_basis=(exp_basis * CM_TO_MM).astype(np.float32),
         triangles=triangles,
         uvs=uvs.astype(np.float32),
@@ -238,7 +238,7 @@ def convert_ict(source: assets.IctSource, verify: bool = True) -> FaceModelData:
         jaw_contour_right=np.asarray(RIGHT_JAWLINE_EXTENDED, dtype=np.int64),
         jaw_contour_left=np.asarray(LEFT_JAWLINE_EXTENDED, dtype=np.int64),
         part_mean=part_mean.astype(np.float32),
-        part_id_basis=(part_id_basis * CM_TO_MM).astype(np.float32),
+        part_shape_basis=(part_shape_basis * CM_TO_MM).astype(np.float32),
         part_exp_basis=(part_exp_basis * CM_TO_MM).astype(np.float32),
         part_triangles=part_triangles,
         part_labels=part_labels,
@@ -343,7 +343,7 @@ class FaceModel(nn.Module):
 
     Buffers (V = 9409 vertices, F = 18,460 triangles, T = 9547 UVs):
         mean          float32 [V, 3]        neutral face, mm
-        id_basis      float32 [100, V, 3]   identity modes, mm per standard deviation
+        shape_basis   float32 [100, V, 3]   shape modes (ICT's identity modes), mm per standard deviation
         exp_basis     float32 [53, V, 3]    expression blendshapes (ARKit names in ``expression_names``), mm
         triangles     int64 [F, 3]          vertex index per triangle corner, counter-clockwise seen from outside
         uvs           float32 [T, 2]        texture coordinates, texture-image convention (v down)
@@ -355,7 +355,7 @@ class FaceModel(nn.Module):
         jaw_contour_right / jaw_contour_left  int64 [17]  jaw outline candidates (ICT "extended jawline")
         fitting_vertex_ids, rigid_vertex_ids  int64       ICT's vertex sets, restricted to the face area
         part_mean     float32 [Vp, 3]       inner parts (eyeballs, sockets, gums, teeth; Vp = 13,343), neutral, mm
-        part_id_basis / part_exp_basis  float32 [100 / 53, Vp, 3]  their identity modes and blendshapes, mm
+        part_shape_basis / part_exp_basis  float32 [100 / 53, Vp, 3]  their shape modes and blendshapes, mm
         part_triangles  int64 [Fp, 3]       triangles over ``[face vertices; part vertices]`` (the sockets are stitched
                                             to the face's rim loops; ``full_vertices`` builds that array)
         part_labels   int64 [Vp]            index into ``PART_LABELS`` per part vertex
@@ -365,7 +365,7 @@ class FaceModel(nn.Module):
     """
 
     mean: torch.Tensor
-    id_basis: torch.Tensor
+    shape_basis: torch.Tensor
     exp_basis: torch.Tensor
     triangles: torch.Tensor
     uvs: torch.Tensor
@@ -396,8 +396,8 @@ class FaceModel(nn.Module):
         self.landmark_weights = weights / weights.sum(-1, keepdim=True)
 
     @property
-    def num_identity(self) -> int:
-        return int(self.id_basis.shape[0])
+    def num_shape(self) -> int:
+        return int(self.shape_basis.shape[0])
 
     @property
     def num_expression(self) -> int:
@@ -408,13 +408,13 @@ class FaceModel(nn.Module):
         return int(self.mean.shape[0])
 
     def forward(self, ps: torch.Tensor, pe: torch.Tensor) -> torch.Tensor:
-        """Vertices of faces with identity ``ps`` [B, 100] (std units) and expression ``pe`` [B, 53] -> [B, V, 3] mm."""
-        if ps.ndim != 2 or ps.shape[1] != self.num_identity:
-            raise ValueError(f"ps must be [B, {self.num_identity}], got {tuple(ps.shape)}")
+        """Vertices of faces with shape ``ps`` [B, 100] (std units) and expression ``pe`` [B, 53] -> [B, V, 3] mm."""
+        if ps.ndim != 2 or ps.shape[1] != self.num_shape:
+            raise ValueError(f"ps must be [B, {self.num_shape}], got {tuple(ps.shape)}")
         if pe.ndim != 2 or pe.shape[1] != self.num_expression or pe.shape[0] != ps.shape[0]:
             raise ValueError(f"pe must be [{ps.shape[0]}, {self.num_expression}], got {tuple(pe.shape)}")
         dtype = self.mean.dtype
-        offsets = torch.einsum("bk,kvc->bvc", ps.to(dtype), self.id_basis)
+        offsets = torch.einsum("bk,kvc->bvc", ps.to(dtype), self.shape_basis)
         offsets = offsets + torch.einsum("bj,jvc->bvc", pe.to(dtype), self.exp_basis)
         return self.mean.unsqueeze(0) + offsets
 
@@ -422,7 +422,7 @@ class FaceModel(nn.Module):
         """Inner-part vertices (eyeballs, sockets, gums, teeth) of faces ``ps`` [B, 100], ``pe`` [B, 53] -> [B, Vp, 3]
         mm, in the same model space as :meth:`forward`."""
         dtype = self.part_mean.dtype
-        offsets = torch.einsum("bk,kvc->bvc", ps.to(dtype), self.part_id_basis)
+        offsets = torch.einsum("bk,kvc->bvc", ps.to(dtype), self.part_shape_basis)
         offsets = offsets + torch.einsum("bj,jvc->bvc", pe.to(dtype), self.part_exp_basis)
         return self.part_mean.unsqueeze(0) + offsets
 
@@ -434,7 +434,7 @@ class FaceModel(nn.Module):
         """Neutral parameters ``(ps [B, 100], pe [B, 53])`` on the model's device."""
         device = self.mean.device
         return (
-            torch.zeros(batch, self.num_identity, device=device),
+            torch.zeros(batch, self.num_shape, device=device),
             torch.zeros(batch, self.num_expression, device=device),
         )
 
@@ -442,16 +442,16 @@ class FaceModel(nn.Module):
         self,
         batch: int,
         generator: torch.Generator | None = None,
-        identity_scale: float = 1.0,
+        shape_scale: float = 1.0,
         expression_scale: float = 0.0,
         expression_fraction: float = 0.1,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Random parameters from the prior.
 
-        ``ps ~ N(0, identity_scale^2)``; each blendshape is active with probability ``expression_fraction`` and
+        ``ps ~ N(0, shape_scale^2)``; each blendshape is active with probability ``expression_fraction`` and
         then has a weight ~ U(0, expression_scale). Returns ``(ps [B, 100], pe [B, 53])`` on the model's device.
         """
-        ps = torch.randn(batch, self.num_identity, generator=generator) * identity_scale
+        ps = torch.randn(batch, self.num_shape, generator=generator) * shape_scale
         active = torch.rand(batch, self.num_expression, generator=generator) < expression_fraction
         pe = torch.rand(batch, self.num_expression, generator=generator) * expression_scale * active
         return ps.to(self.mean.device), pe.to(self.mean.device)
@@ -562,7 +562,7 @@ class FaceModelSampleArgs(FaceModelInfoArgs):
     n: int = field(default=4, metadata={"help": "how many faces"})
     out: Path = field(default=Path("outputs/samples"), metadata={"help": "output folder (OBJ + params .npz)"})
     seed: int = field(default=0, metadata={"help": "random seed"})
-    identity: float = field(default=1.0, metadata={"help": "identity std scale"})
+    shape: float = field(default=1.0, metadata={"help": "shape std scale (ps ~ N(0, shape^2))"})
     expression: float = field(default=0.5, metadata={"help": "max blendshape weight"})
 
 
@@ -586,12 +586,12 @@ def main(argv: list[str] | None = None) -> int:
     if command == "info":
         print(
             f"vertices {model.num_vertices}, triangles {model.triangles.shape[0]}, uvs {model.uvs.shape[0]}, "
-            f"identity modes {model.num_identity}, expressions {model.num_expression}"
+            f"shape modes {model.num_shape}, expressions {model.num_expression}"
         )
         return 0
     count, out = options.n, options.out
     generator = torch.Generator().manual_seed(options.seed)
-    ps, pe = model.sample(count, generator, identity_scale=options.identity, expression_scale=options.expression)
+    ps, pe = model.sample(count, generator, shape_scale=options.shape, expression_scale=options.expression)
     with torch.no_grad():
         vertices = model(ps, pe)
     out.mkdir(parents=True, exist_ok=True)

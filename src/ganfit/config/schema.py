@@ -347,7 +347,7 @@ class EvalSyntheticConfig:
     max_yaw_deg: float = 45.0  # degrees
     max_pitch_deg: float = 15.0  # degrees
     max_roll_deg: float = 10.0  # degrees
-    identity_scale: float = 1.0  # ground-truth shape ps ~ N(0, identity_scale^2), std units
+    shape_scale: float = 1.0  # ground-truth shape ps ~ N(0, shape_scale^2), std units
     expression_scale: float = 0.5  # active blendshapes ~ U(0, expression_scale)
     expression_fraction: float = 0.08  # probability of each blendshape being active
     textures: str | None = None  # folder of UV textures; None = flat skin tones

@@ -180,7 +180,7 @@ def sample_scenes(cfg: DictConfig, face_model, textures: list[np.ndarray]) -> di
     ps, pe = face_model.sample(
         n,
         generator=generator,
-        identity_scale=float(cfg.identity_scale),
+        shape_scale=float(cfg.shape_scale),
         expression_scale=float(cfg.expression_scale),
         expression_fraction=float(cfg.expression_fraction),
     )

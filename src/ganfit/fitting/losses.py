@@ -155,7 +155,7 @@ def moment_loss(features_render: dict[str, torch.Tensor], features_photo: dict[s
 
 
 def shape_prior(ps: torch.Tensor) -> torch.Tensor:
-    """Gaussian prior on identity coefficients in std units: mean of ps^2 -> [B]."""
+    """Gaussian prior on shape coefficients in std units: mean of ps^2 -> [B]."""
     return (ps**2).mean(1)
 
 

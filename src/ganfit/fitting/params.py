@@ -35,7 +35,7 @@ SH_START_IRRADIANCE = 0.8  # irradiance of the constant SH band the fit starts f
 class ParamsConfig:
     """Sizes and options of :class:`FitParameters` (from the fitting config)."""
 
-    num_identity: int = 100  # shape coefficients, std units
+    num_shape: int = 100  # shape coefficients, std units
     num_expression: int = 53  # ARKit blendshape weights
     texture: str = "free"  # "free" (per-texel UV map) or "gan" (generator latent)
     texture_resolution: int = 256  # side of the free UV texture optimised (free mode)
@@ -48,7 +48,7 @@ class FitParameters(nn.Module):
     """All per-photo unknowns of GANFIT as ``nn.Parameter``s with a leading batch dimension ``B``.
 
     Attributes:
-        ps           [B, 100] identity coefficients (std units)
+        ps           [B, 100] shape coefficients (std units)
         pe           [B, 53]  expression weights (ARKit, nominally in [0, 1])
         pt           [B, 512] GAN latent (``texture="gan"``) or None
         uv_texture   [B, 3, R, R] free albedo UV map in [0, 1] (``texture="free"``; row 0 = v 0 = top) or None
@@ -70,7 +70,7 @@ class FitParameters(nn.Module):
         self.config = config
         self.image_size = image_size
         height, width = image_size
-        self.ps = nn.Parameter(torch.zeros(batch, config.num_identity))
+        self.ps = nn.Parameter(torch.zeros(batch, config.num_shape))
         self.pe = nn.Parameter(torch.zeros(batch, config.num_expression))
         if config.texture == "gan":
             self.pt: nn.Parameter | None = nn.Parameter(torch.zeros(batch, config.latent_dim))
