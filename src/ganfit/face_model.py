@@ -485,24 +485,34 @@ class FaceModel(nn.Module):
             mesh.export(path)
         return path
 
+    def seam_split(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The face mesh with its vertices split at UV seams (one vertex per distinct vertex / UV pair), for file
+        formats with a single index per corner.
+
+        Returns ``(vertex_ids [N], uv [N, 2], triangles [F, 3])``: each split vertex's model vertex, its UV in the
+        texture-image convention (u right, v down), and the triangles over the split vertices.
+        """
+        vertex_ids = self.triangles.cpu().numpy().reshape(-1)
+        uv_ids = self.uv_triangles.cpu().numpy().reshape(-1)
+        pairs, inverse = np.unique(np.stack([vertex_ids, uv_ids], axis=1), axis=0, return_inverse=True)
+        return pairs[:, 0], self.uvs.cpu().numpy()[pairs[:, 1]], inverse.reshape(-1, 3)
+
     def to_trimesh(self, vertices: torch.Tensor, texture_image=None):
         """A ``trimesh.Trimesh`` of one face [V, 3] mm with per-corner UVs (vertices split at UV seams)."""
         import trimesh
 
         if vertices.ndim != 2 or vertices.shape != self.mean.shape:
             raise ValueError(f"vertices must be [{self.num_vertices}, 3], got {tuple(vertices.shape)}")
-        vertex_ids = self.triangles.cpu().numpy().reshape(-1)
-        uv_ids = self.uv_triangles.cpu().numpy().reshape(-1)
-        pairs, inverse = np.unique(np.stack([vertex_ids, uv_ids], axis=1), axis=0, return_inverse=True)
-        positions = vertices.detach().cpu().numpy()[pairs[:, 0]]
-        uv = self.uvs.cpu().numpy()[pairs[:, 1]].copy()
+        vertex_ids, uv, triangles = self.seam_split()
+        positions = vertices.detach().cpu().numpy()[vertex_ids]
+        uv = uv.copy()
         uv[:, 1] = 1.0 - uv[:, 1]  # back to OBJ/glTF-loader convention (v up) that trimesh expects
         if texture_image is not None:
             material = trimesh.visual.material.SimpleMaterial(image=texture_image)
         else:
             material = trimesh.visual.material.SimpleMaterial()
         visual = trimesh.visual.TextureVisuals(uv=uv, material=material)
-        return trimesh.Trimesh(positions, inverse.reshape(-1, 3), visual=visual, process=False)
+        return trimesh.Trimesh(positions, triangles, visual=visual, process=False)
 
 
 @lru_cache(maxsize=4)

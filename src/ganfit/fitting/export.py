@@ -19,6 +19,7 @@ Files (all written to a temporary folder inside ``out/<name>/`` first and moved 
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import os
@@ -35,6 +36,7 @@ from PIL import Image
 
 from ganfit.fitting.detail_texture import DetailConfig, build_detail_texture
 from ganfit.fitting.eyes import HeadRenderer, eye_colours, head_topology, part_texture
+from ganfit.fitting.mesh_files import TexturedMesh, vertex_normals_np, write_glb, write_obj
 from ganfit.fitting.prepare import PreparedPhoto
 from ganfit.landmarks.types import interocular_distance
 from ganfit.render.camera import Camera, axis_angle_to_matrix
@@ -104,8 +106,11 @@ PNG_COMPRESS_LEVEL = 1
 of CPU less per photo for the 1024x1024 maps, compare.png and overlay.png), files about 30 % larger."""
 
 
-def _write_png(path: Path, image: np.ndarray) -> None:
-    Image.fromarray(image).save(path, format="PNG", compress_level=PNG_COMPRESS_LEVEL)
+def _write_png(path: Path, image: np.ndarray) -> bytes:
+    """Write ``image`` (uint8 [H, W, C]) as a PNG; returns the file's bytes."""
+    data = _png_bytes(image)
+    path.write_bytes(data)
+    return data
 
 
 def _write_json(path: Path, payload: Any) -> None:
@@ -208,57 +213,52 @@ def _loss_plot(path: Path, history: list[dict[str, Any]], index: int) -> None:
     plt.close(figure)
 
 
-def _face_and_parts(face_model, full_vertices: torch.Tensor, texture: np.ndarray, parts: np.ndarray | None):
-    """trimesh meshes: the face (UVs into ``texture``) and, when ``parts`` is given, the eyes / mouth interior (UVs
-    into the part texture ``parts``)."""
-    import trimesh
+def _png_bytes(image: np.ndarray) -> bytes:
+    """uint8 [H, W, C] -> PNG file bytes (zlib level :data:`PNG_COMPRESS_LEVEL`)."""
+    buffer = io.BytesIO()
+    Image.fromarray(image).save(buffer, format="PNG", compress_level=PNG_COMPRESS_LEVEL)
+    return buffer.getvalue()
 
+
+def _face_and_parts(
+    face_model, full_vertices: torch.Tensor, texture_png: bytes, parts_png: bytes | None
+) -> list[TexturedMesh]:
+    """The face (UVs into ``texture.png``) and, when ``parts_png`` is given, the eyes / mouth interior (UVs into
+    ``parts.png``), split at UV seams, with smooth normals from the unsplit meshes (no shading seam at UV seams)."""
     count = face_model.num_vertices
-    face = face_model.to_trimesh(full_vertices[:count], Image.fromarray(texture))
-    meshes = [("face", face)]
-    if parts is not None:
-        topology = head_topology(face_model)
-        uv = topology.part_uvs.numpy().copy()
-        uv[:, 1] = 1.0 - uv[:, 1]  # OBJ / glTF loaders' v-up
-        material = trimesh.visual.material.SimpleMaterial(image=Image.fromarray(parts))
-        mesh = trimesh.Trimesh(
-            full_vertices.detach().cpu().numpy(),
-            face_model.part_triangles.cpu().numpy(),
-            visual=trimesh.visual.TextureVisuals(uv=uv, material=material),
-            process=False,
+    positions = full_vertices.detach().cpu().numpy().astype(np.float32)
+    face_triangles = face_model.triangles.cpu().numpy()
+    face_normals = vertex_normals_np(positions[:count], face_triangles)
+    vertex_ids, uv, triangles = face_model.seam_split()
+    meshes = [
+        TexturedMesh("face", positions[vertex_ids], face_normals[vertex_ids], uv, triangles, "texture.png", texture_png)
+    ]
+    if parts_png is not None:
+        part_triangles = face_model.part_triangles.cpu().numpy()
+        used, local = np.unique(part_triangles, return_inverse=True)  # drop the vertices no part triangle uses
+        normals = vertex_normals_np(positions, part_triangles)
+        part_uv = head_topology(face_model).part_uvs.numpy()
+        meshes.append(
+            TexturedMesh(
+                "eyes_mouth",
+                positions[used],
+                normals[used],
+                part_uv[used],
+                local.reshape(-1, 3),
+                "parts.png",
+                parts_png,
+            )
         )
-        mesh.remove_unreferenced_vertices()
-        meshes.append(("eyes_mouth", mesh))
     return meshes
 
 
-def _write_obj(folder: Path, meshes, images: dict[str, str]) -> None:
-    """mesh.obj + mesh.mtl, one material per mesh (``images``: mesh name -> its texture file)."""
-    lines = ["# ganfit fit: model space, mm; +Y up, +Z out of the face", "mtllib mesh.mtl"]
-    offset = 0
-    for name, mesh in meshes:
-        uv = np.asarray(mesh.visual.uv)
-        lines.append(f"o {name}")
-        lines.extend(f"v {x:.5f} {y:.5f} {z:.5f}" for x, y, z in np.asarray(mesh.vertices))
-        lines.extend(f"vt {u:.6f} {v:.6f}" for u, v in uv)
-        lines.append(f"usemtl {name}")
-        faces = np.asarray(mesh.faces) + offset + 1
-        lines.extend(f"f {a}/{a} {b}/{b} {c}/{c}" for a, b, c in faces)
-        offset += len(mesh.vertices)
-    (folder / "mesh.obj").write_text("\n".join(lines) + "\n")
-    materials = []
-    for name, _ in meshes:
-        materials += [f"newmtl {name}", "Ka 1 1 1", "Kd 1 1 1", "Ks 0 0 0", "d 1", "illum 1", f"map_Kd {images[name]}"]
-    (folder / "mesh.mtl").write_text("\n".join(materials) + "\n")
-
-
-def _write_meshes(face_model, folder: Path, full_vertices: torch.Tensor, texture: np.ndarray, parts: np.ndarray | None):
-    """mesh.obj + mesh.mtl (texture.png, parts.png) and mesh.glb of the face and, with ``parts``, its inner parts."""
-    import trimesh
-
-    meshes = _face_and_parts(face_model, full_vertices, texture, parts)
-    _write_obj(folder, meshes, {"face": "texture.png", "eyes_mouth": "parts.png"})
-    trimesh.Scene({name: mesh for name, mesh in meshes}).export(folder / "mesh.glb")
+def _write_meshes(
+    face_model, folder: Path, full_vertices: torch.Tensor, texture_png: bytes, parts_png: bytes | None
+) -> None:
+    """mesh.obj + mesh.mtl (texture.png, parts.png) and mesh.glb of the face and, with ``parts_png``, its parts."""
+    meshes = _face_and_parts(face_model, full_vertices, texture_png, parts_png)
+    write_obj(folder, meshes)
+    write_glb(folder / "mesh.glb", meshes)
 
 
 def _head_renderer(fitter) -> HeadRenderer:
@@ -324,27 +324,20 @@ def export_photo(
         else:
             final = gan_shown = gan_albedo
         texture = _to_uint8(final)
-        _write_png(staging / "texture.png", texture)
+        texture_png = _write_png(staging / "texture.png", texture)
         _write_png(staging / "texture_gan.png", _to_uint8(gan_shown))
         ps, pe = params.ps[index : index + 1].detach(), params.pe[index : index + 1].detach()
         with torch.no_grad():
             full_vertices = face_model.full_vertices(ps, pe)[0].cpu()
         head = None
-        parts_image = None
+        parts_png = None
         if options.eyes:
             colours = eye_colours(face_model, full_vertices, camera_px, light, photo.image, photo.landmarks)
             appearance["eye_colour_from_photo"] = list(colours.from_photo)
             parts = part_texture(colours, final.shape[-1])
-            parts_image = _to_uint8(part_texture(colours, 64))
-            _write_png(staging / "parts.png", parts_image)
+            parts_png = _write_png(staging / "parts.png", _to_uint8(part_texture(colours, 64)))
             head = (_head_renderer(fitter), full_vertices, parts)
-        _write_meshes(
-            face_model,
-            staging,
-            full_vertices if options.eyes else full_vertices[: face_model.num_vertices],
-            texture,
-            parts_image,
-        )
+        _write_meshes(face_model, staging, full_vertices, texture_png, parts_png)
 
         state = {key: value[index] for key, value in params.state_numpy().items() if key != "uv_texture"}
         original = photo_camera(photo, params, index)
