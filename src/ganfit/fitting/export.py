@@ -186,13 +186,11 @@ def _panel(image: np.ndarray, height: int) -> np.ndarray:
 
 
 def _loss_plot(path: Path, history: list[dict[str, Any]], index: int) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    from matplotlib import pyplot as plt
+    from matplotlib.figure import Figure  # the object API: no pyplot import, no global backend or figure state
 
     names = sorted({k for entry in history for k, v in entry.items() if isinstance(v, np.ndarray)})
-    figure, axis = plt.subplots(figsize=(8, 4.5), dpi=100)
+    figure = Figure(figsize=(8, 4.5), dpi=100)
+    axis = figure.subplots()
     for name in names:
         steps = [i for i, entry in enumerate(history) if name in entry]
         values = np.array([float(history[i][name][index]) for i in steps])
@@ -210,7 +208,6 @@ def _loss_plot(path: Path, history: list[dict[str, Any]], index: int) -> None:
     axis.legend(fontsize=7, ncol=2)
     figure.tight_layout()
     figure.savefig(path, format="png")
-    plt.close(figure)
 
 
 def _png_bytes(image: np.ndarray) -> bytes:
