@@ -10,7 +10,7 @@ import numpy as np
 import trimesh
 from PIL import Image
 
-from ganfit.fitting.mesh_files import TexturedMesh, glb_bytes, vertex_normals_np, write_glb, write_obj
+from ganfit.fitting.mesh_files import TexturedMesh, glb_bytes, write_glb, write_obj
 
 
 def _png(colour: tuple[int, int, int], size: int = 8) -> bytes:
@@ -24,13 +24,8 @@ def _square(name: str, z: float, png: bytes) -> TexturedMesh:
     positions = np.array([[0, 0, z], [1, 0, z], [1, 1, z], [0, 1, z]], np.float32)
     triangles = np.array([[0, 1, 2], [0, 2, 3]])
     uv = np.array([[0, 1], [1, 1], [1, 0], [0, 0]], np.float32)  # texture-image convention: bottom row is v = 1
-    normals = vertex_normals_np(positions, triangles)
+    normals = np.tile(np.float32([0, 0, 1]), (4, 1))
     return TexturedMesh(name, positions, normals, uv, triangles, f"{name}.png", png)
-
-
-def test_vertex_normals_face_outwards_and_are_unit():
-    mesh = _square("a", 0.0, _png((0, 0, 0)))
-    np.testing.assert_allclose(mesh.normals, np.tile([0, 0, 1], (4, 1)), atol=1e-6)
 
 
 def test_glb_loads_with_trimesh_with_geometry_uvs_and_textures(tmp_path):
@@ -42,6 +37,7 @@ def test_glb_loads_with_trimesh_with_geometry_uvs_and_textures(tmp_path):
         loaded = scene.geometry[mesh.name]
         np.testing.assert_allclose(np.asarray(loaded.vertices), mesh.positions, atol=1e-6)
         np.testing.assert_array_equal(np.asarray(loaded.faces), mesh.triangles)
+        np.testing.assert_allclose(np.asarray(loaded.vertex_normals), mesh.normals, atol=1e-6)
         # trimesh gives UVs with v up (it flips glTF's v-down on load)
         np.testing.assert_allclose(np.asarray(loaded.visual.uv)[:, 1], 1.0 - mesh.uv[:, 1], atol=1e-6)
         image = loaded.visual.material.baseColorTexture

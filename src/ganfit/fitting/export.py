@@ -34,9 +34,10 @@ import numpy as np
 import torch
 from PIL import Image
 
+from ganfit.face_model import vertex_normals
 from ganfit.fitting.detail_texture import DetailConfig, build_detail_texture
 from ganfit.fitting.eyes import HeadRenderer, eye_colours, head_topology, part_texture
-from ganfit.fitting.mesh_files import TexturedMesh, vertex_normals_np, write_glb, write_obj
+from ganfit.fitting.mesh_files import TexturedMesh, write_glb, write_obj
 from ganfit.fitting.prepare import PreparedPhoto
 from ganfit.landmarks.types import interocular_distance
 from ganfit.render.camera import Camera, axis_angle_to_matrix
@@ -223,17 +224,19 @@ def _face_and_parts(
     """The face (UVs into ``texture.png``) and, when ``parts_png`` is given, the eyes / mouth interior (UVs into
     ``parts.png``), split at UV seams, with smooth normals from the unsplit meshes (no shading seam at UV seams)."""
     count = face_model.num_vertices
-    positions = full_vertices.detach().cpu().numpy().astype(np.float32)
-    face_triangles = face_model.triangles.cpu().numpy()
-    face_normals = vertex_normals_np(positions[:count], face_triangles)
+    vertices = full_vertices.detach().cpu().float()
+    positions = vertices.numpy()
+    with torch.no_grad():
+        face_normals = vertex_normals(vertices[None, :count], face_model.triangles.cpu())[0].numpy()
     vertex_ids, uv, triangles = face_model.seam_split()
     meshes = [
         TexturedMesh("face", positions[vertex_ids], face_normals[vertex_ids], uv, triangles, "texture.png", texture_png)
     ]
     if parts_png is not None:
-        part_triangles = face_model.part_triangles.cpu().numpy()
-        used, local = np.unique(part_triangles, return_inverse=True)  # drop the vertices no part triangle uses
-        normals = vertex_normals_np(positions, part_triangles)
+        part_triangles = face_model.part_triangles.cpu()
+        with torch.no_grad():
+            normals = vertex_normals(vertices[None], part_triangles)[0].numpy()
+        used, local = np.unique(part_triangles.numpy(), return_inverse=True)  # drop the vertices no triangle uses
         part_uv = head_topology(face_model).part_uvs.numpy()
         meshes.append(
             TexturedMesh(

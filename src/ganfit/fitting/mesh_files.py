@@ -49,17 +49,6 @@ class TexturedMesh:
     texture_png: bytes
 
 
-def vertex_normals_np(positions: np.ndarray, triangles: np.ndarray) -> np.ndarray:
-    """Area-weighted unit vertex normals: positions [N, 3], triangles [M, 3] -> float32 [N, 3] (0 where unused)."""
-    corners = positions[triangles].astype(np.float64)  # [M, 3, 3]
-    face = np.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0])
-    normals = np.zeros((len(positions), 3))
-    for corner in range(3):
-        np.add.at(normals, triangles[:, corner], face)
-    length = np.linalg.norm(normals, axis=1, keepdims=True)
-    return (normals / np.maximum(length, 1e-12)).astype(np.float32)
-
-
 def _rows(pattern: str, values: np.ndarray) -> str:
     """``values`` [N, K] as N lines of ``pattern`` (K fields), in one ``%`` call: ~5x faster than a line per row."""
     if len(values) == 0:
