@@ -60,3 +60,25 @@ def test_off_when_weight_zero(assets_dir, compose_fit):
     fitter = build_fitter(compose_fit(["fitting.full.weights.identity_random_view=0"]))
     assert fitter.config.full.weights.identity_random_view == 0
     assert compose_fit(["fitting=paper"]).fitting.full.weights.identity_random_view > 0  # paper switches it on
+
+
+def test_every_k_steps(assets_dir, compose_fit):
+    fitter = build_fitter(compose_fit(["fitting.full.weights.identity_random_view=0.2", "fitting.random_view.every=3"]))
+    due = [step for step in range(8) if fitter.objective.random_view_due(step)]
+    assert due == [0, 3, 6]
+    every_step = build_fitter(compose_fit(["fitting.full.weights.identity_random_view=0.2"]))
+    assert all(every_step.objective.random_view_due(step) for step in range(4))
+
+
+def test_term_absent_on_steps_between(prepared):
+    fitter, params, crops, target = prepared
+    objective = fitter.objective
+    references = objective.references(crops, target)
+    objective.config.random_view.every = 2
+    try:
+        with torch.no_grad():
+            on = objective.full_terms(params, crops, target, references, step=4).identity_random_view
+            off = objective.full_terms(params, crops, target, references, step=5).identity_random_view
+    finally:
+        objective.config.random_view.every = 1
+    assert on is not None and off is None

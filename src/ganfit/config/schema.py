@@ -94,7 +94,8 @@ class RandomViewConfig:
     expression_fraction: float = 0.08  # probability of each blendshape being active
     light_jitter: float = 0.2  # light colours scaled by U(1 - j, 1 + j), light direction moved by up to j (unit)
     geometry: bool = True  # the term also moves the shape ps (false: texture only); never the camera
-    seed: int = 0  # seed of the views' random generator (one new view per step)
+    seed: int = 0  # seed of the views' random generator (one new view per step that computes the term)
+    every: int = 1  # compute the term on every k-th stage-2 step only (1: every step; k: ~1/k of its time)
 
 
 @dataclass

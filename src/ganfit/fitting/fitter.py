@@ -192,7 +192,7 @@ class Fitter:
                 rates = {group: stage.lr.of(group) for group in params.groups()}
                 train_only(params, rates, APPEARANCE_GROUPS if step < stage.warmup_steps else None)
                 if full:
-                    terms = self.objective.full_terms(params, crops, target, references, dense, photo_mask)
+                    terms = self.objective.full_terms(params, crops, target, references, dense, photo_mask, step)
                 else:
                     terms = self.objective.alignment_terms(params, target, dense)
                 total = terms.total(stage.weights)

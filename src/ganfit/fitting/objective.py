@@ -187,6 +187,10 @@ class Objective:
             scores.append(losses.identity_loss(descriptor, reference.descriptor))
         return torch.stack(scores).mean(0)
 
+    def random_view_due(self, step: int) -> bool:
+        """Whether stage-2 step ``step`` computes the randomised-view identity term (every ``random_view.every``)."""
+        return step % max(1, int(self.config.random_view.every)) == 0
+
     def render(
         self,
         params: FitParameters,
@@ -237,9 +241,11 @@ class Objective:
         references: Sequence[IdentityReference],
         dense: torch.Tensor | None = None,
         photo_mask: torch.Tensor | None = None,
+        step: int = 0,
     ) -> LossTerms:
         """Stage 2: identity, content, moment (averaged over the judges), the randomised-view identity (when its
-        weight is set), pixel, landmark (and dense landmark, given ``dense`` [B, 478, 2]) and the priors.
+        weight is set, on the steps ``step`` of stage 2 that are multiples of ``random_view.every``), pixel,
+        landmark (and dense landmark, given ``dense`` [B, 478, 2]) and the priors.
 
         ``photo_mask`` [B, 1, S, S] (the photos' face masks, ``fitting.photo_mask``): the pixel loss counts only
         inside it, and the identity networks see the photo outside it, so where the model's ears, forehead or neck
@@ -253,7 +259,7 @@ class Objective:
         terms.landmark, _ = self.landmark(params, vertices, target)
         if dense is not None:
             terms.dense_landmark = self.dense_landmark(params, vertices, dense, target)
-        if self.judges and self.config.full.weights.identity_random_view > 0:
+        if self.judges and self.config.full.weights.identity_random_view > 0 and self.random_view_due(step):
             terms.identity_random_view = self.random_view_identity(params, texture, references)
         terms.pixel = losses.pixel_loss(rendered.image, crops, masked(rendered.mask, photo_mask))
         if self.judges:
