@@ -11,7 +11,7 @@ import torch
 
 from ganfit.face_model import load_face_model
 from ganfit.fitting import losses
-from ganfit.fitting.fitter import Fitter
+from ganfit.fitting.fitter import Fitter, fixed_expression_ids
 from ganfit.fitting.params import solve_pnp
 from ganfit.fitting.prepare import PreparedPhoto, prepare_photo
 from ganfit.image_io import read_image
@@ -139,3 +139,20 @@ def test_a_known_focal_length_starts_the_camera(face_model, compose_fit):
     assert params.focal[1].item() == pytest.approx(fitting.focal_factor * size, rel=1e-5)
     assert params.translation[0, 2].item() == pytest.approx(-250.0, abs=5.0)  # the true distance from PnP
     assert params.translation[1, 2].item() < -400.0  # the same face read with a longer lens: farther
+
+
+def test_fixed_expressions_stay_at_zero(face_model, photos_root, compose_fit):
+    """``fitting.fixed_expressions`` (fnmatch patterns of ICT blendshape names) keeps those columns of ``pe`` at 0
+    through stage 1 while the others move; a pattern that matches nothing is refused when the fitter is built."""
+    names = face_model.expression_names
+    fitting = fitting_config(compose_fit(["fitting.fixed_expressions=[eyeLook*,jawOpen]"]).fitting)
+    fixed = fixed_expression_ids(names, list(fitting.fixed_expressions))
+    assert sorted(names[i] for i in fixed) == sorted([n for n in names if n.startswith("eyeLook")] + ["jawOpen"])
+    path = photos_root / "frl-london" / "smiling_front" / "001_08.jpg"
+    image = read_image(path)
+    photo = prepare_photo(image, detect_face(image).landmarks, fitting.resolution, fitting.crop_scale, path.stem, path)
+    pe = Fitter(face_model, fitting).fit([photo]).params.pe.detach()
+    assert torch.all(pe[:, fixed] == 0)
+    assert pe.abs().sum() > 0  # the other blendshapes were fitted (a smile)
+    with pytest.raises(ValueError, match="eyeLok"):
+        Fitter(face_model, fitting_config(compose_fit(["fitting.fixed_expressions=[eyeLok*]"]).fitting))

@@ -149,6 +149,7 @@ class FittingConfig:
     exposure: ExposureConfig = field(default_factory=ExposureConfig)  # per-photo RGB gain and its prior
     photo_mask: bool = False  # pixel / identity / content losses only inside the photo's face (skin) mask
     photo_mask_colour: bool = True  # ... extended by the pixels of the face's skin colour (neck, ears)
+    fixed_expressions: list[str] = field(default_factory=list)  # blendshapes (ICT names, fnmatch patterns) kept at 0
     rigid: StageConfig = field(default_factory=StageConfig)  # stage 1a: camera from landmarks
     align: StageConfig = field(default_factory=StageConfig)  # stage 1b: + shape and expression
     full: StageConfig = field(default_factory=StageConfig)  # stage 2: the full objective

@@ -9,6 +9,8 @@ not influence each other.
 
 from __future__ import annotations
 
+import fnmatch
+
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -91,6 +93,7 @@ class Fitter:
             generator.eval().requires_grad_(False).to(memory_format=torch.channels_last)
         self.objective = Objective(self.face_model, config, self.texture, scene, self.judges)
         self._unwrapper: UvUnwrapper | None = None
+        self._fixed_expressions = fixed_expression_ids(face_model.expression_names, list(config.fixed_expressions))
 
     # ----------------------------------------------------------------------------------------------- set-up
     @property
@@ -165,6 +168,7 @@ class Fitter:
         dense = None if dense is None else dense.to(self.device)
         self.objective.reset_views()
         params = self.init_params(photos)
+        self._fix_expressions(params)
         face_masks = None
         if cfg.photo_mask or params.log_gain is not None:
             face_masks = stack_face_masks(photos).to(self.device)
@@ -220,6 +224,17 @@ class Fitter:
         return FitResult(params, vertices, texture.detach(), history, metrics, final_render)
 
     # ---------------------------------------------------------------------------------------------- pieces
+    def _fix_expressions(self, params: FitParameters) -> None:
+        """Keep the blendshapes of ``config.fixed_expressions`` at 0: their columns of ``pe`` start at 0 and get no
+        gradient, so Adam never moves them."""
+        if not self._fixed_expressions:
+            return
+        keep = torch.ones(params.pe.shape[1], device=params.pe.device, dtype=params.pe.dtype)
+        keep[self._fixed_expressions] = 0.0
+        with torch.no_grad():
+            params.pe.mul_(keep)
+        params.pe.register_hook(lambda grad: grad * keep)
+
     def _init_gain(self, params: FitParameters, crops: torch.Tensor, face_masks: torch.Tensor) -> None:
         """Centre the RGB gain's prior on the grey-world estimate of each photo's surround (as configured) and start
         the gain there; the free texture's skin-colour start is divided by it."""
@@ -353,6 +368,18 @@ def share_rows(params: FitParameters, groups: Sequence[str] = SHARED_GROUPS) -> 
             for tensor in tensors[name]:
                 tensor.copy_(tensor[:1].clone().expand_as(tensor))
                 tensor.register_hook(lambda grad: grad.sum(0, keepdim=True).expand_as(grad).contiguous())
+
+
+def fixed_expression_ids(names: Sequence[str], patterns: list[str]) -> list[int]:
+    """Indices of the blendshapes ``names`` that match any of ``patterns`` (``fnmatch``, case-sensitive).
+
+    Raises:
+        ValueError: a pattern matches no blendshape (a misspelt name must not be ignored silently).
+    """
+    unknown = [p for p in patterns if not any(fnmatch.fnmatchcase(name, p) for name in names)]
+    if unknown:
+        raise ValueError(f"fitting.fixed_expressions: no blendshape matches {unknown} (names: {list(names)})")
+    return [i for i, name in enumerate(names) if any(fnmatch.fnmatchcase(name, p) for p in patterns)]
 
 
 def _optimizer(params: FitParameters, stage: StageConfig) -> Adam | None:
