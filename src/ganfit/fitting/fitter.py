@@ -10,7 +10,6 @@ not influence each other.
 from __future__ import annotations
 
 import fnmatch
-
 import math
 import time
 from collections.abc import Callable, Sequence
