@@ -74,6 +74,17 @@ def test_fit_bad_option_is_one_line_and_exit_2(tmp_path: Path, override: str, fr
     _assert_nothing_started(ran, out)
 
 
+def test_fit_unknown_fixed_expression_is_a_usage_error(tmp_path: Path) -> None:
+    """A ``fitting.fixed_expressions`` pattern that matches no blendshape: exit 2, one error line naming the
+    pattern and the known names, raised when the fitter is built (after the job starts, before any photo is fitted)."""
+    out = tmp_path / "out"
+    ran = run("fit", f"out={out}", "fitting.fixed_expressions=[eyeLok*]", cwd=tmp_path)
+    assert ran.code == 2 and "Traceback" not in ran.output, ran.output[-3000:]
+    errors = [line for line in ran.stderr.splitlines() if "error:" in line]
+    assert len(errors) == 1 and "fitting.fixed_expressions" in errors[0] and "eyeLookUp_L" in errors[0], ran.stderr
+    assert not (out / "summary.json").exists() and not (out / "astronaut" / "metrics.json").exists()
+
+
 def test_fit_nonexistent_image(tmp_path: Path) -> None:
     out = tmp_path / "out"
     ran = run("fit", f"image={tmp_path / 'nope.jpg'}", f"out={out}", cwd=tmp_path)

@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ganfit.config.compose import ConfigUsageError
 from ganfit.config.schema import FittingConfig, LatentInit, StageConfig, TextureInit
 from ganfit.face_model import FaceModel
 from ganfit.fitting import losses
@@ -373,11 +374,12 @@ def fixed_expression_ids(names: Sequence[str], patterns: list[str]) -> list[int]
     """Indices of the blendshapes ``names`` that match any of ``patterns`` (``fnmatch``, case-sensitive).
 
     Raises:
-        ValueError: a pattern matches no blendshape (a misspelt name must not be ignored silently).
+        ConfigUsageError: a pattern matches no blendshape (a misspelt name must not be ignored silently).
     """
     unknown = [p for p in patterns if not any(fnmatch.fnmatchcase(name, p) for name in names)]
     if unknown:
-        raise ValueError(f"fitting.fixed_expressions: no blendshape matches {unknown} (names: {list(names)})")
+        known = ", ".join(names)
+        raise ConfigUsageError(f"fitting.fixed_expressions: no blendshape matches {unknown} (names: {known})")
     return [i for i, name in enumerate(names) if any(fnmatch.fnmatchcase(name, p) for p in patterns)]
 
 
