@@ -155,5 +155,5 @@ def test_fixed_expressions_stay_at_zero(face_model, photos_root, compose_fit):
     pe = Fitter(face_model, fitting).fit([photo]).params.pe.detach()
     assert torch.all(pe[:, fixed] == 0)
     assert pe.abs().sum() > 0  # the other blendshapes were fitted (a smile)
-    with pytest.raises(ConfigUsageError, match="eyeLok"):  # fit.py: one line, exit 2, before any photo is read
+    with pytest.raises(ConfigUsageError, match="eyeLok"):  # fit.py: one line, exit 2, before any photo is fitted
         Fitter(face_model, fitting_config(compose_fit(["fitting.fixed_expressions=[eyeLok*]"]).fitting))

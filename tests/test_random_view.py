@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from ganfit.config.compose import ConfigUsageError
 from ganfit.fitting.objective import LossTerms
 from ganfit.fitting.prepare import prepare_photo, stack_crops
 from ganfit.jobs.components import build_fitter
@@ -68,6 +69,8 @@ def test_every_k_steps(assets_dir, compose_fit):
     assert due == [0, 3, 6]
     every_step = build_fitter(compose_fit(["fitting.full.weights.identity_random_view=0.2"]))
     assert all(every_step.objective.random_view_due(step) for step in range(4))
+    with pytest.raises(ConfigUsageError, match="random_view.every"):
+        build_fitter(compose_fit(["fitting.random_view.every=0"]))
 
 
 def test_term_absent_on_steps_between(prepared):

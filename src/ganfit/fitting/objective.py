@@ -13,6 +13,7 @@ from dataclasses import dataclass, fields
 import numpy as np
 import torch
 
+from ganfit.config.compose import ConfigUsageError
 from ganfit.config.schema import FittingConfig, LossWeights
 from ganfit.face_model import FaceModel
 from ganfit.fitting import losses
@@ -110,6 +111,8 @@ class Objective:
         self._uv_masks: dict[int, torch.Tensor] = {}
         self._dense = dense_embedding
         self._views = torch.Generator().manual_seed(int(config.random_view.seed))
+        if int(config.random_view.every) < 1:
+            raise ConfigUsageError(f"fitting.random_view.every must be at least 1, got {config.random_view.every}")
 
     @property
     def dense_embedding(self) -> DenseEmbedding:
@@ -189,7 +192,7 @@ class Objective:
 
     def random_view_due(self, step: int) -> bool:
         """Whether stage-2 step ``step`` computes the randomised-view identity term (every ``random_view.every``)."""
-        return step % max(1, int(self.config.random_view.every)) == 0
+        return step % int(self.config.random_view.every) == 0
 
     def render(
         self,
