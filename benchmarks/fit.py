@@ -1,17 +1,17 @@
 """Seconds per photo of the GANFIT fit on CPU, per preset, single photo and batched. Prints a markdown table.
 
     python benchmarks/fit.py [--presets fast default] [--batch 4] [--repeats 1] [--texture gan|free] [--photos DIR]
-        [--load 0 1] [--threads 2] [--override landmarks.dense=false ...]
+        [--load 0 1] [--threads 2] [--torch-threads 1] [--override landmarks.dense=false ...]
 
 Uses the real config (conf/fit.yaml + conf/fitting/<preset>.yaml), real photos from GANFIT_PHOTOS (deep3d-examples),
 prepared as fit.py prepares them (the 68 landmarks and, with mediapipe, the dense mesh points),
 the dlib identity network and the CPU renderer; the shipped GAN texture (``--texture free``: the per-texel one).
-Timing covers the optimisation (stage 1 + stage 2), not model loading, detection or export. Threads: the process
-thread policy (``ganfit.threads``) with ``--threads`` torch and numba threads. ``--load K ...`` repeats the timings
-with K competing CPU-bound processes (busy loops started and stopped here) and prints the slowdown against the first
-level. ``--override`` adds Hydra overrides of the fit config to every preset (e.g. ``landmarks.dense=false``: the
-objective of session 3's code, for a before/after comparison with an older tree). The table head gives the CPU model,
-core count and load average.
+Timing covers the optimisation (stage 1 + stage 2), not model loading, detection or export. Threads: the process thread
+policy (``ganfit.threads``) with ``--threads`` numba and ``--torch-threads`` torch threads (fit.py's defaults on this
+2-core machine: 2 and 1). ``--load K ...`` repeats the timings with K competing CPU-bound processes (busy loops started
+and stopped here) and prints the slowdown against the first level. ``--override`` adds Hydra overrides of the fit config
+to every preset (e.g. ``landmarks.dense=false``: the objective of session 3's code, for a before/after comparison with
+an older tree). The table head gives the CPU model, core count and load average.
 """
 
 from __future__ import annotations
@@ -44,10 +44,11 @@ def main() -> None:
     parser.add_argument("--texture", default="gan", choices=["gan", "free"], help="texture mode (fit.py: gan)")
     parser.add_argument("--photos", default=None, help="folder of photos (default GANFIT_PHOTOS/deep3d-examples)")
     parser.add_argument("--load", type=int, nargs="+", default=[0], help="competing CPU-bound processes, per level")
-    parser.add_argument("--threads", type=int, default=2, help="torch and numba threads")
+    parser.add_argument("--threads", type=int, default=2, help="numba (renderer) threads")
+    parser.add_argument("--torch-threads", type=int, default=1, help="torch threads (fit.py's default: 1)")
     parser.add_argument("--override", nargs="*", default=[], help="Hydra overrides of the fit config (key=value)")
     args = parser.parse_args()
-    apply_thread_policy(torch_threads=args.threads, numba_threads=args.threads)
+    apply_thread_policy(torch_threads=args.torch_threads, numba_threads=args.threads)
     head = [machine_line()]
 
     from ganfit.config import compose_config
@@ -103,7 +104,8 @@ def main() -> None:
                         )
                     )
     overrides = f", overrides: {' '.join(args.override)}" if args.override else ""
-    print(f"\ntexture: {args.texture}{overrides}, torch threads: {torch.get_num_threads()}; " + "; ".join(head))
+    threads = f"torch threads: {torch.get_num_threads()}, numba threads: {args.threads}"
+    print(f"\ntexture: {args.texture}{overrides}, {threads}; " + "; ".join(head))
     print(
         "| preset | competing processes | batch | resolution | stage-2 steps | s / photo (median) | vs first level |"
         " identity cos before -> after stage 2 | landmark error (IOD) |"

@@ -49,13 +49,17 @@ def _assert_disjoint_shards(summary: dict, folder: Path, world: int) -> None:
 
 @pytest.mark.slow
 def test_two_processes_shard_the_photos(tmp_path, photos_root, assets_dir, compose_fit):
-    """2 spawned CPU processes on this node (gloo): each fits a shard, failures included; rank 0 collects."""
+    """2 spawned CPU processes on this node (gloo): each fits a shard, failures included; rank 0 collects. The ranks
+    take ``torch_threads`` from the config (not the thread policy's share of the cores, which would be 1 here)."""
     folder = _photo_folder(tmp_path, photos_root, 2, bad=True)
     out = tmp_path / "out"
-    summary = run_fit_job(compose_fit([f"image={folder}", f"out={out}", "processes=2"]))
+    summary = run_fit_job(compose_fit([f"image={folder}", f"out={out}", "processes=2", "torch_threads=2"]))
     assert summary.count("fitted") == 2 and summary.count("failed") == 2, summary.format()
     assert not list(out.glob(".summary-rank*.json"))
-    _assert_disjoint_shards(json.loads((out / "summary.json").read_text()), folder, 2)
+    written = json.loads((out / "summary.json").read_text())
+    _assert_disjoint_shards(written, folder, 2)
+    fitted = [p["name"] for p in written["photos"] if p["status"] == "fitted"]
+    assert [json.loads((out / n / "metrics.json").read_text())["torch_threads"] for n in fitted] == [2, 2]
 
 
 @pytest.mark.slow

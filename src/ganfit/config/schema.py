@@ -204,7 +204,7 @@ class PhotoJobConfig:
     seed: int = 0  # random seed
     processes: int = 1  # fitting processes per node (Fabric devices), each fitting a shard of the photos
     progress: bool = True  # progress bar
-    torch_threads: int = 0  # torch threads per process (0 = the thread policy's choice)
+    torch_threads: int = 0  # torch threads per process (0 = the thread policy's share; fit.yaml sets 1)
     face_model: Any = None  # _target_ node: the morphable model
     renderer: Any = None  # _target_ node (partial): the renderer factory
     landmarks: LandmarksConfig = field(default_factory=LandmarksConfig)
@@ -338,7 +338,7 @@ class EvalSyntheticConfig:
     seed: int = 0  # seed of the ground-truth sampling
     out: str = MISSING  # output folder
     device: str = "cpu"  # torch device
-    torch_threads: int = 2  # torch.set_num_threads (0 = torch's default)
+    torch_threads: int = 1  # torch.set_num_threads (0 = torch's default; 1 as in fit.py)
     progress: bool = True  # log progress per variant and batch
     overwrite: bool = False  # unused (the fitting options read the same keys as fit.py)
     image_size: int = 512  # side of the synthetic photos, pixels

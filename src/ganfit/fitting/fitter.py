@@ -285,6 +285,7 @@ class Fitter:
             "stage2_seconds": seconds.get("full", 0.0),
             "stage2_steps": self.config.full.steps,
             "texture": self.texture_mode,
+            "torch_threads": torch.get_num_threads(),  # what the seconds were measured with
         }
         if before:
             entry["landmark_error_iod_before_stage2"] = float(before["landmark_error_iod"][index])

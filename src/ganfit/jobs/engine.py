@@ -214,10 +214,18 @@ class _ShardJob:
     """Everything a worker needs, in a plain object (Fabric's ``launch`` walks dataclass arguments)."""
 
     def __init__(
-        self, task: PhotoTask, out: str, sources: list[str], names: list[str], progress: bool, per_node: int
+        self,
+        task: PhotoTask,
+        out: str,
+        sources: list[str],
+        names: list[str],
+        progress: bool,
+        per_node: int,
+        torch_threads: int = 0,
     ) -> None:
         self.task, self.out, self.sources, self.names, self.progress = task, out, sources, names, progress
         self.per_node = per_node  # ranks on one node (they share its cores)
+        self.torch_threads = torch_threads  # torch threads per rank (0: the thread policy's share)
 
 
 def _rank_file(out: Path, rank: int) -> Path:
@@ -234,7 +242,7 @@ def bind_rank_device(device: torch.device) -> None:
 
 def _shard_worker(fabric, job: _ShardJob) -> None:
     rank, world = fabric.global_rank, fabric.world_size
-    apply_thread_policy(processes=job.per_node)
+    apply_thread_policy(processes=job.per_node, torch_threads=job.torch_threads or None)
     bind_rank_device(fabric.device)
     shard = list(range(rank, len(job.sources), world))
     logger.info(
@@ -263,9 +271,11 @@ def run_sharded(
     processes: int = 1,
     sharding: ShardingConfig | None = None,
     progress: bool = True,
+    torch_threads: int = 0,
 ) -> ShardResult | None:
     """Run ``task`` (which must pickle, for spawned processes) over all photos: in this process, or sharded over
-    ``processes`` per node x ``num_nodes`` with Lightning Fabric.
+    ``processes`` per node x ``num_nodes`` with Lightning Fabric (each rank with ``torch_threads`` torch threads;
+    0: the thread policy's share of the node's cores).
 
     Returns None on a rank other than 0 of an externally launched job (rank 0 collects and reports).
     """
@@ -289,7 +299,7 @@ def run_sharded(
             timeout=timedelta(seconds=sharding.timeout_s),
         ),
     )
-    job = _ShardJob(task, str(out), sources, names, progress, max(1, processes))
+    job = _ShardJob(task, str(out), sources, names, progress, max(1, processes), torch_threads)
     fabric.launch(_shard_worker, job)
     if strategy != "ddp_spawn" and fabric.global_rank != 0:
         return None

@@ -263,7 +263,7 @@ def run_fit_job(cfg: DictConfig) -> Summary:
     names = resolve_names(out, inputs.sources, names, [digests[s] for s in inputs.sources])
     container = OmegaConf.to_container(cfg, resolve=True)
     task = FitTask(container, digests)  # type: ignore[arg-type]
-    result = run_sharded(task, inputs.sources, names, out, job.processes, job.sharding, job.progress)
+    result = run_sharded(task, inputs.sources, names, out, job.processes, job.sharding, job.progress, job.torch_threads)
     if result is None:  # another rank of an externally launched job: rank 0 reports
         return Summary(str(out), [], skipped_inputs=inputs.describe_skipped())
     summary = Summary(str(out), result.outcomes, result.interrupted, inputs.describe_skipped())
