@@ -69,3 +69,20 @@ def test_identity_terms_reach_geometry_only_when_asked(photo, assets_dir, identi
         assert min(geometry) > 0
     else:
         assert max(geometry) == 0
+
+
+def test_the_same_fit_twice_is_bit_identical_on_one_torch_thread(photo, assets_dir, compose_fit):
+    """fit.py's default (torch_threads=1): two fits of one photo with the GAN texture and the identity terms give the
+    same parameters to the bit (the latent search is seeded, the views restart, and no torch op splits a reduction
+    over threads), so a refit reproduces its outputs."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        fitter = _fitter(compose_fit, [], steps=6, warmup_steps=2)
+        first, second = fitter.fit([photo]), fitter.fit([photo])
+    finally:
+        torch.set_num_threads(before)
+    for name, tensors in first.params.groups().items():
+        for a, b in zip(tensors, second.params.groups()[name], strict=True):
+            assert torch.equal(a, b), name
+    assert torch.equal(first.texture, second.texture)
