@@ -87,8 +87,9 @@ def main() -> None:
                         started = time.perf_counter()
                         result = fitter.fit(photos[:batch])
                         seconds.append((time.perf_counter() - started) / batch)
-                    cos_before = statistics.mean(m["identity_cosine_before_stage2"] for m in result.metrics)
-                    cos_after = statistics.mean(m["identity_cosine"] for m in result.metrics)
+                    judged = "identity_cosine" in result.metrics[0]  # not with '~identity'
+                    cos_before = statistics.mean(m.get("identity_cosine_before_stage2", 0.0) for m in result.metrics)
+                    cos_after = statistics.mean(m.get("identity_cosine", 0.0) for m in result.metrics)
                     error = statistics.mean(m["landmark_error_iod"] for m in result.metrics)
                     rows.append(
                         (
@@ -98,8 +99,7 @@ def main() -> None:
                             fitting.resolution,
                             fitting.full.steps,
                             statistics.median(seconds),
-                            cos_before,
-                            cos_after,
+                            f"{cos_before:.3f} -> {cos_after:.3f}" if judged else "–",
                             error,
                         )
                     )
@@ -112,11 +112,11 @@ def main() -> None:
     )
     print("|---|---|---|---|---|---|---|---|---|")
     first = {(r[0], r[2]): r[5] for r in rows if r[1] == args.load[0]}
-    for preset, load, batch, resolution, steps, sec, before, after, error in rows:
+    for preset, load, batch, resolution, steps, sec, identity, error in rows:
         ratio = sec / first[(preset, batch)]
         print(
             f"| {preset} | {load} | {batch} | {resolution} | {steps} | {sec:.1f} | {ratio:.2f}x |"
-            f" {before:.3f} -> {after:.3f} | {error:.3f} |"
+            f" {identity} | {error:.3f} |"
         )
 
 
