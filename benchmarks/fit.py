@@ -48,7 +48,7 @@ def main() -> None:
     parser.add_argument("--torch-threads", type=int, default=1, help="torch threads (fit.py's default: 1)")
     parser.add_argument("--override", nargs="*", default=[], help="Hydra overrides of the fit config (key=value)")
     args = parser.parse_args()
-    apply_thread_policy(torch_threads=args.torch_threads, numba_threads=args.threads)
+    policy = apply_thread_policy(torch_threads=args.torch_threads, numba_threads=args.threads)
     head = [machine_line()]
 
     from ganfit.config import compose_config
@@ -87,9 +87,11 @@ def main() -> None:
                         started = time.perf_counter()
                         result = fitter.fit(photos[:batch])
                         seconds.append((time.perf_counter() - started) / batch)
-                    judged = "identity_cosine" in result.metrics[0]  # not with '~identity'
-                    cos_before = statistics.mean(m.get("identity_cosine_before_stage2", 0.0) for m in result.metrics)
-                    cos_after = statistics.mean(m.get("identity_cosine", 0.0) for m in result.metrics)
+                    identity = "–"  # no identity network with '~identity'
+                    if "identity_cosine" in result.metrics[0]:
+                        before = statistics.mean(m["identity_cosine_before_stage2"] for m in result.metrics)
+                        after = statistics.mean(m["identity_cosine"] for m in result.metrics)
+                        identity = f"{before:.3f} -> {after:.3f}"
                     error = statistics.mean(m["landmark_error_iod"] for m in result.metrics)
                     rows.append(
                         (
@@ -99,12 +101,12 @@ def main() -> None:
                             fitting.resolution,
                             fitting.full.steps,
                             statistics.median(seconds),
-                            f"{cos_before:.3f} -> {cos_after:.3f}" if judged else "–",
+                            identity,
                             error,
                         )
                     )
     overrides = f", overrides: {' '.join(args.override)}" if args.override else ""
-    threads = f"torch threads: {torch.get_num_threads()}, numba threads: {args.threads}"
+    threads = f"torch threads: {torch.get_num_threads()}, numba threads: {policy.numba_threads}"
     print(f"\ntexture: {args.texture}{overrides}, {threads}; " + "; ".join(head))
     print(
         "| preset | competing processes | batch | resolution | stage-2 steps | s / photo (median) | vs first level |"

@@ -227,7 +227,10 @@ def run_build(cfg: DictConfig) -> BuildSummary:
     out.mkdir(parents=True, exist_ok=True)
     task = BuildTask(OmegaConf.to_container(cfg, resolve=True))  # type: ignore[arg-type]
     processes = int(cfg.processes)
-    result = run_sharded(task, inputs.sources, names, out, processes, progress=parse_bool(cfg.progress, "progress"))
+    progress = parse_bool(cfg.progress, "progress")
+    result = run_sharded(
+        task, inputs.sources, names, out, processes, progress=progress, torch_threads=int(cfg.torch_threads)
+    )
     if result is None:
         return BuildSummary(str(out), [])
     write_metadata(out)
