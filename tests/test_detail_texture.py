@@ -1,6 +1,6 @@
 """The detail texture (ganfit.fitting.detail_texture) on the real ICT model: visibility under yaw, de-lighting of a
-render with known albedo and light, mirror fill of a half-out-of-frame face, and (slow) the seam check on a real
-photo's fit."""
+render with known albedo and light, mirror fill of a half-out-of-frame face, the GAN fill's local colour matching,
+and (slow) the seam check on a real photo's fit."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import torch
 from scipy.spatial import cKDTree
 
 from ganfit.face_model import load_face_model
-from ganfit.fitting.detail_texture import DetailConfig, build_detail_texture
+from ganfit.fitting.detail_texture import DetailConfig, build_detail_texture, locally_matched
 from ganfit.fitting.export import photo_camera
 from ganfit.fitting.prepare import prepare_photo
 from ganfit.fitting.shading import FaceScene
@@ -70,6 +70,35 @@ def _texel(face_model, vertex_ids: np.ndarray, resolution: int) -> np.ndarray:
         first.setdefault(int(vertex), int(uv_index))
     uv = face_model.uvs.numpy()[[first[int(v)] for v in vertex_ids]]
     return np.clip((uv[:, ::-1] * resolution).astype(int), 0, resolution - 1)
+
+
+def test_the_gan_fill_takes_the_colour_balance_of_the_nearest_seen_texels() -> None:
+    """Two seen patches whose photo colour is the GAN's times different tints: with ``gan_tone="local"`` each unseen
+    texel next to a patch takes that patch's tint and keeps the GAN's fine pattern; one gain (``"gain"``) gives
+    both sides the same average tint."""
+    size = 128
+    v, u = torch.meshgrid(torch.arange(size), torch.arange(size), indexing="ij")
+    checker = (((u // 2) + (v // 2)) % 2).float()  # fine detail, 2-texel squares
+    gan = (torch.tensor([0.6, 0.45, 0.4])[:, None, None] * (0.9 + 0.2 * checker))[None]  # [1, 3, R, R]
+    warm, cool = torch.tensor([1.25, 1.0, 0.85]), torch.tensor([0.85, 1.0, 1.2])
+    left, right = (u < 32).float(), (u >= 96).float()  # seen columns; 32..95 unseen
+    observed = gan * (left * warm[:, None, None] + right * cool[:, None, None] + (1 - left - right))[None]
+    weight = (left + right)[None, None]
+    local = locally_matched(gan, observed, weight, factor=8, limit=1.5)
+    single = gan * ((observed * weight).sum((0, 2, 3)) / (gan * weight).sum((0, 2, 3)))[None, :, None, None]
+    near_left, near_right = local[0, :, :, 34:38], local[0, :, :, 90:94]
+    tint_left = (near_left / gan[0, :, :, 34:38]).mean((1, 2))
+    tint_right = (near_right / gan[0, :, :, 90:94]).mean((1, 2))
+    assert torch.allclose(tint_left, warm, atol=0.06), tint_left
+    assert torch.allclose(tint_right, cool, atol=0.06), tint_right
+    one = (single[0] / gan[0]).mean((1, 2))
+    assert torch.allclose(one, (single[0, :, :, 34:38] / gan[0, :, :, 34:38]).mean((1, 2)), atol=1e-4)  # flat
+    assert float((one - warm).abs().max()) > 0.1 and float((one - cool).abs().max()) > 0.1
+    # the GAN's own 2-texel checker survives in the unseen middle (it is not averaged away)
+    middle = local[0, 1, :, 56:72]
+    contrast = float((middle * checker[:, 56:72]).sum() / checker[:, 56:72].sum())
+    contrast -= float((middle * (1 - checker[:, 56:72])).sum() / (1 - checker[:, 56:72]).sum())
+    assert contrast > 0.05
 
 
 def test_texel_behind_the_nose_is_not_seen_at_strong_yaw(face_model):

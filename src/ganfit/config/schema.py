@@ -40,6 +40,13 @@ class TextureInit(StrEnum):
     skin = "skin"  # a flat skin colour
 
 
+class GanTone(StrEnum):
+    """The colour of the GAN albedo where the detail texture has neither the photo nor the mirror texel."""
+
+    local = "local"  # a smooth per-texel gain carried out from the nearest seen texels (default since session 14)
+    gain = "gain"  # one gain fitted over all the seen texels (before session 14)
+
+
 class TextureMode(StrEnum):
     """Where the albedo comes from."""
 
@@ -180,6 +187,7 @@ class TextureConfig:
     generator: str | None = "default"  # generator.pt; default = the shipped one; unused in free mode
     out_resolution: int = 1024  # side of the exported texture.png / texture_gan.png / texture_confidence.png
     skin_colour: bool = True  # the detail texture also takes skin-coloured photo pixels joined to the face (neck, ears)
+    gan_tone: GanTone = GanTone.local  # colour of the GAN fill where the photo and the mirror show nothing
 
 
 @dataclass

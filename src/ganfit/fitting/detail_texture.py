@@ -16,7 +16,9 @@ the fitted mesh gives a 3-D point and normal; then:
 * **de-lighting**: the photo colour (bilinear, prefiltered to the texel footprint) divided by the fitted light's
   shading of the texel's normal (the renderer's own light model, ``ganfit.render.lighting``);
 * **completion**: texels not seen take their mirror texel (``u <-> 1 - u``, a horizontal flip of the image), colour
-  matched by a per-channel gain over the texels both sides saw; the rest the GAN albedo, upsampled and gain-matched;
+  matched by a per-channel gain over the texels both sides saw; the rest the GAN albedo, upsampled, under a smooth
+  per-texel gain carried out from the nearest seen texels (``gan_tone="local"``, :func:`locally_matched`;
+  ``"gain"``: one gain fitted over all seen texels, as before session 14);
 * **blending**: seen, mirrored and GAN layers are joined by a Laplacian-pyramid (multi-band) blend, so borders have
   no seam and the fine detail stops smoothly.
 
@@ -65,6 +67,7 @@ class DetailConfig:
     mirror: bool = True  # fill unseen texels from their mirror texel
     coarsest: int = 32  # the blend's coarsest pyramid level has this side (texels): its transition width
     gain_range: float = 1.5  # colour-matching gains are clamped to [1 / r, r]
+    gan_tone: str = "local"  # GAN layer's colour: "local" (a smooth gain from the nearest seen texels) | "gain" (one)
     occlusion_sigmas: float = 3.5  # seen texels this many robust sigmas darker than the skin are occluder candidates
     occlusion_min_area: float = 0.02  # ... kept out when they form a blob of this fraction of the seen texels or more
 
@@ -150,6 +153,25 @@ def _gain(target: torch.Tensor, source: torch.Tensor, weight: torch.Tensor, limi
         return torch.ones(1, target.shape[1], 1, 1, dtype=target.dtype)
     ratio = (target * weight).sum((0, 2, 3)) / (source * weight).sum((0, 2, 3)).clamp_min(1e-6)
     return ratio.clamp(1.0 / limit, limit).reshape(1, -1, 1, 1)
+
+
+def locally_matched(
+    gan: torch.Tensor, observed: torch.Tensor, weight: torch.Tensor, factor: int, limit: float
+) -> torch.Tensor:
+    """The GAN layer for the texels the photo does not show: the GAN albedo under a smooth per-texel colour gain.
+
+    One gain fitted over all seen texels (``"gain"``) leaves the GAN's own colour wherever it differs locally from
+    the photo — a lip rim paler than the photo's lips, a greyer neck — and the blend carries that difference into
+    the seen texels next to the holes. Here the ratio ``observed / GAN`` of the seen texels (``weight`` > 0.5,
+    clamped to [1 / limit, limit] after the global gain) is pushed out over the unseen ones (:func:`push_pull`) and
+    averaged over ``factor`` texels, so each unseen texel takes the GAN's detail at the colour balance of the seen
+    skin nearest to it. All [1, 3, R, R] in [0, 1]; ``weight`` [1, 1, R, R]."""
+    base = gan * _gain(observed, gan, weight, limit)
+    ratio = (observed / base.clamp_min(0.02)).clamp(1.0 / limit, limit)
+    field = push_pull(ratio, (weight / 0.25).clamp(0.0, 1.0) * (weight > 0.5))
+    mean = F.avg_pool2d(field, factor, ceil_mode=True)
+    smooth = F.interpolate(mean, size=gan.shape[-2:], mode="bilinear", align_corners=False)
+    return (base * smooth).clamp(0.0, 1.0)
 
 
 def occluders(observed: torch.Tensor, confidence: torch.Tensor, config: DetailConfig) -> torch.Tensor:
@@ -319,9 +341,14 @@ def build_detail_texture(
     gan = F.interpolate(
         gan_albedo.detach().float().cpu()[None], size=(size, size), mode="bicubic", align_corners=False
     ).clamp(0.0, 1.0)
-    matched_gan = (gan * _gain(observed, gan, confidence * coverage, config.gain_range)).clamp(0.0, 1.0)
-    rest = (1.0 - confidence - mirror_weight).clamp_min(0.0)
     levels = max(0, int(round(math.log2(size / max(config.coarsest, 1)))))
+    if config.gan_tone == "local":
+        matched_gan = locally_matched(gan, observed, confidence * coverage, 2**levels, config.gain_range)
+    elif config.gan_tone == "gain":
+        matched_gan = (gan * _gain(observed, gan, confidence * coverage, config.gain_range)).clamp(0.0, 1.0)
+    else:
+        raise ValueError(f"gan_tone must be 'local' or 'gain', not {config.gan_tone!r}")
+    rest = (1.0 - confidence - mirror_weight).clamp_min(0.0)
     albedo = laplacian_blend([extended, mirrored, matched_gan], [confidence, mirror_weight, rest], levels).clamp(
         0.0, 1.0
     )

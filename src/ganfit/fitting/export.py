@@ -74,6 +74,8 @@ class ExportOptions:
     max_side: long side cap of render.png / overlay.png, pixels.
     skin_colour: the detail texture's seen region also takes the photo's skin-coloured pixels joined to the face
         past its outline (``DetailConfig.skin_colour``; config ``texture.skin_colour``).
+    gan_tone: colour of the GAN fill where neither the photo nor the mirror texel shows the face
+        (``DetailConfig.gan_tone``; config ``texture.gan_tone``: ``local`` | ``gain``).
     """
 
     detail: bool = True
@@ -81,6 +83,7 @@ class ExportOptions:
     eyes: bool = True
     max_side: int = 1024
     skin_colour: bool = True
+    gan_tone: str = "local"
 
 
 def is_done(folder: Path) -> bool:
@@ -315,7 +318,9 @@ def export_photo(
                 photo.image,
                 photo.landmarks,
                 gan_albedo,
-                DetailConfig(out_resolution=options.out_resolution, skin_colour=options.skin_colour),
+                DetailConfig(
+                    out_resolution=options.out_resolution, skin_colour=options.skin_colour, gan_tone=options.gan_tone
+                ),
             )
             final, gan_shown = detail.albedo, detail.gan
             _write_png(staging / "texture_confidence.png", _to_uint8(detail.confidence)[..., 0])

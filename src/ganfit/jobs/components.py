@@ -55,6 +55,7 @@ def export_options(job: FitJobConfig) -> ExportOptions:
         out_resolution=job.texture.out_resolution,
         eyes=job.eyes,
         skin_colour=job.texture.skin_colour,
+        gan_tone=str(job.texture.gan_tone),
     )
 
 
