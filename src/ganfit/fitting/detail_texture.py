@@ -168,7 +168,7 @@ def locally_matched(
     skin nearest to it. All [1, 3, R, R] in [0, 1]; ``weight`` [1, 1, R, R]."""
     base = gan * _gain(observed, gan, weight, limit)
     ratio = (observed / base.clamp_min(0.02)).clamp(1.0 / limit, limit)
-    field = push_pull(ratio, (weight / 0.25).clamp(0.0, 1.0) * (weight > 0.5))
+    field = push_pull(ratio, (weight > 0.5).to(ratio.dtype))  # only confidently seen texels set the gain
     mean = F.avg_pool2d(field, factor, ceil_mode=True)
     smooth = F.interpolate(mean, size=gan.shape[-2:], mode="bilinear", align_corners=False)
     return (base * smooth).clamp(0.0, 1.0)
